@@ -1,0 +1,109 @@
+/**
+ * @module fraiseql-security
+ *
+ * The one error base every capability extends. Shaped like jose's `JOSEError`:
+ * a static and an instance `code` that are public API, `name` taken from the
+ * class, and `cause` passed through (already sanitized by whoever throws).
+ */
+
+/**
+ * Every stable error code the package can throw. Codes are public API: they
+ * never change meaning and are never reused. `ERR_<AREA>_<REASON>`.
+ */
+export const SECURITY_ERROR_CODES = [
+  'ERR_SECURITY',
+  'ERR_CONFIG_INVALID',
+  'ERR_INTERNAL',
+  'ERR_HTTP_BAD_REQUEST',
+  'ERR_HTTP_INVALID_CONTENT_LENGTH',
+  'ERR_HTTP_BODY_TOO_LARGE',
+  'ERR_HTTP_BODY_TIMEOUT',
+  'ERR_HTTP_UNSUPPORTED_ENCODING',
+  'ERR_HTTP_RATE_LIMITED',
+  'ERR_HTTP_RATE_LIMIT_UNAVAILABLE',
+  'ERR_RATE_LIMIT_STORE',
+] as const
+
+/** Union of every code a {@link SecurityError} can carry; `switch` on it. */
+export type SecurityErrorCode = (typeof SECURITY_ERROR_CODES)[number]
+
+/** Options accepted by every {@link SecurityError} constructor. */
+export interface SecurityErrorOptions {
+  /**
+   * The underlying reason. Callers pass a sanitized value: never an SDK error
+   * whose properties may hold credentials or request bodies.
+   */
+  cause?: unknown
+}
+
+/**
+ * Base class of every error this package throws.
+ *
+ * @example
+ * ```ts
+ * import { SecurityError } from 'fraiseql-security'
+ * try { await run() } catch (err) {
+ *   if (err instanceof SecurityError && err.code === 'ERR_HTTP_RATE_LIMITED') retryLater()
+ * }
+ * ```
+ */
+export class SecurityError extends Error {
+  /** The code every instance of this class carries. */
+  static readonly code: SecurityErrorCode = 'ERR_SECURITY'
+
+  /** Stable, documented error code (`ERR_<AREA>_<REASON>`). */
+  readonly code: SecurityErrorCode
+
+  /** HTTP status to answer with, for errors that map to a response. */
+  readonly statusCode: number | undefined
+
+  constructor(message: string, options?: SecurityErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    const ctor = new.target as typeof SecurityError
+    this.code = ctor.code
+    this.name = ctor.name
+    this.statusCode = undefined
+    Error.captureStackTrace?.(this, ctor)
+  }
+}
+
+/** A path in an options object, e.g. `policies[1].windowMs`. */
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`
+    else out += out === '' ? String(part) : `.${String(part)}`
+  }
+  return out === '' ? '(root)' : out
+}
+
+/** One problem found in an options object. */
+export interface ConfigIssue {
+  /** Dotted path of the offending field, `(root)` for the object itself. */
+  readonly field: string
+  /** What is wrong with it. Never contains the value given. */
+  readonly problem: string
+}
+
+/**
+ * A plugin, middleware or class was given an invalid option. Thrown once, at
+ * construction or registration, never per request; the message names the field.
+ */
+export class ConfigError extends SecurityError {
+  static override readonly code = 'ERR_CONFIG_INVALID'
+  /** Every problem found, in order. */
+  readonly issues: readonly ConfigIssue[]
+
+  constructor(
+    component: string,
+    issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+    options?: SecurityErrorOptions,
+  ) {
+    const list = issues.map((i) => ({ field: formatPath(i.path), problem: i.message }))
+    const head = list[0]
+    const summary = head === undefined ? 'invalid options' : `\`${head.field}\`: ${head.problem}`
+    const more = list.length > 1 ? ` (and ${list.length - 1} more)` : ''
+    super(`Invalid ${component} option ${summary}${more}`, options)
+    this.issues = Object.freeze(list)
+  }
+}

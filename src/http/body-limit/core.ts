@@ -1,0 +1,263 @@
+/**
+ * The framework-free core of the body-size limit: options, exemptions, the
+ * declared-length fast path, and the meter that counts a streamed (and
+ * optionally inflated) body and stops it the moment it passes the limit.
+ */
+import type { Readable, Transform } from 'node:stream'
+import { constants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import { z } from 'zod'
+import { SecurityError } from '../../errors.js'
+import { parseOptions } from '../../internal/options.js'
+import { BodyTimeoutError, RequestTooLargeError, UnsupportedEncodingError } from '../errors.js'
+import { compilePathMatcher, type PathMatcher, PathPatternSchema } from '../paths.js'
+
+/** 1 TiB: any larger limit is a typo, and larger numbers lose integer precision in headers. */
+const MAX_LIMIT = 2 ** 40
+
+export const BodySizeConfigSchema = z
+  .object({
+    /**
+     * Largest accepted body, in bytes (after inflation when `inflate` is on).
+     * @default 1048576 (1 MiB)
+     */
+    maxSize: z.number().int().min(1).max(MAX_LIMIT).default(1_048_576),
+    /**
+     * Paths the guard ignores: exact (`/upload`) or prefix (`/files/*`).
+     * @default []
+     */
+    exemptPaths: z.array(PathPatternSchema).default([]),
+    /**
+     * Methods the guard ignores (they carry no body by convention).
+     * @default ['GET', 'HEAD', 'OPTIONS']
+     */
+    exemptMethods: z
+      .array(z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method'))
+      .default(['GET', 'HEAD', 'OPTIONS'])
+      .transform((m) => m.map((x) => x.toUpperCase())),
+    /**
+     * A body must finish arriving within this many ms, or the answer is 408
+     * (a client that declares 1 MB and sends 10 bytes cannot hold the
+     * connection forever). `false` disables it.
+     * @default 30000
+     */
+    bodyTimeoutMs: z
+      .union([z.number().int().min(1).max(3_600_000), z.literal(false)])
+      .default(30_000),
+    /**
+     * Inflate `gzip`, `deflate` and `br` bodies here, and apply `maxSize` to
+     * the inflated size too: a 10 KB body that inflates to 1 GB is a 413,
+     * stopped while inflating.
+     * @default false
+     */
+    inflate: z.boolean().default(false),
+  })
+  .strict()
+
+/** Options of the `bodyLimit` plugin and `bodyLimitMiddleware`. */
+export type BodySizeConfig = z.input<typeof BodySizeConfigSchema>
+
+/** Per-route override, set as `config: { bodyLimit: { maxSize } }` or `false` to exempt. */
+export const BodyLimitRouteConfigSchema = z.union([
+  z.literal(false),
+  z.object({ maxSize: z.number().int().min(1).max(MAX_LIMIT) }).strict(),
+])
+export type BodyLimitRouteConfig = z.input<typeof BodyLimitRouteConfigSchema>
+
+/** Resolved, immutable guard settings. */
+export interface BodyLimitPolicy {
+  readonly maxSize: number
+  readonly bodyTimeoutMs: number | false
+  readonly inflate: boolean
+  readonly isExemptPath: PathMatcher
+  readonly exemptMethods: ReadonlySet<string>
+}
+
+export function resolveBodyLimit(config: BodySizeConfig | undefined): BodyLimitPolicy {
+  const c = parseOptions('bodyLimit', BodySizeConfigSchema, config)
+  return Object.freeze({
+    maxSize: c.maxSize,
+    bodyTimeoutMs: c.bodyTimeoutMs,
+    inflate: c.inflate,
+    isExemptPath: compilePathMatcher(c.exemptPaths),
+    exemptMethods: new Set(c.exemptMethods),
+  })
+}
+
+export function parseRouteOverride(
+  value: unknown,
+  route: string,
+): BodyLimitRouteConfig | undefined {
+  if (value === undefined) return undefined
+  return parseOptions(`bodyLimit (route ${route})`, BodyLimitRouteConfigSchema, value)
+}
+
+/** Result of reading a declared `Content-Length`. */
+export type DeclaredLength =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'invalid' }
+  | { readonly kind: 'length'; readonly bytes: number }
+
+const ABSENT: DeclaredLength = { kind: 'absent' }
+const INVALID: DeclaredLength = { kind: 'invalid' }
+
+/**
+ * RFC 9110 §8.6: `Content-Length = 1*DIGIT`. Anything else (a sign, spaces
+ * inside, a list, more digits than a safe integer holds) is invalid, never
+ * guessed at.
+ */
+export function declaredLength(value: string | string[] | undefined): DeclaredLength {
+  if (value === undefined) return ABSENT
+  if (typeof value !== 'string') return INVALID
+  const v = value.trim()
+  if (v.length === 0 || v.length > 15 || !/^[0-9]+$/.test(v)) return INVALID
+  return { kind: 'length', bytes: Number(v) }
+}
+
+/** A body inflater for one `Content-Encoding`, or an error for one we do not inflate. */
+export function createInflater(encoding: string): Transform | UnsupportedEncodingError {
+  switch (encoding.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip()
+    case 'deflate':
+      return createInflate()
+    case 'br':
+      return createBrotliDecompress({
+        params: { [constants.BROTLI_DECODER_PARAM_LARGE_WINDOW]: 0 },
+      })
+    default:
+      return new UnsupportedEncodingError()
+  }
+}
+
+/** A compressed body that is not valid for its declared encoding. Answers 400. */
+export class InvalidCompressedBodyError extends SecurityError {
+  static override readonly code = 'ERR_HTTP_BAD_REQUEST'
+  override readonly statusCode = 400
+  constructor() {
+    super('Invalid compressed request body')
+  }
+}
+
+/** What the meter reports back to its adapter. */
+export interface MeterSink {
+  /** Bytes that may be handed to the body consumer. Returns false for backpressure. */
+  write(chunk: Buffer): boolean
+  end(): void
+  fail(error: SecurityError): void
+}
+
+/**
+ * Counts a body as it arrives (encoded bytes and, when inflating, decoded
+ * bytes) and fails the moment either passes the limit or the body timeout
+ * fires. It never buffers: every accepted byte goes straight to the sink.
+ */
+export class BodyMeter {
+  /** Bytes received off the wire (what `Content-Length` counts). */
+  encodedBytes = 0
+  /** Bytes handed on (after inflation). */
+  decodedBytes = 0
+  readonly #limit: number
+  readonly #sink: MeterSink
+  readonly #inflater: Transform | undefined
+  #timer: NodeJS.Timeout | undefined
+  #done = false
+
+  constructor(
+    limit: number,
+    sink: MeterSink,
+    inflater: Transform | undefined,
+    timeoutMs: number | false,
+  ) {
+    this.#limit = limit
+    this.#sink = sink
+    this.#inflater = inflater
+    if (inflater !== undefined) {
+      inflater.on('data', (chunk: Buffer) => {
+        if (this.#done) return
+        this.decodedBytes += chunk.length
+        if (this.decodedBytes > limit) {
+          this.fail(new RequestTooLargeError(limit))
+          return
+        }
+        if (!sink.write(chunk)) inflater.pause()
+      })
+      inflater.on('end', () => this.#finish())
+      inflater.on('error', () => this.fail(new InvalidCompressedBodyError()))
+    }
+    if (timeoutMs !== false) {
+      this.#timer = setTimeout(() => this.fail(new BodyTimeoutError()), timeoutMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** Feeds one chunk off the wire. Returns false once the body must stop. */
+  push(chunk: Buffer): boolean {
+    if (this.#done) return false
+    this.encodedBytes += chunk.length
+    if (this.encodedBytes > this.#limit) {
+      this.fail(new RequestTooLargeError(this.#limit))
+      return false
+    }
+    if (this.#inflater !== undefined) return this.#inflater.write(chunk)
+    this.decodedBytes += chunk.length
+    return this.#sink.write(chunk)
+  }
+
+  /** The wire body ended. */
+  end(): void {
+    if (this.#done) return
+    if (this.#inflater !== undefined) this.#inflater.end()
+    else this.#finish()
+  }
+
+  /** Resumes a paused inflater after the consumer drained. */
+  resume(): void {
+    this.#inflater?.resume()
+  }
+
+  fail(error: SecurityError): void {
+    if (this.#done) return
+    this.#stop()
+    this.#inflater?.destroy()
+    this.#sink.fail(error)
+  }
+
+  /** Stops the timer without reporting (the request ended some other way). */
+  dispose(): void {
+    if (this.#done) return
+    this.#stop()
+    this.#inflater?.destroy()
+  }
+
+  #finish(): void {
+    if (this.#done) return
+    this.#stop()
+    this.#sink.end()
+  }
+
+  #stop(): void {
+    this.#done = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+  }
+}
+
+/** Builds the inflater for a request, `undefined` for identity, or the 415 to answer. */
+export function inflaterFor(
+  policy: BodyLimitPolicy,
+  contentEncoding: string | string[] | undefined,
+): Transform | undefined | UnsupportedEncodingError {
+  if (!policy.inflate || contentEncoding === undefined) return undefined
+  const value = Array.isArray(contentEncoding) ? contentEncoding.join(',') : contentEncoding
+  const encoding = value.trim().toLowerCase()
+  if (encoding === '' || encoding === 'identity') return undefined
+  // Stacked encodings (`gzip, br`) are legal but unused by real clients; refusing
+  // them keeps one inflater, one budget.
+  if (encoding.includes(',')) return new UnsupportedEncodingError()
+  return createInflater(encoding)
+}
+
+/** Stops reading a source without destroying it, so the answer can still be written. */
+export function stopReading(source: Readable): void {
+  source.pause()
+}

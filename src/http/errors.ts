@@ -1,0 +1,156 @@
+import { SecurityError, type SecurityErrorOptions } from '../errors.js'
+import { humanReadableSize } from '../internal/format.js'
+import {
+  bodyTooLargeAnswer,
+  type HttpAnswer,
+  type HttpAnswerable,
+  jsonAnswer,
+  kHttpAnswer,
+} from '../internal/reply/index.js'
+
+/** The body (declared, streamed or inflated) passed the limit. Answers 413. */
+export class RequestTooLargeError extends SecurityError implements HttpAnswerable {
+  static override readonly code = 'ERR_HTTP_BODY_TOO_LARGE'
+  override readonly statusCode = 413
+  /** The limit that was passed, in bytes. */
+  readonly maxSize: number
+
+  constructor(maxSize: number, options?: SecurityErrorOptions) {
+    super('Request body too large', options)
+    this.maxSize = maxSize
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    return bodyTooLargeAnswer(this.maxSize, humanReadableSize(this.maxSize))
+  }
+}
+
+/** The body did not arrive in time (a declared length never fulfilled). Answers 408. */
+export class BodyTimeoutError extends SecurityError implements HttpAnswerable {
+  static override readonly code = 'ERR_HTTP_BODY_TIMEOUT'
+  override readonly statusCode = 408
+
+  constructor(options?: SecurityErrorOptions) {
+    super('Request body timed out', options)
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    return jsonAnswer(408, { detail: this.message, code: this.code }, { connection: 'close' })
+  }
+}
+
+/** `Content-Length` is not a single non-negative decimal integer. Answers 400. */
+export class InvalidContentLengthError extends SecurityError implements HttpAnswerable {
+  static override readonly code = 'ERR_HTTP_INVALID_CONTENT_LENGTH'
+  override readonly statusCode = 400
+
+  constructor(options?: SecurityErrorOptions) {
+    super('Invalid Content-Length', options)
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    return jsonAnswer(400, { detail: this.message, code: this.code }, { connection: 'close' })
+  }
+}
+
+/** `Content-Encoding` the guard cannot inflate (with `inflate: true`). Answers 415. */
+export class UnsupportedEncodingError extends SecurityError {
+  static override readonly code = 'ERR_HTTP_UNSUPPORTED_ENCODING'
+  override readonly statusCode = 415
+
+  constructor(options?: SecurityErrorOptions) {
+    super('Unsupported Content-Encoding', options)
+  }
+}
+
+/** The state of one rate-limit policy after a request was counted. */
+export interface PolicyState {
+  /** Policy name, as in `RateLimit-Policy`. */
+  readonly name: string
+  /** Quota units per window. */
+  readonly limit: number
+  /** Window length in milliseconds. */
+  readonly windowMs: number
+  /** Whole units left after this request. */
+  readonly remaining: number
+  /** Milliseconds until the current window closes (or until retry, when denied). */
+  readonly resetMs: number
+  /** Milliseconds until a request of the same weight would be allowed; 0 when allowed. */
+  readonly retryAfterMs: number
+  /** Whether this policy alone would allow the request. */
+  readonly allowed: boolean
+}
+
+/**
+ * What the limiter decided, exposed on `request.rateLimit`. The top-level
+ * fields describe the strictest policy; `policies` has every one.
+ */
+export interface RateLimitInfo {
+  readonly limit: number
+  readonly remaining: number
+  readonly resetMs: number
+  readonly retryAfterMs: number
+  readonly allowed: boolean
+  readonly policies: readonly PolicyState[]
+}
+
+/** Problem type from draft-ietf-httpapi-ratelimit-headers, "Quota Exceeded". */
+export const QUOTA_EXCEEDED_TYPE = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
+
+/** One or more policies are exhausted. Answers 429 `application/problem+json`. */
+export class RateLimitExceededError extends SecurityError implements HttpAnswerable {
+  static override readonly code = 'ERR_HTTP_RATE_LIMITED'
+  override readonly statusCode = 429
+  readonly info: RateLimitInfo
+  /** Headers to send with the 429 (`RateLimit`, `RateLimit-Policy`, `Retry-After`...). */
+  readonly headers: Readonly<Record<string, string>>
+
+  constructor(info: RateLimitInfo, headers: Readonly<Record<string, string>> = {}) {
+    super('Rate limit exceeded')
+    this.info = info
+    this.headers = headers
+  }
+
+  /** Names of the policies that refused the request. */
+  get violatedPolicies(): string[] {
+    return this.info.policies.filter((p) => !p.allowed).map((p) => p.name)
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    const retryAfter = Math.ceil(this.info.retryAfterMs / 1000)
+    return jsonAnswer(
+      429,
+      {
+        type: QUOTA_EXCEEDED_TYPE,
+        title: 'Request cannot be satisfied as assigned quota has been exceeded',
+        status: 429,
+        detail: 'Rate limit exceeded',
+        code: this.code,
+        'violated-policies': this.violatedPolicies,
+        limit: this.info.limit,
+        retry_after: retryAfter,
+      },
+      { ...this.headers, 'retry-after': String(retryAfter) },
+      'application/problem+json',
+    )
+  }
+}
+
+/** The shared store failed and `onStoreError` is `'deny'`. Answers 503. */
+export class RateLimitUnavailableError extends SecurityError {
+  static override readonly code = 'ERR_HTTP_RATE_LIMIT_UNAVAILABLE'
+  override readonly statusCode = 503
+
+  constructor(options?: SecurityErrorOptions) {
+    super('Rate limiting is temporarily unavailable', options)
+  }
+}
+
+/** A rate-limit store call failed or passed `storeTimeoutMs`. Logged, never sent. */
+export class RateLimitStoreError extends SecurityError {
+  static override readonly code = 'ERR_RATE_LIMIT_STORE'
+
+  constructor(message: string, options?: SecurityErrorOptions) {
+    super(message, options)
+  }
+}

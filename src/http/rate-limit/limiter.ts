@@ -1,0 +1,357 @@
+/**
+ * The framework-free rate limiter both adapters (Fastify plugin, Express-style
+ * middleware) sit on: policy sets, the store call with its timeout, the
+ * insurance fallback during an outage, and the response headers.
+ */
+
+import type { SecurityError } from '../../errors.js'
+import { type Clock, systemClock } from '../../internal/clock.js'
+import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
+import { parseOptions } from '../../internal/options.js'
+import {
+  type PolicyState,
+  RateLimitExceededError,
+  type RateLimitInfo,
+  RateLimitStoreError,
+  RateLimitUnavailableError,
+} from '../errors.js'
+import { compilePathMatcher, type PathMatcher } from '../paths.js'
+import { compileIpList, ipKey } from './client-key.js'
+import {
+  type RateLimitConfig,
+  RateLimitConfigSchema,
+  type RateLimitRouteConfig,
+  RateLimitRouteConfigSchema,
+  type ResolvedRateLimitConfig,
+} from './options.js'
+import type { RateLimitPolicy } from './sliding-window.js'
+import type { RateLimitStore } from './store.js'
+import { MemoryStore } from './stores/memory.js'
+
+/** A resolved set of policies with its pre-rendered `RateLimit-Policy` value. */
+export interface PolicySet {
+  readonly policies: readonly RateLimitPolicy[]
+  /** Prefix of store keys, so a route's own policies never share counters with the global ones. */
+  readonly scope: string
+  readonly policyHeader: string
+}
+
+/** Renders a structured-field string (RFC 8941 §3.3.3); names are validated, so only quoting is needed. */
+const sfString = (s: string) => `"${s}"`
+
+function policySet(policies: readonly RateLimitPolicy[], scope: string): PolicySet {
+  const policyHeader = policies
+    .map((p) => `${sfString(p.name)};q=${p.max};w=${Math.max(1, Math.ceil(p.windowMs / 1000))}`)
+    .join(', ')
+  return { policies: Object.freeze([...policies]), scope, policyHeader }
+}
+
+/** Picks the state that decides: the longest wait among refusals, else the fewest remaining. */
+export function summarize(states: readonly PolicyState[]): RateLimitInfo {
+  let decisive: PolicyState | undefined
+  let allowed = true
+  for (const s of states) {
+    if (!s.allowed) {
+      if (allowed || decisive === undefined || s.retryAfterMs > decisive.retryAfterMs) decisive = s
+      allowed = false
+    } else if (allowed && (decisive === undefined || s.remaining < decisive.remaining)) {
+      decisive = s
+    }
+  }
+  const d = decisive!
+  return {
+    limit: d.limit,
+    remaining: d.remaining,
+    resetMs: d.resetMs,
+    retryAfterMs: allowed ? 0 : d.retryAfterMs,
+    allowed,
+    policies: states,
+  }
+}
+
+/** What an adapter does with a request, decided by {@link RateLimiter.check}. */
+export type RateLimitOutcome =
+  | { readonly action: 'skip' }
+  | {
+      readonly action: 'allow'
+      readonly info: RateLimitInfo
+      readonly headers: Record<string, string>
+    }
+  | { readonly action: 'reject'; readonly error: SecurityError; readonly info?: RateLimitInfo }
+
+const SKIP: RateLimitOutcome = Object.freeze({ action: 'skip' })
+
+type Circuit = { state: 'shared' } | { state: 'insurance'; nextProbeAt: number; probing: boolean }
+
+/**
+ * @example
+ * ```ts
+ * const limiter = new RateLimiter({ max: 10, windowMs: 1000 })
+ * const info = await limiter.consume('203.0.113.7', limiter.globalPolicies)
+ * if (!info?.allowed) reject(info)
+ * ```
+ */
+export class RateLimiter<Req = unknown> {
+  readonly config: ResolvedRateLimitConfig
+  readonly globalPolicies: PolicySet
+  readonly isExemptPath: PathMatcher
+  readonly clock: Clock
+  readonly #store: RateLimitStore
+  readonly #memory: MemoryStore | undefined
+  readonly #insurance: MemoryStore
+  readonly #isAllowedIp: (ip: string) => boolean
+  readonly #routeSets = new WeakMap<object, PolicySet>()
+  #logger: Logger
+  #circuit: Circuit = { state: 'shared' }
+
+  constructor(options?: RateLimitConfig, logger?: Logger) {
+    this.config = parseOptions('rateLimit', RateLimitConfigSchema, options)
+    const c = this.config
+    this.clock = c.clock ?? systemClock
+    this.#logger = c.logger ?? logger ?? stderrLogger
+    this.#store = c.store ?? new MemoryStore()
+    this.#memory = this.#store instanceof MemoryStore ? this.#store : undefined
+    this.#insurance = new MemoryStore()
+    this.isExemptPath = compilePathMatcher(c.exemptPaths)
+    this.#isAllowedIp = Array.isArray(c.allowList) ? compileIpList(c.allowList) : () => false
+    this.globalPolicies = policySet(
+      [{ name: 'default', max: c.max, windowMs: c.windowMs }, ...c.policies],
+      '',
+    )
+  }
+
+  /** Replaces the fallback logger (the Fastify adapter passes `app.log`). */
+  useLogger(logger: Logger): void {
+    if (this.config.logger === undefined) this.#logger = logger
+  }
+
+  /** Validates a route override; throws `ERR_CONFIG_INVALID` at registration. */
+  static validateRouteConfig(value: unknown, route: string): void {
+    if (value === false || value === undefined) return
+    parseOptions(`rateLimit (route ${route})`, RateLimitRouteConfigSchema, value)
+  }
+
+  /** The policy set of a route override, resolved once per override object. */
+  policiesFor(override: RateLimitRouteConfig | undefined, routeId: string): PolicySet {
+    if (override === undefined) return this.globalPolicies
+    let set = this.#routeSets.get(override)
+    if (set === undefined) {
+      const o = parseOptions(`rateLimit (route ${routeId})`, RateLimitRouteConfigSchema, override)
+      set = policySet(
+        [
+          {
+            name: 'default',
+            max: o.max ?? this.config.max,
+            windowMs: o.windowMs ?? this.config.windowMs,
+          },
+          ...(o.policies ?? this.config.policies),
+        ],
+        `${routeId}|`,
+      )
+      this.#routeSets.set(override, set)
+    }
+    return set
+  }
+
+  /**
+   * The whole decision for one request, shared by every adapter: exemptions,
+   * key, allow list, weight, the store call and the headers. Synchronous when
+   * nothing on the way is asynchronous (memory store, sync key generator).
+   */
+  check(
+    request: Req,
+    ip: string,
+    path: string,
+    override: RateLimitRouteConfig | false | undefined,
+    routeId: string,
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
+    if (override === false || this.isExemptPath(path)) return SKIP
+    const gen = this.config.keyGenerator as ((r: Req) => string | Promise<string>) | undefined
+    const key = gen === undefined ? ipKey(ip, this.config.ipv6Subnet) : gen(request)
+    if (typeof key !== 'string')
+      return key.then((k) => this.#checkKey(request, ip, k, override, routeId))
+    return this.#checkKey(request, ip, key, override, routeId)
+  }
+
+  #checkKey(
+    request: Req,
+    ip: string,
+    key: string,
+    override: RateLimitRouteConfig | undefined,
+    routeId: string,
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
+    const listed = this.isAllowListed(request, ip, key)
+    if (listed === true) return SKIP
+    if (listed !== false) {
+      return listed.then((yes) => (yes ? SKIP : this.#charge(request, key, override, routeId)))
+    }
+    return this.#charge(request, key, override, routeId)
+  }
+
+  #charge(
+    request: Req,
+    key: string,
+    override: RateLimitRouteConfig | undefined,
+    routeId: string,
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
+    const set = this.policiesFor(override, routeId)
+    const result = this.consume(key, set, this.weightOf(request))
+    if (result instanceof Promise) {
+      return result.then(
+        (info) => this.#outcome(info, set),
+        (error: SecurityError) => ({ action: 'reject', error }) as const,
+      )
+    }
+    return this.#outcome(result, set)
+  }
+
+  #outcome(info: RateLimitInfo | undefined, set: PolicySet): RateLimitOutcome {
+    if (info === undefined) return SKIP
+    const headers = this.headersFor(info, set)
+    if (info.allowed) return { action: 'allow', info, headers }
+    return { action: 'reject', error: new RateLimitExceededError(info, headers), info }
+  }
+
+  /** Whether the allow list (IPs/CIDRs or predicate) exempts this request. */
+  isAllowListed(request: Req, ip: string, key: string): boolean | Promise<boolean> {
+    const list = this.config.allowList
+    if (typeof list === 'function')
+      return (list as (r: Req, k: string) => boolean | Promise<boolean>)(request, key)
+    return this.#isAllowedIp(ip)
+  }
+
+  /** The request's weight (units), validated: a bad weight function must not disable limiting. */
+  weightOf(request: Req): number {
+    const w = this.config.weight
+    if (w === undefined) return 1
+    const value = (w as (r: Req) => number)(request)
+    return Number.isInteger(value) && value >= 0 ? value : 1
+  }
+
+  /**
+   * Checks and charges `key` against `set`. Synchronous with the memory
+   * store (no promise per request); `undefined` when the store failed and
+   * `onStoreError` is `allow`.
+   */
+  consume(
+    key: string,
+    set: PolicySet,
+    weight = 1,
+  ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
+    const request = { policies: set.policies, weight, now: this.clock() }
+    const storeKey = set.scope === '' ? key : set.scope + key
+    if (this.#memory !== undefined) return summarize(this.#memory.consumeSync(storeKey, request))
+    const circuit = this.#circuit
+    if (circuit.state === 'insurance') {
+      if (circuit.probing || request.now < circuit.nextProbeAt)
+        return this.#fallback(storeKey, request)
+      circuit.probing = true
+    }
+    return this.#consumeShared(storeKey, request)
+  }
+
+  async #consumeShared(
+    storeKey: string,
+    request: { policies: readonly RateLimitPolicy[]; weight: number; now: number },
+  ): Promise<RateLimitInfo | undefined> {
+    try {
+      const states = await withTimeout(
+        this.#store.consume(storeKey, request),
+        this.config.storeTimeoutMs,
+      )
+      if (this.#circuit.state === 'insurance') {
+        this.#logger.warn({ store: storeName(this.#store) }, 'rate-limit store recovered')
+        this.#circuit = { state: 'shared' }
+      }
+      return summarize(states)
+    } catch (err) {
+      const now = this.clock()
+      const wasShared = this.#circuit.state === 'shared'
+      this.#circuit = {
+        state: 'insurance',
+        nextProbeAt: now + this.config.storeRetryIntervalMs,
+        probing: false,
+      }
+      this.#logger.warn(
+        {
+          err: describeError(err),
+          store: storeName(this.#store),
+          fallback: this.config.onStoreError,
+          wasShared,
+        },
+        'rate-limit store failed',
+      )
+      return this.#fallback(storeKey, request)
+    }
+  }
+
+  /** What `onStoreError` says to do while the shared store is unavailable. */
+  #fallback(
+    storeKey: string,
+    request: { policies: readonly RateLimitPolicy[]; weight: number; now: number },
+  ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
+    switch (this.config.onStoreError) {
+      case 'insurance':
+        return summarize(this.#insurance.consumeSync(storeKey, request))
+      case 'allow':
+        return Promise.resolve(undefined)
+      case 'deny':
+        return Promise.reject(new RateLimitUnavailableError())
+    }
+  }
+
+  /** `RateLimit-Policy`, `RateLimit` and, optionally, the legacy `X-RateLimit-*` fields. */
+  headersFor(info: RateLimitInfo, set: PolicySet): Record<string, string> {
+    const headers: Record<string, string> = {}
+    if (this.config.standardHeaders) {
+      headers['ratelimit-policy'] = set.policyHeader
+      let value = ''
+      for (const s of info.policies) {
+        if (value !== '') value += ', '
+        value += `${sfString(s.name)};r=${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
+      }
+      headers.ratelimit = value
+    }
+    if (this.config.legacyHeaders) {
+      headers['x-ratelimit-limit'] = String(info.limit)
+      headers['x-ratelimit-remaining'] = String(info.remaining)
+      headers['x-ratelimit-reset'] = String(Math.ceil(info.resetMs / 1000))
+    }
+    return headers
+  }
+
+  /** Whether the limiter is currently serving from its insurance store. */
+  get degraded(): boolean {
+    return this.#circuit.state === 'insurance'
+  }
+
+  async close(): Promise<void> {
+    await this.#insurance.close()
+    if (this.config.store === undefined) await this.#store.close?.()
+  }
+}
+
+function storeName(store: RateLimitStore): string {
+  return store.constructor?.name ?? 'store'
+}
+
+/** Rejects with a store error after `ms`; the timer never keeps the process alive. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new RateLimitStoreError(`store did not answer within ${ms} ms`)),
+      ms,
+    )
+    timer.unref?.()
+    promise.then(
+      (v) => {
+        clearTimeout(timer)
+        resolve(v)
+      },
+      (e: unknown) => {
+        clearTimeout(timer)
+        reject(e)
+      },
+    )
+  })
+}

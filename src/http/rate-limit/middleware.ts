@@ -1,0 +1,73 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { toHttpAnswer } from '../../internal/reply/index.js'
+import { writeNodeAnswer } from '../../internal/reply/node.js'
+import type { RateLimitInfo } from '../errors.js'
+import { pathOf } from '../paths.js'
+import { RateLimiter, type RateLimitOutcome } from './limiter.js'
+import type { RateLimitConfig } from './options.js'
+
+/** A request as Express and plain `node:http` hand it over. */
+export type MiddlewareRequest = IncomingMessage & { ip?: string; rateLimit?: RateLimitInfo }
+export type NextFunction = (err?: unknown) => void
+
+/** The Express-style middleware, with its limiter for tests and shutdown. */
+export interface RateLimitMiddleware {
+  (req: MiddlewareRequest, res: ServerResponse, next: NextFunction): void
+  readonly limiter: RateLimiter<MiddlewareRequest>
+}
+
+/**
+ * Express-style `(req, res, next)` rate limit, for Express and plain
+ * `node:http`. The client IP is `req.ip` when the framework set it (Express
+ * honours its `trust proxy` setting), otherwise the socket's address.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http'
+ * import { rateLimitMiddleware } from 'fraiseql-security/http'
+ * const limit = rateLimitMiddleware({ max: 100, windowMs: 60_000 })
+ * createServer((req, res) => limit(req, res, () => res.end('ok'))).listen(3000, '127.0.0.1')
+ * ```
+ */
+export function rateLimitMiddleware(config?: RateLimitConfig): RateLimitMiddleware {
+  const limiter = new RateLimiter<MiddlewareRequest>(config)
+
+  function apply(
+    outcome: RateLimitOutcome,
+    req: MiddlewareRequest,
+    res: ServerResponse,
+    next: NextFunction,
+  ) {
+    switch (outcome.action) {
+      case 'skip':
+        next()
+        return
+      case 'allow':
+        req.rateLimit = outcome.info
+        for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value)
+        next()
+        return
+      case 'reject':
+        if (outcome.info !== undefined) req.rateLimit = outcome.info
+        writeNodeAnswer(res, toHttpAnswer(outcome.error))
+    }
+  }
+
+  const middleware = function rateLimitMiddleware(
+    req: MiddlewareRequest,
+    res: ServerResponse,
+    next: NextFunction,
+  ) {
+    const ip = req.ip ?? req.socket.remoteAddress ?? ''
+    let outcome: RateLimitOutcome | Promise<RateLimitOutcome>
+    try {
+      outcome = limiter.check(req, ip, pathOf(req.url), undefined, '')
+    } catch (err) {
+      next(err)
+      return
+    }
+    if (outcome instanceof Promise) outcome.then((o) => apply(o, req, res, next), next)
+    else apply(outcome, req, res, next)
+  }
+  return Object.assign(middleware, { limiter })
+}

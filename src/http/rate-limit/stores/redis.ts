@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import { parseOptions } from '../../../internal/options.js'
+import type { PolicyState } from '../../errors.js'
+import { toPolicyState } from '../sliding-window.js'
+import type { ConsumeRequest, RateLimitStore } from '../store.js'
+
+/**
+ * The subset of an ioredis client the store uses. Configure the client so it
+ * fails fast during an outage instead of queueing: `enableOfflineQueue: false`
+ * and `maxRetriesPerRequest: 0`; otherwise a restarting Redis makes every
+ * command hang and only `storeTimeoutMs` saves the request.
+ */
+export interface RedisClientLike {
+  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+/**
+ * One hash per (client, policy): `w` window index, `c` current count, `p`
+ * previous count. All policies are checked first and charged only if every one
+ * fits, in one atomic script, so the request is all or nothing. Time comes
+ * from Redis `TIME` unless the caller's clock is requested (ARGV[2] non-empty).
+ * Integer comparisons mirror `fits()` in sliding-window.ts exactly.
+ */
+export const SLIDING_WINDOW_LUA = `
+local weight = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local n = #KEYS
+local idx, el, cur, prev, ok = {}, {}, {}, {}, {}
+local allowed = 1
+for i = 1, n do
+  local max = tonumber(ARGV[1 + 2 * i])
+  local w = tonumber(ARGV[2 + 2 * i])
+  local x = math.floor(now / w)
+  local e = now - x * w
+  local h = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
+  local hw = tonumber(h[1])
+  local c = tonumber(h[2]) or 0
+  local p = tonumber(h[3]) or 0
+  if hw == nil then
+    c = 0; p = 0
+  elseif hw == x - 1 then
+    p = c; c = 0
+  elseif hw ~= x then
+    c = 0; p = 0
+  end
+  idx[i] = x; el[i] = e; cur[i] = c; prev[i] = p
+  if p * (w - e) + (c + weight) * w <= max * w then ok[i] = 1 else ok[i] = 0; allowed = 0 end
+end
+local out = {allowed}
+for i = 1, n do
+  local w = tonumber(ARGV[2 + 2 * i])
+  if allowed == 1 then
+    cur[i] = cur[i] + weight
+    redis.call('HSET', KEYS[i], 'w', idx[i], 'c', cur[i], 'p', prev[i])
+    redis.call('PEXPIRE', KEYS[i], 2 * w - el[i])
+  end
+  out[#out + 1] = ok[i]
+  out[#out + 1] = prev[i]
+  out[#out + 1] = cur[i]
+  out[#out + 1] = el[i]
+end
+return out
+`
+
+const SCRIPT_SHA = createHash('sha1').update(SLIDING_WINDOW_LUA).digest('hex')
+
+export const RedisStoreOptionsSchema = z
+  .object({
+    /** An ioredis client (or anything with `evalsha` and `eval`). Never closed by the store. */
+    client: z.custom<RedisClientLike>(
+      (v) =>
+        typeof (v as Partial<RedisClientLike> | null)?.evalsha === 'function' &&
+        typeof (v as Partial<RedisClientLike> | null)?.eval === 'function',
+      { message: 'must be an ioredis client (evalsha and eval)' },
+    ),
+    /**
+     * Prefix of every key. Keys are `<prefix>{<client>}:<policy>`; the hash tag
+     * keeps one client's policies in one cluster slot.
+     * @default 'fsrl:'
+     */
+    prefix: z.string().max(128).default('fsrl:'),
+    /**
+     * `server` uses Redis `TIME`, so instances with skewed clocks agree;
+     * `caller` uses the `now` passed in (tests with an injected clock).
+     * @default 'server'
+     */
+    timeSource: z.enum(['server', 'caller']).default('server'),
+  })
+  .strict()
+
+export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>
+
+/**
+ * Redis store: exactly one round trip per request (`EVALSHA`, falling back to
+ * `EVAL` once when Redis answers `NOSCRIPT`, e.g. after a restart or
+ * `SCRIPT FLUSH`); keys expire on their own after two windows.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * import { RedisStore, rateLimit } from 'fraiseql-security/http'
+ * const client = new Redis({ host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+ * await app.register(rateLimit, { store: new RedisStore({ client }) })
+ * ```
+ */
+export class RedisStore implements RateLimitStore {
+  readonly #client: RedisClientLike
+  readonly #prefix: string
+  readonly #callerTime: boolean
+
+  constructor(options: RedisStoreOptions) {
+    const o = parseOptions('RedisStore', RedisStoreOptionsSchema, options)
+    this.#client = o.client
+    this.#prefix = o.prefix
+    this.#callerTime = o.timeSource === 'caller'
+  }
+
+  async consume(key: string, request: ConsumeRequest): Promise<readonly PolicyState[]> {
+    const { policies, weight } = request
+    const n = policies.length
+    const args: Array<string | number> = new Array(n + 2 + 2 * n)
+    for (let i = 0; i < n; i++) args[i] = `${this.#prefix}{${key}}:${policies[i]!.name}`
+    args[n] = weight
+    args[n + 1] = this.#callerTime ? request.now : ''
+    for (let i = 0; i < n; i++) {
+      args[n + 2 + 2 * i] = policies[i]!.max
+      args[n + 3 + 2 * i] = policies[i]!.windowMs
+    }
+    let reply: unknown
+    try {
+      reply = await this.#client.evalsha(SCRIPT_SHA, n, ...args)
+    } catch (err) {
+      if (!isNoScript(err)) throw err
+      reply = await this.#client.eval(SLIDING_WINDOW_LUA, n, ...args)
+    }
+    return decodeReply(reply, request)
+  }
+}
+
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT')
+}
+
+function decodeReply(reply: unknown, request: ConsumeRequest): PolicyState[] {
+  const { policies, weight } = request
+  if (!Array.isArray(reply) || reply.length !== 1 + 4 * policies.length) {
+    throw new TypeError('unexpected reply from the rate-limit script')
+  }
+  const states: PolicyState[] = new Array(policies.length)
+  for (let i = 0; i < policies.length; i++) {
+    const base = 1 + 4 * i
+    states[i] = toPolicyState(
+      policies[i]!,
+      {
+        previous: Number(reply[base + 1]),
+        current: Number(reply[base + 2]),
+        elapsedMs: Number(reply[base + 3]),
+      },
+      Number(reply[base]) === 1,
+      weight,
+    )
+  }
+  return states
+}

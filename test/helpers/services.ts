@@ -1,0 +1,127 @@
+/**
+ * Real PostgreSQL and Redis for the tests that need them, isolated per test
+ * file: each file gets its own Redis key prefix and its own PostgreSQL schema,
+ * so files run in parallel without touching each other.
+ *
+ * With `CI=true` a missing service fails the run (global-setup.ts checks
+ * first); locally, the suites that need it skip with one line saying why.
+ */
+import { randomBytes } from 'node:crypto'
+import { basename } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Redis, type RedisOptions } from 'ioredis'
+import pg from 'pg'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const IN_CI = process.env.CI === 'true'
+
+/** Tries a Redis PING with a short timeout. */
+export async function redisReachable(): Promise<boolean> {
+  const client = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Tries `SELECT 1` with a short timeout. */
+export async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return true
+  } catch {
+    return false
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+const [redisUp, postgresUp] = await Promise.all([redisReachable(), postgresReachable()])
+
+function note(service: string, up: boolean): boolean {
+  if (!up && !IN_CI) {
+    console.warn(
+      `[tests] ${service} is not reachable at its default address: its suites are skipped (CI=true makes this a failure).`,
+    )
+  }
+  if (!up && IN_CI) throw new Error(`${service} must be running when CI=true`)
+  return up
+}
+
+/** True when Redis tests can run (never false in CI: that throws). */
+export const HAS_REDIS = note('Redis', redisUp)
+/** True when PostgreSQL tests can run (never false in CI: that throws). */
+export const HAS_POSTGRES = note('PostgreSQL', postgresUp)
+
+/** A key prefix unique to this test file and run. */
+export function redisPrefix(fileUrl: string): string {
+  return `test:${basename(fileURLToPath(fileUrl)).replace(/\W+/g, '_')}:${randomBytes(4).toString('hex')}:`
+}
+
+/** An ioredis client that fails fast instead of queueing during an outage. */
+export function redisClient(options: RedisOptions = {}): Redis {
+  const client = new Redis(REDIS_URL, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    ...options,
+  })
+  client.on('error', () => {})
+  return client
+}
+
+/** Deletes every key under a prefix. */
+export async function dropRedisPrefix(prefix: string): Promise<void> {
+  const client = redisClient({ enableOfflineQueue: true })
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+      cursor = next
+      if (keys.length > 0) await client.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** A fresh schema for this test file, with a pool whose search_path points at it. */
+export interface PgSchema {
+  readonly schema: string
+  readonly pool: pg.Pool
+  drop(): Promise<void>
+}
+
+export async function createPgSchema(fileUrl: string): Promise<PgSchema> {
+  const file = basename(fileURLToPath(fileUrl)).replace(/\W+/g, '_').toLowerCase().slice(0, 30)
+  const schema = `t_${file}_${randomBytes(4).toString('hex')}`
+  const pool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    max: 8,
+    options: `-c search_path=${schema}`,
+  })
+  pool.on('error', () => {})
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
+  return {
+    schema,
+    pool,
+    async drop() {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {})
+      await pool.end()
+    },
+  }
+}
