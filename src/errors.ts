@@ -96,10 +96,19 @@ export class ConfigError extends SecurityError {
 
   constructor(
     component: string,
-    issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+    issues: ReadonlyArray<{
+      path: ReadonlyArray<PropertyKey>
+      message: string
+      keys?: readonly string[]
+    }>,
     options?: SecurityErrorOptions,
   ) {
-    const list = issues.map((i) => ({ field: formatPath(i.path), problem: i.message }))
+    // An unknown key is reported at its own path, not at the object holding it.
+    const list = issues.flatMap((i) =>
+      i.keys !== undefined && i.keys.length > 0
+        ? i.keys.map((k) => ({ field: formatPath([...i.path, k]), problem: 'unknown option' }))
+        : [{ field: formatPath(i.path), problem: i.message }],
+    )
     const head = list[0]
     const summary = head === undefined ? 'invalid options' : `\`${head.field}\`: ${head.problem}`
     const more = list.length > 1 ? ` (and ${list.length - 1} more)` : ''

@@ -75,12 +75,23 @@ export function redisPrefix(fileUrl: string): string {
 
 /** An ioredis client that fails fast instead of queueing during an outage. */
 export function redisClient(options: RedisOptions = {}): Redis {
-  const client = new Redis(REDIS_URL, {
+  const url = new URL(REDIS_URL)
+  // Explicit options win over the URL (ioredis would let the URL win).
+  const client = new Redis({
+    host: url.hostname,
+    port: Number(url.port || 6379),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     ...options,
   })
   client.on('error', () => {})
+  return client
+}
+
+/** A fail-fast client that is connected and ready (without an offline queue, early commands would fail). */
+export async function readyRedisClient(options: RedisOptions = {}): Promise<Redis> {
+  const client = redisClient({ lazyConnect: true, ...options })
+  await client.connect()
   return client
 }
 

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PostgresStore } from '../../../src/http/index.js'
+import { createPgSchema, HAS_POSTGRES, type PgSchema } from '../../helpers/services.js'
+import { describeRateLimitStoreContract } from './store.contract.js'
+
+const policy = { name: 'default', max: 10, windowMs: 60_000 }
+
+describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
+  let db: PgSchema
+  beforeAll(async () => {
+    db = await createPgSchema(import.meta.url)
+    await new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 }).migrate()
+  })
+  afterAll(async () => db.drop())
+
+  describeRateLimitStoreContract('PostgresStore (caller clock)', async () => {
+    const store = new PostgresStore({
+      pool: db.pool,
+      schema: db.schema,
+      timeSource: 'caller',
+      pruneIntervalMs: 0,
+    })
+    return { store, key: () => randomUUID(), close: () => store.close() }
+  })
+
+  it('migrates idempotently, and two processes migrating at once do not race', async () => {
+    const a = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })
+    const b = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })
+    await Promise.all([a.migrate(), b.migrate(), a.migrate()])
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM "${db.schema}".fraiseql_rate_limit_migrations`,
+    )
+    expect(rows[0].n).toBe(1)
+  })
+
+  it('migrates a fresh schema when several stores start together', async () => {
+    const fresh = `${db.schema}_m`
+    try {
+      const stores = Array.from(
+        { length: 3 },
+        () => new PostgresStore({ pool: db.pool, schema: fresh, pruneIntervalMs: 0 }),
+      )
+      await Promise.all(stores.map((s) => s.migrate()))
+      const states = await stores[0]!.consume('k', { policies: [policy], weight: 1, now: 0 })
+      expect(states[0]!.allowed).toBe(true)
+    } finally {
+      await db.pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`)
+    }
+  })
+
+  it('runs exactly one SQL statement per request', async () => {
+    let queries = 0
+    const counting = {
+      query: (config: Parameters<typeof db.pool.query>[0]) => {
+        queries++
+        return db.pool.query(config as never)
+      },
+      connect: () => db.pool.connect(),
+    }
+    const store = new PostgresStore({
+      pool: counting as never,
+      schema: db.schema,
+      pruneIntervalMs: 0,
+    })
+    for (let i = 0; i < 10; i++) {
+      await store.consume(randomUUID(), {
+        policies: [policy, { name: 'burst', max: 3, windowMs: 1000 }],
+        weight: 1,
+        now: 0,
+      })
+    }
+    expect(queries).toBe(10)
+  })
+
+  it('uses the PostgreSQL clock by default, so callers with skewed clocks share one window', async () => {
+    const store = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })
+    const key = randomUUID()
+    for (let i = 0; i < 10; i++) {
+      const states = await store.consume(key, {
+        policies: [policy],
+        weight: 1,
+        now: i % 2 === 0 ? 0 : 9e12,
+      })
+      expect(states[0]!.allowed).toBe(true)
+    }
+    expect((await store.consume(key, { policies: [policy], weight: 1, now: 0 }))[0]!.allowed).toBe(
+      false,
+    )
+  })
+
+  it('prunes counters whose windows have both passed, and only those', async () => {
+    const store = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })
+    const stale = randomUUID()
+    const live = randomUUID()
+    await store.consume(stale, {
+      policies: [{ name: 'default', max: 5, windowMs: 1000 }],
+      weight: 1,
+      now: 0,
+    })
+    await store.consume(live, { policies: [policy], weight: 1, now: 0 })
+    await db.pool.query(
+      `UPDATE "${db.schema}".fraiseql_rate_limit SET expires_at = now() - interval '1 second' WHERE key = $1`,
+      [`default:${stale}`],
+    )
+    expect(await store.prune()).toBeGreaterThanOrEqual(1)
+    const { rows } = await db.pool.query(
+      `SELECT key FROM "${db.schema}".fraiseql_rate_limit WHERE key = ANY($1)`,
+      [[`default:${stale}`, `default:${live}`]],
+    )
+    expect(rows.map((r: { key: string }) => r.key)).toEqual([`default:${live}`])
+  })
+
+  it('rejects an unsafe schema name with ERR_CONFIG_INVALID naming the field', () => {
+    expect(() => new PostgresStore({ pool: db.pool, schema: 'x"; DROP TABLE y; --' })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_CONFIG_INVALID',
+        message: expect.stringContaining('schema'),
+      }),
+    )
+  })
+})
