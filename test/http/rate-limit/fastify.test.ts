@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   bodyLimit,
@@ -16,7 +16,7 @@ afterEach(async () => {
   apps = []
 })
 
-async function build(options: RateLimitConfig, fastifyOptions: Parameters<typeof Fastify>[0] = {}) {
+async function build(options: RateLimitConfig, fastifyOptions: FastifyServerOptions = {}) {
   const app = Fastify(fastifyOptions)
   apps.push(app)
   await app.register(rateLimit, options)
