@@ -3,8 +3,17 @@
  * declared-length fast path, and the meter that counts a streamed (and
  * optionally inflated) body and stops it the moment it passes the limit.
  */
-import type { Readable, Transform } from 'node:stream'
-import { constants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import { kMaxLength } from 'node:buffer'
+import type { Transform } from 'node:stream'
+import {
+  brotliDecompressSync,
+  constants,
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+  gunzipSync,
+  inflateSync,
+} from 'node:zlib'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
@@ -101,23 +110,26 @@ const ABSENT: DeclaredLength = { kind: 'absent' }
 const INVALID: DeclaredLength = { kind: 'invalid' }
 
 /**
- * RFC 9110 §8.6: `Content-Length = 1*DIGIT`. Anything else (a sign, spaces
- * inside, a list, more digits than a safe integer holds) is invalid, never
- * guessed at.
+ * RFC 9110 §8.6: `Content-Length = 1*DIGIT`. Anything else (a sign, a space,
+ * a list, more digits than a safe integer holds) is invalid, never guessed
+ * at. The value is not trimmed: Node's parser already strips the optional
+ * whitespace around a field value (RFC 9110 §5.5), so whitespace left here
+ * came from somewhere that is not an HTTP parser and is refused with the rest.
  */
 export function declaredLength(value: string | string[] | undefined): DeclaredLength {
   if (value === undefined) return ABSENT
   if (typeof value !== 'string') return INVALID
-  const v = value.trim()
-  if (v.length === 0 || v.length > 15 || !/^[0-9]+$/.test(v)) return INVALID
-  return { kind: 'length', bytes: Number(v) }
+  if (value.length === 0 || value.length > 15 || !/^[0-9]+$/.test(value)) return INVALID
+  return { kind: 'length', bytes: Number(value) }
 }
 
-/** A body inflater for one `Content-Encoding`, or an error for one we do not inflate. */
-export function createInflater(encoding: string): Transform | UnsupportedEncodingError {
-  switch (encoding.trim().toLowerCase()) {
+/** The `Content-Encoding`s the guard inflates (`x-gzip` is read as `gzip`, RFC 9110 §8.4.1.3). */
+export type BodyEncoding = 'gzip' | 'deflate' | 'br'
+
+/** A body inflater for one encoding. */
+export function createInflater(encoding: BodyEncoding): Transform {
+  switch (encoding) {
     case 'gzip':
-    case 'x-gzip':
       return createGunzip()
     case 'deflate':
       return createInflate()
@@ -125,8 +137,39 @@ export function createInflater(encoding: string): Transform | UnsupportedEncodin
       return createBrotliDecompress({
         params: { [constants.BROTLI_DECODER_PARAM_LARGE_WINDOW]: 0 },
       })
-    default:
-      return new UnsupportedEncodingError()
+  }
+}
+
+/**
+ * Inflates a body that is already wholly in memory, producing at most `limit`
+ * bytes: the same budget and the same answers as the streaming inflater (413
+ * past the limit, 400 for a corrupt body), for a body that arrived before the
+ * guard could meter it as it streamed.
+ */
+export function inflateWhole(
+  encoding: BodyEncoding,
+  body: Buffer,
+  limit: number,
+): Buffer | RequestTooLargeError | InvalidCompressedBodyError {
+  // zlib refuses a cap above the largest Buffer; no body can reach that anyway.
+  const options = { maxOutputLength: Math.min(limit, kMaxLength) }
+  try {
+    switch (encoding) {
+      case 'gzip':
+        return gunzipSync(body, options)
+      case 'deflate':
+        return inflateSync(body, options)
+      case 'br':
+        return brotliDecompressSync(body, {
+          ...options,
+          params: { [constants.BROTLI_DECODER_PARAM_LARGE_WINDOW]: 0 },
+        })
+    }
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+      return new RequestTooLargeError(limit)
+    }
+    return new InvalidCompressedBodyError()
   }
 }
 
@@ -145,6 +188,14 @@ export interface MeterSink {
   write(chunk: Buffer): boolean
   end(): void
   fail(error: SecurityError): void
+  /**
+   * The meter takes wire bytes again after `push` returned false. Only the
+   * inflater's input side throttles the wire this way; without this the
+   * adapter would wait for its own consumer to drain, which never happens
+   * when the inflater is the one that is full (a compressed body over 16 KiB
+   * would stall until the body timeout).
+   */
+  drain(): void
 }
 
 /**
@@ -182,6 +233,9 @@ export class BodyMeter {
         }
         if (!sink.write(chunk)) inflater.pause()
       })
+      inflater.on('drain', () => {
+        if (!this.#done) sink.drain()
+      })
       inflater.on('end', () => this.#finish())
       inflater.on('error', () => this.fail(new InvalidCompressedBodyError()))
     }
@@ -191,7 +245,16 @@ export class BodyMeter {
     }
   }
 
-  /** Feeds one chunk off the wire. Returns false once the body must stop. */
+  /** True once the body ended, failed or was disposed of: nothing more is counted. */
+  get done(): boolean {
+    return this.#done
+  }
+
+  /**
+   * Feeds one chunk off the wire. Returns false when the wire should pause:
+   * for backpressure (then `sink.drain()` or the consumer's own drain says
+   * when to go on) or because the body must stop.
+   */
   push(chunk: Buffer): boolean {
     if (this.#done) return false
     this.encodedBytes += chunk.length
@@ -202,6 +265,22 @@ export class BodyMeter {
     if (this.#inflater !== undefined) return this.#inflater.write(chunk)
     this.decodedBytes += chunk.length
     return this.#sink.write(chunk)
+  }
+
+  /**
+   * Counts identity bytes the consumer already holds (they arrived before the
+   * meter existed), failing when they pass the limit. Returns false once the
+   * body must stop.
+   */
+  count(bytes: number): boolean {
+    if (this.#done) return false
+    this.encodedBytes += bytes
+    this.decodedBytes += bytes
+    if (this.encodedBytes > this.#limit) {
+      this.fail(new RequestTooLargeError(this.#limit))
+      return false
+    }
+    return true
   }
 
   /** The wire body ended. */
@@ -242,11 +321,14 @@ export class BodyMeter {
   }
 }
 
-/** Builds the inflater for a request, `undefined` for identity, or the 415 to answer. */
-export function inflaterFor(
+/**
+ * The encoding the guard must inflate for a request: `undefined` for none
+ * (identity, or `inflate` off), or the 415 to answer.
+ */
+export function encodingFor(
   policy: BodyLimitPolicy,
   contentEncoding: string | string[] | undefined,
-): Transform | undefined | UnsupportedEncodingError {
+): BodyEncoding | undefined | UnsupportedEncodingError {
   if (!policy.inflate || contentEncoding === undefined) return undefined
   const value = Array.isArray(contentEncoding) ? contentEncoding.join(',') : contentEncoding
   const encoding = value.trim().toLowerCase()
@@ -254,10 +336,25 @@ export function inflaterFor(
   // Stacked encodings (`gzip, br`) are legal but unused by real clients; refusing
   // them keeps one inflater, one budget.
   if (encoding.includes(',')) return new UnsupportedEncodingError()
-  return createInflater(encoding)
+  switch (encoding) {
+    case 'gzip':
+    case 'x-gzip':
+      return 'gzip'
+    case 'deflate':
+      return 'deflate'
+    case 'br':
+      return 'br'
+    default:
+      return new UnsupportedEncodingError()
+  }
 }
 
-/** Stops reading a source without destroying it, so the answer can still be written. */
-export function stopReading(source: Readable): void {
-  source.pause()
+/** Builds the inflater for a request, `undefined` for identity, or the 415 to answer. */
+export function inflaterFor(
+  policy: BodyLimitPolicy,
+  contentEncoding: string | string[] | undefined,
+): Transform | undefined | UnsupportedEncodingError {
+  const encoding = encodingFor(policy, contentEncoding)
+  if (encoding === undefined || encoding instanceof Error) return encoding
+  return createInflater(encoding)
 }

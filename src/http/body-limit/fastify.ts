@@ -48,8 +48,15 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
       `${String(route.method)} ${route.url}`,
     )
     if (override === false) return
+    // A route the guard ignores keeps Fastify's own limit too: otherwise a path
+    // in `exemptPaths` would still be cut at `maxSize`, by Fastify instead of us.
+    if (isExemptRoute(policy, route.url, route.method)) return
     const limit = override?.maxSize ?? route.bodyLimit ?? policy.maxSize
-    route.bodyLimit = limit
+    // Only ever raised, never lowered: the guard enforces `limit` before
+    // Fastify's reader sees a byte past it, while a request the guard exempts
+    // on a shared route (the OPTIONS of a POST/OPTIONS route) keeps Fastify's
+    // own limit, as if the plugin were not there.
+    route.bodyLimit = Math.max(limit, route.bodyLimit ?? app.initialConfig.bodyLimit ?? limit)
     route.config = { ...route.config, [kRouteLimit]: limit }
   })
 
@@ -81,19 +88,61 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
       return done(null, payload)
     }
     const inflater = inflaterFor(policy, request.headers['content-encoding'])
-    if (inflater instanceof Error) return done(inflater)
+    // Answered here rather than through `done(error)`, for the reason given in `meter`.
+    if (inflater instanceof Error) return reject(reply, inflater)
     writeContinue(request, reply)
-    done(null, meter(payload, limit, policy, inflater))
+    done(null, meter(request, reply, payload, limit, policy, inflater))
   })
+}
+
+/**
+ * Whether every request a route can match is exempt: its URL is an exempt
+ * path (a parametric route such as `/files/:id` under `/files/*` is), or
+ * each of its methods is exempt.
+ */
+function isExemptRoute(
+  policy: BodyLimitPolicy,
+  url: string,
+  method: string | readonly string[],
+): boolean {
+  if (policy.isExemptPath(url)) return true
+  const methods = typeof method === 'string' ? [method] : method
+  return methods.every((m) => policy.exemptMethods.has(m.toUpperCase()))
 }
 
 /** The limit that applies to this request, or undefined when the guard does not. */
 function limitFor(policy: BodyLimitPolicy, request: FastifyRequest): number | undefined {
   if (policy.exemptMethods.has(request.method)) return undefined
-  const config = request.routeOptions.config
+  const options = request.routeOptions
+  const config = options.config
   if (config.bodyLimit === false) return undefined
   if (policy.isExemptPath(pathOf(request.url))) return undefined
-  return config[kRouteLimit] ?? (config.bodyLimit ? config.bodyLimit.maxSize : policy.maxSize)
+  return config[kRouteLimit] ?? unseenRouteLimit(policy, options)
+}
+
+/** Overrides of routes `onRoute` never saw, validated once per route. */
+const unseenOverrides = new WeakMap<object, BodyLimitRouteConfig | undefined>()
+
+/**
+ * A route declared before the plugin (or the 404 route): `onRoute` never saw
+ * it, so Fastify's own limit for it was not raised or lowered to ours. The
+ * lower of the two applies, and the guard enforces it itself: Fastify binds a
+ * route's error handler when the route is declared, so such a route would
+ * answer Fastify's own 413 in Fastify's shape, never ours.
+ */
+function unseenRouteLimit(
+  policy: BodyLimitPolicy,
+  options: FastifyRequest['routeOptions'],
+): number {
+  const config = options.config
+  let override = unseenOverrides.get(config)
+  if (override === undefined && !unseenOverrides.has(config)) {
+    // Throws ERR_CONFIG_INVALID (a 500): a bad override is never swapped for a default.
+    override = parseRouteOverride(config.bodyLimit, `${String(options.method)} ${options.url}`)
+    unseenOverrides.set(config, override)
+  }
+  const ours = typeof override === 'object' ? override.maxSize : policy.maxSize
+  return Math.min(ours, options.bodyLimit)
 }
 
 function reject(reply: FastifyReply, error: SecurityError): void {
@@ -111,8 +160,13 @@ function writeContinue(request: FastifyRequest, reply: FastifyReply): void {
   }
 }
 
+/** Errors reach the body reader through its own listener. */
+function ignore(): void {}
+
 /** Wraps the body in a metered stream Fastify's parsers read from. */
 function meter(
+  request: FastifyRequest,
+  reply: FastifyReply,
   source: Readable,
   limit: number,
   policy: BodyLimitPolicy,
@@ -120,24 +174,46 @@ function meter(
 ): MeteredPayload {
   const out = new PassThrough() as MeteredPayload
   out.receivedEncodedLength = 0
+  // Without a listener of its own, an error on `out` while nothing reads it
+  // (the body timeout firing after Fastify answered a 415 without reading the
+  // body, a client aborting between hooks) would be an uncaught exception.
+  out.on('error', ignore)
+  // Set when the answer went out while the body was still arriving and nothing
+  // read it (Fastify's 415 for an unknown media type, a 404). The rest is still
+  // counted and timed, then dropped, as Node would drain it: the keep-alive
+  // connection stays usable, yet the server never reads past the limit.
+  let discarding = false
   const meter = new BodyMeter(
     limit,
     {
-      write: (chunk) => out.write(chunk),
+      write: (chunk) => discarding || out.write(chunk),
       end: () => out.end(),
+      drain: () => source.resume(),
       fail: (error) => {
         // Stop reading without destroying the socket: the answer still has to go out.
         source.removeListener('data', onData)
         source.pause()
-        out.destroy(error)
+        if (discarding || reply.sent) {
+          // The answer is already out; all that is left is to drop the connection.
+          request.raw.destroy()
+          return
+        }
+        // Answer here, not by failing the body reader: Fastify would hand that
+        // error to the route's error handler, and a route declared before this
+        // plugin keeps the one it was declared with (Fastify's default, which
+        // answers in Fastify's shape). Destroyed without an error, `out` ends
+        // the reader silently, so it does not answer a second time.
+        reject(reply, error)
+        out.destroy()
       },
     },
     inflater,
     policy.bodyTimeoutMs,
   )
   function onData(chunk: Buffer) {
+    // Before pushing: Fastify's reader checks this against its limit on each chunk.
+    out.receivedEncodedLength = meter.encodedBytes + chunk.length
     if (!meter.push(chunk)) source.pause()
-    out.receivedEncodedLength = meter.encodedBytes
   }
   source.on('data', onData)
   source.once('end', () => meter.end())
@@ -149,7 +225,15 @@ function meter(
     meter.resume()
     source.resume()
   })
-  out.once('close', () => meter.dispose())
+  out.once('close', () => {
+    if (!discarding) meter.dispose()
+  })
+  reply.raw.once('finish', () => {
+    if (meter.done) return
+    discarding = true
+    meter.resume()
+    source.resume()
+  })
   return out
 }
 

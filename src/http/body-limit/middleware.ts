@@ -1,15 +1,17 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { Transform } from 'node:stream'
 import type { SecurityError } from '../../errors.js'
 import { toHttpAnswer } from '../../internal/reply/index.js'
 import { writeNodeAnswer } from '../../internal/reply/node.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import { pathOf } from '../paths.js'
 import {
+  type BodyEncoding,
   BodyMeter,
   type BodySizeConfig,
+  createInflater,
   declaredLength,
-  inflaterFor,
+  encodingFor,
+  inflateWhole,
   resolveBodyLimit,
 } from './core.js'
 
@@ -62,10 +64,9 @@ export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddlewar
     const verdict = precheck(req)
     if (verdict === 'exempt') return next()
     if (verdict !== undefined) return writeNodeAnswer(res, toHttpAnswer(verdict))
-    const inflater = inflaterFor(policy, req.headers['content-encoding'])
-    if (inflater instanceof Error) return writeNodeAnswer(res, toHttpAnswer(inflater))
-    meterInPlace(req, res, policy.maxSize, inflater, policy.bodyTimeoutMs)
-    next()
+    const encoding = encodingFor(policy, req.headers['content-encoding'])
+    if (encoding instanceof Error) return writeNodeAnswer(res, toHttpAnswer(encoding))
+    if (meterInPlace(req, res, policy.maxSize, encoding, policy.bodyTimeoutMs)) next()
   }
 
   // A listener, so `this` is the server the event came from.
@@ -89,22 +90,23 @@ type Push = (chunk: unknown, encoding?: BufferEncoding) => boolean
 /**
  * Meters the request where the HTTP parser hands it body bytes (`push`), so
  * nothing is read early and any consumer downstream reads the metered body.
+ * Returns false when it already answered (the body was over the limit or
+ * corrupt before this middleware ran).
  */
 function meterInPlace(
   req: IncomingMessage,
   res: ServerResponse,
   limit: number,
-  inflater: Transform | undefined,
+  encoding: BodyEncoding | undefined,
   timeoutMs: number | false,
-): void {
+): boolean {
+  // An async middleware ran first, so the parser may have pushed body bytes,
+  // or the whole body, into `req` already. They count like any other: a
+  // chunked body that fit in one read must not slip past the limit.
+  if (req.complete) return checkArrived(req, res, limit, encoding)
   const push: Push = req.push.bind(req)
-  if (inflater !== undefined) {
-    // Consumers now read the inflated body: its length is unknown, and the
-    // encoding is gone (body-parser would otherwise inflate it again).
-    delete req.headers['content-length']
-    delete req.headers['content-encoding']
-    req.headers['transfer-encoding'] = 'chunked'
-  }
+  const inflater = encoding === undefined ? undefined : createInflater(encoding)
+  if (inflater !== undefined) hideEncoding(req)
   const meter = new BodyMeter(
     limit,
     {
@@ -112,7 +114,18 @@ function meterInPlace(
       // the parser is already throttled through the inflater's input side.
       write: (chunk) => push(chunk) || inflater !== undefined,
       end: () => push(null),
+      // The parser stopped reading when the inflater's input was full; start it
+      // again as Node's own `IncomingMessage._read` would.
+      drain: () => {
+        if (req.socket?.readable) req.socket.resume()
+      },
       fail: (error) => {
+        if (res.headersSent) {
+          // Too late for an answer (the response started, or went out before the
+          // body ended): dropping the connection is all that is left.
+          req.destroy(error)
+          return
+        }
         writeNodeAnswer(res, toHttpAnswer(error))
         // Tell a consumer already reading (raw-body, body-parser) why the body stopped.
         if (req.listenerCount('error') > 0) req.emit('error', error)
@@ -121,8 +134,7 @@ function meterInPlace(
     inflater,
     timeoutMs,
   )
-  // Bytes the parser pushed before this middleware ran still count.
-  if (req.readableLength > 0) meter.encodedBytes += req.readableLength
+  const buffered = req.readableLength
   ;(req as { push: Push }).push = (chunk, encoding) => {
     if (chunk === null) {
       meter.end()
@@ -131,6 +143,52 @@ function meterInPlace(
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Buffer)
     return meter.push(buf)
   }
+  if (buffered > 0) {
+    // Identity bytes stay where they are and are only counted; compressed ones
+    // are taken back out and go through the inflater like the rest.
+    if (inflater === undefined) meter.count(buffered)
+    else meter.push(req.read(buffered) as Buffer)
+    // Already past the limit: answered, and nothing downstream may run.
+    if (meter.done) return false
+  }
+  // Not on the response's `close`: a body still arriving after the answer is
+  // still bounded by the limit and the timeout.
   req.once('close', () => meter.dispose())
-  res.once('close', () => meter.dispose())
+  return true
+}
+
+/** Consumers read the inflated body: its length is unknown and its encoding is gone. */
+function hideEncoding(req: IncomingMessage): void {
+  // body-parser would otherwise inflate it again, or check the compressed length.
+  delete req.headers['content-length']
+  delete req.headers['content-encoding']
+  req.headers['transfer-encoding'] = 'chunked'
+}
+
+/**
+ * The whole body is already in `req`'s buffer: count it there and, when it
+ * is compressed, swap it for its inflated form in one step (it can no longer
+ * be streamed through an inflater, `req` has ended).
+ */
+function checkArrived(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limit: number,
+  encoding: BodyEncoding | undefined,
+): boolean {
+  const fail = (error: SecurityError) => {
+    writeNodeAnswer(res, toHttpAnswer(error))
+    return false
+  }
+  if (req.readableLength > limit) return fail(new RequestTooLargeError(limit))
+  if (encoding === undefined) return true
+  hideEncoding(req)
+  const compressed = req.read() as Buffer | null
+  // An empty body inflates to nothing, as it does through the streaming inflater.
+  if (compressed === null) return true
+  const inflated = inflateWhole(encoding, compressed, limit)
+  if (inflated instanceof Error) return fail(inflated)
+  // `unshift` before `end` is emitted puts the bytes back in front, in order.
+  if (inflated.length > 0) req.unshift(inflated)
+  return true
 }
