@@ -17,6 +17,7 @@ import {
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
+import { type HttpAnswer, toHttpAnswer } from '../../internal/reply/index.js'
 import { BodyTimeoutError, RequestTooLargeError, UnsupportedEncodingError } from '../errors.js'
 import { compilePathMatcher, type PathMatcher, PathPatternSchema } from '../paths.js'
 
@@ -98,6 +99,18 @@ export function parseRouteOverride(
 ): BodyLimitRouteConfig | undefined {
   if (value === undefined) return undefined
   return parseOptions(`bodyLimit (route ${route})`, BodyLimitRouteConfigSchema, value)
+}
+
+/**
+ * The answer to a refusal by the guard, which always closes the connection:
+ * the guard refuses before the body has been read to its end, and the only
+ * ways to keep the connection would be to read and drop whatever the client
+ * still sends (what the guard exists to prevent) or to leave it paused
+ * mid-body, where the next request never arrives.
+ */
+export function refusal(error: SecurityError): HttpAnswer {
+  const answer = toHttpAnswer(error)
+  return { ...answer, headers: { ...answer.headers, connection: 'close' } }
 }
 
 /** Result of reading a declared `Content-Length`. */

@@ -4,7 +4,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SecurityError } from '../../errors.js'
 import { ensureErrorReply, sendFastifyAnswer } from '../../internal/reply/fastify.js'
-import { toHttpAnswer } from '../../internal/reply/index.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import { pathOf } from '../paths.js'
 import {
@@ -15,6 +14,7 @@ import {
   declaredLength,
   inflaterFor,
   parseRouteOverride,
+  refusal,
   resolveBodyLimit,
 } from './core.js'
 
@@ -146,7 +146,7 @@ function unseenRouteLimit(
 }
 
 function reject(reply: FastifyReply, error: SecurityError): void {
-  sendFastifyAnswer(reply, toHttpAnswer(error))
+  sendFastifyAnswer(reply, refusal(error))
 }
 
 function writeContinue(request: FastifyRequest, reply: FastifyReply): void {

@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { SecurityError } from '../../errors.js'
-import { toHttpAnswer } from '../../internal/reply/index.js'
 import { writeNodeAnswer } from '../../internal/reply/node.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import { pathOf } from '../paths.js'
@@ -12,6 +11,7 @@ import {
   declaredLength,
   encodingFor,
   inflateWhole,
+  refusal,
   resolveBodyLimit,
 } from './core.js'
 
@@ -63,9 +63,9 @@ export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddlewar
   ) {
     const verdict = precheck(req)
     if (verdict === 'exempt') return next()
-    if (verdict !== undefined) return writeNodeAnswer(res, toHttpAnswer(verdict))
+    if (verdict !== undefined) return writeNodeAnswer(res, refusal(verdict))
     const encoding = encodingFor(policy, req.headers['content-encoding'])
-    if (encoding instanceof Error) return writeNodeAnswer(res, toHttpAnswer(encoding))
+    if (encoding instanceof Error) return writeNodeAnswer(res, refusal(encoding))
     if (meterInPlace(req, res, policy.maxSize, encoding, policy.bodyTimeoutMs)) next()
   }
 
@@ -76,8 +76,7 @@ export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddlewar
     res: ServerResponse,
   ) {
     const verdict = precheck(req)
-    if (verdict !== undefined && verdict !== 'exempt')
-      return writeNodeAnswer(res, toHttpAnswer(verdict))
+    if (verdict !== undefined && verdict !== 'exempt') return writeNodeAnswer(res, refusal(verdict))
     res.writeContinue()
     this.emit('request', req, res)
   }
@@ -126,7 +125,7 @@ function meterInPlace(
           req.destroy(error)
           return
         }
-        writeNodeAnswer(res, toHttpAnswer(error))
+        writeNodeAnswer(res, refusal(error))
         // Tell a consumer already reading (raw-body, body-parser) why the body stopped.
         if (req.listenerCount('error') > 0) req.emit('error', error)
       },
@@ -177,7 +176,7 @@ function checkArrived(
   encoding: BodyEncoding | undefined,
 ): boolean {
   const fail = (error: SecurityError) => {
-    writeNodeAnswer(res, toHttpAnswer(error))
+    writeNodeAnswer(res, refusal(error))
     return false
   }
   if (req.readableLength > limit) return fail(new RequestTooLargeError(limit))

@@ -181,6 +181,20 @@ describe('bodyLimitMiddleware on node:http', () => {
     client.destroy()
   })
 
+  test('Expect: 100-continue on an exempt path gets 100 Continue whatever the declared length', async () => {
+    const { port } = await plainServer({ maxSize: 10, exemptPaths: ['/upload'] })
+    const client = await rawConnect(port)
+    await client.write(
+      requestHead('POST', '/upload', { 'content-length': 100, expect: '100-continue' }),
+    )
+    await client.until((t) => t.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), '100 Continue')
+    await client.write(text(100))
+    const res = parseResponse(await client.until(hasFullResponse, 'the 200'))
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.body)).toMatchObject({ bytes: 100 })
+    client.destroy()
+  })
+
   test('a body shorter than its declared length gets the 408 after bodyTimeoutMs, and a closed connection', async () => {
     const { port, handled } = await plainServer({ bodyTimeoutMs: 100 })
     const client = await rawConnect(port)
