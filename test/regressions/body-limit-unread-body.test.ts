@@ -5,11 +5,12 @@
  * for: an uncaught exception that took the process down. And on a keep-alive
  * connection the unread body sat paused, so the next request never came in.
  */
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import Fastify from 'fastify'
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { bodyLimit } from '../../src/http/index.js'
 import {
+  chunk,
   hasFullResponse,
   parseResponse,
   rawConnect,
@@ -17,13 +18,14 @@ import {
   within,
 } from '../helpers/raw-http.js'
 
-async function start(bodyTimeoutMs: number) {
+async function start(bodyTimeoutMs: number, maxSize = 1024 * 1024, sockets: Socket[] = []) {
   const app = Fastify()
   onTestFinished(async () => {
     await app.close()
   })
-  await app.register(bodyLimit, { bodyTimeoutMs })
+  await app.register(bodyLimit, { bodyTimeoutMs, maxSize })
   app.post('/', async () => 'ok')
+  app.server.on('connection', (socket: Socket) => sockets.push(socket))
   await app.listen({ port: 0, host: '127.0.0.1' })
   return (app.server.address() as AddressInfo).port
 }
@@ -73,5 +75,28 @@ describe('a body Fastify answered without reading', () => {
     )
     expect(parseResponse(second.slice(before)).status).toBe(200)
     client.destroy()
+  })
+
+  test('what follows the answer is still limited: past maxSize the connection is closed, not drained', async () => {
+    const sockets: Socket[] = []
+    const port = await start(10_000, 64 * 1024, sockets)
+    const client = await rawConnect(port)
+    await client.write(
+      requestHead('POST', '/', {
+        'content-type': 'application/xml',
+        'transfer-encoding': 'chunked',
+      }),
+    )
+    // The client keeps streaming whatever the server answers, until it is cut off.
+    const piece = chunk(Buffer.alloc(16 * 1024, 0x61))
+    const streaming = (async () => {
+      for (let sent = 0; sent < 4 * 1024 * 1024 && !client.serverClosed(); sent += piece.length) {
+        await client.write(piece)
+      }
+    })()
+    expect(parseResponse(await client.until(hasFullResponse, 'the 415')).status).toBe(415)
+    await streaming
+    await within(client.closed, 5000, 'the server to close the connection at the limit')
+    expect(sockets[0]?.bytesRead).toBeLessThan(64 * 1024 + 512 * 1024)
   })
 })
