@@ -101,6 +101,13 @@ describe('bodyLimit (Fastify): limits', () => {
     expectTooLarge(await post(app, '/echo', text(MiB + 1)), MiB, '1.0 MB')
   })
 
+  test('a global maxSize above Fastify’s 1 MiB default is honoured, declared or streamed', async () => {
+    const { app } = await build({ maxSize: 2 * MiB })
+    expect((await post(app, '/echo', text(2 * MiB))).statusCode).toBe(200)
+    expect((await post(app, '/echo', lazyBody(2 * MiB).stream)).statusCode).toBe(200)
+    expectTooLarge(await post(app, '/echo', text(2 * MiB + 1)), 2 * MiB, '2.0 MB')
+  })
+
   test('a declared Content-Length over the limit is refused before one body byte is read', async () => {
     const { app, handled } = await build({ maxSize: 64 * KiB })
     const body = lazyBody(2 * MiB)
