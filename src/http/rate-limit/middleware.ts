@@ -7,7 +7,10 @@ import { RateLimiter, type RateLimitOutcome } from './limiter.js'
 import type { RateLimitConfig } from './options.js'
 
 /** A request as Express and plain `node:http` hand it over. */
-export type MiddlewareRequest = IncomingMessage & { ip?: string | undefined; rateLimit?: RateLimitInfo | undefined }
+export type MiddlewareRequest = IncomingMessage & {
+  ip?: string | undefined
+  rateLimit?: RateLimitInfo | undefined
+}
 export type NextFunction = (err?: unknown) => void
 
 /** The Express-style middleware, with its limiter for tests and shutdown. */
