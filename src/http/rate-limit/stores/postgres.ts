@@ -35,6 +35,14 @@ export const PostgresStoreOptionsSchema = z
      * @default 60000
      */
     pruneIntervalMs: z.number().int().min(0).max(86_400_000).default(60_000),
+    /**
+     * Keep counters in a WAL-logged table. The default UNLOGGED table is
+     * several times cheaper to write and loses its rows only on a PostgreSQL
+     * crash (counters restart at zero, as after a Redis restart); it is not
+     * replicated to standbys. Applies when `migrate()` creates the table.
+     * @default false
+     */
+    durable: z.boolean().default(false),
     /** Where prune failures are logged. @default stderr */
     logger: z
       .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
@@ -53,10 +61,13 @@ const FUNCTION = 'fraiseql_rate_limit_consume'
  * and locked in key order, so concurrent requests for the same client
  * serialize without deadlocks. The integer comparison mirrors `fits()`.
  */
-function ddl(schema: string): string[] {
+function ddl(schema: string, durable: boolean): string[] {
   const s = quoteIdent(schema)
+  // Counters are ephemeral: an UNLOGGED table skips the WAL (and with it the
+  // commit flush), at the price of an empty table after a PostgreSQL crash.
+  const unlogged = durable ? '' : 'UNLOGGED '
   return [
-    `CREATE TABLE IF NOT EXISTS ${s}.${TABLE} (
+    `CREATE ${unlogged}TABLE IF NOT EXISTS ${s}.${TABLE} (
       key          text PRIMARY KEY,
       window_index bigint NOT NULL,
       curr         bigint NOT NULL,
@@ -64,6 +75,10 @@ function ddl(schema: string): string[] {
       expires_at   timestamptz NOT NULL
     )`,
     `CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${s}.${TABLE} (expires_at)`,
+    // Steady state is two statements inside the function: one SELECT ... FOR
+    // UPDATE of every policy row (in key order, so concurrent requests never
+    // deadlock) and, when allowed, one UPDATE of all of them. Missing rows are
+    // inserted first (ON CONFLICT DO NOTHING) and the lock taken again.
     `CREATE OR REPLACE FUNCTION ${s}.${FUNCTION}(
        p_keys text[], p_max bigint[], p_window bigint[], p_weight bigint, p_now bigint)
      RETURNS TABLE (allowed boolean, policy_ok boolean, prev bigint, curr bigint, elapsed bigint)
@@ -71,40 +86,52 @@ function ddl(schema: string): string[] {
      DECLARE
        v_now bigint := COALESCE(p_now, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint);
        n int := coalesce(array_length(p_keys, 1), 0);
-       v_idx bigint[]; v_el bigint[]; v_cur bigint[]; v_prev bigint[]; v_ok boolean[];
+       v_idx bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_el bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_cur bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_prev bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_row_idx bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+       v_row_cur bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_row_prev bigint[] := array_fill(0::bigint, ARRAY[n]);
+       v_ok boolean[] := array_fill(true, ARRAY[n]);
        v_all boolean := true;
-       r record; w bigint; x bigint; e bigint; c bigint; p bigint;
+       found_rows int := 0;
+       r record; i int; w bigint; x bigint; e bigint;
      BEGIN
-       INSERT INTO ${s}.${TABLE} AS t (key, window_index, curr, prev, expires_at)
-         SELECT k, -1, 0, 0, clock_timestamp() FROM unnest(p_keys) AS k ORDER BY k
-         ON CONFLICT (key) DO NOTHING;
-       PERFORM 1 FROM ${s}.${TABLE} t WHERE t.key = ANY (p_keys) ORDER BY t.key FOR UPDATE;
+       FOR attempt IN 1..2 LOOP
+         found_rows := 0;
+         FOR r IN SELECT t.key, t.window_index, t.curr, t.prev FROM ${s}.${TABLE} t
+                   WHERE t.key = ANY (p_keys) ORDER BY t.key FOR UPDATE LOOP
+           i := array_position(p_keys, r.key);
+           v_row_idx[i] := r.window_index; v_row_cur[i] := r.curr; v_row_prev[i] := r.prev;
+           found_rows := found_rows + 1;
+         END LOOP;
+         EXIT WHEN found_rows = n OR attempt = 2;
+         INSERT INTO ${s}.${TABLE} (key, window_index, curr, prev, expires_at)
+           SELECT k, -1, 0, 0, clock_timestamp() FROM unnest(p_keys) AS k ORDER BY k
+           ON CONFLICT (key) DO NOTHING;
+       END LOOP;
        FOR i IN 1..n LOOP
          w := p_window[i];
          x := v_now / w;
          e := v_now - x * w;
-         SELECT t.window_index, t.curr, t.prev INTO r FROM ${s}.${TABLE} t WHERE t.key = p_keys[i];
-         IF r.window_index = x THEN c := r.curr; p := r.prev;
-         ELSIF r.window_index = x - 1 THEN c := 0; p := r.curr;
-         ELSE c := 0; p := 0;
+         v_idx[i] := x; v_el[i] := e;
+         IF v_row_idx[i] = x THEN v_cur[i] := v_row_cur[i]; v_prev[i] := v_row_prev[i];
+         ELSIF v_row_idx[i] = x - 1 THEN v_cur[i] := 0; v_prev[i] := v_row_cur[i];
          END IF;
-         v_idx[i] := x; v_el[i] := e; v_cur[i] := c; v_prev[i] := p;
-         v_ok[i] := p * (w - e) + (c + p_weight) * w <= p_max[i] * w;
+         v_ok[i] := v_prev[i] * (w - e) + (v_cur[i] + p_weight) * w <= p_max[i] * w;
          IF NOT v_ok[i] THEN v_all := false; END IF;
        END LOOP;
        IF v_all THEN
-         FOR i IN 1..n LOOP
-           v_cur[i] := v_cur[i] + p_weight;
-           UPDATE ${s}.${TABLE} t
-              SET window_index = v_idx[i], curr = v_cur[i], prev = v_prev[i],
-                  expires_at = clock_timestamp() + make_interval(secs => (2 * p_window[i] - v_el[i]) / 1000.0)
-            WHERE t.key = p_keys[i];
-         END LOOP;
+         FOR i IN 1..n LOOP v_cur[i] := v_cur[i] + p_weight; END LOOP;
+         UPDATE ${s}.${TABLE} t
+            SET window_index = u.idx, curr = u.cur, prev = u.prv,
+                expires_at = clock_timestamp() + make_interval(secs => (2 * u.w - u.el) / 1000.0)
+           FROM unnest(p_keys, v_idx, v_cur, v_prev, p_window, v_el) AS u(key, idx, cur, prv, w, el)
+          WHERE t.key = u.key;
        END IF;
-       FOR i IN 1..n LOOP
-         allowed := v_all; policy_ok := v_ok[i]; prev := v_prev[i]; curr := v_cur[i]; elapsed := v_el[i];
-         RETURN NEXT;
-       END LOOP;
+       RETURN QUERY SELECT v_all, u.ok, u.prv, u.cur, u.el
+         FROM unnest(v_ok, v_prev, v_cur, v_el) WITH ORDINALITY AS u(ok, prv, cur, el, ord) ORDER BY u.ord;
      END
      $fn$`,
   ]
@@ -138,6 +165,7 @@ export class PostgresStore implements RateLimitStore {
   readonly #callerTime: boolean
   readonly #statement: { name: string; text: string }
   readonly #logger: Logger
+  readonly #durable: boolean
   #pruneTimer: NodeJS.Timeout | undefined
 
   constructor(options: PostgresStoreOptions) {
@@ -146,6 +174,7 @@ export class PostgresStore implements RateLimitStore {
     this.#schema = o.schema
     this.#callerTime = o.timeSource === 'caller'
     this.#logger = o.logger ?? stderrLogger
+    this.#durable = o.durable
     // A named statement is parsed and planned once per connection.
     this.#statement = {
       name: `fsrl_consume_${createHash('sha256').update(o.schema).digest('hex').slice(0, 16)}`,
@@ -163,7 +192,7 @@ export class PostgresStore implements RateLimitStore {
 
   /** Creates or upgrades the table and function (idempotent, advisory-locked). */
   async migrate(): Promise<void> {
-    const statements = ddl(this.#schema)
+    const statements = ddl(this.#schema, this.#durable)
     await migratePostgres(this.#pool, {
       schema: this.#schema,
       migrationTable: 'fraiseql_rate_limit_migrations',
