@@ -66,14 +66,14 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
     limiter.config.hook,
     (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
       const config = request.routeOptions.config
-      const routeId = `${String(config.method)} ${config.url ?? '*'}`
-      const outcome = limiter.check(
-        request,
-        request.ip,
-        pathOf(request.url),
-        config.rateLimit,
-        routeId,
-      )
+      const override = config.rateLimit
+      // The route id only names a route override (its cache entry, its error
+      // message): without one, building it would cost a string per request.
+      const routeId =
+        override === undefined || override === false
+          ? ''
+          : `${String(config.method)} ${config.url ?? '*'}`
+      const outcome = limiter.check(request, request.ip, pathOf(request.url), override, routeId)
       if (outcome instanceof Promise) {
         outcome.then(
           (o) => apply(o, request, reply, done),
