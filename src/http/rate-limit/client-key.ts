@@ -51,6 +51,8 @@ function ipv6Groups(ip: string): number[] | undefined {
  * (`2001:db8:1:2:a:b:c:d` → `2001:db8:1:2::/64`).
  */
 export function ipKey(ip: string, prefixBits = 64): string {
+  // IPv4 (the common case) has no colon and is its own key: skip all parsing.
+  if (!ip.includes(':')) return ip
   const addr = normalizeIp(ip)
   if (isIP(addr) !== 6) return addr
   const groups = ipv6Groups(addr)

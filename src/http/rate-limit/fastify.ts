@@ -5,10 +5,10 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify'
 import fp from 'fastify-plugin'
+import { routeConfigOf } from '../../internal/fastify-route.js'
 import { ensureErrorReply, sendFastifyAnswer } from '../../internal/reply/fastify.js'
 import { toHttpAnswer } from '../../internal/reply/index.js'
 import type { RateLimitInfo } from '../errors.js'
-import { pathOf } from '../paths.js'
 import { RateLimiter, type RateLimitOutcome } from './limiter.js'
 import type { RateLimitConfig, RateLimitRouteConfig } from './options.js'
 
@@ -51,7 +51,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
         return
       case 'allow':
         request.rateLimit = outcome.info
-        reply.headers(outcome.headers)
+        limiter.writeHeaders(outcome.info, outcome.set, reply)
         done()
         return
       case 'reject':
@@ -65,7 +65,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
   app.addHook(
     limiter.config.hook,
     (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-      const config = request.routeOptions.config
+      const config = routeConfigOf(request)
       const override = config.rateLimit
       // The route id only names a route override (its cache entry, its error
       // message): without one, building it would cost a string per request.
@@ -73,7 +73,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
         override === undefined || override === false
           ? ''
           : `${String(config.method)} ${config.url ?? '*'}`
-      const outcome = limiter.check(request, request.ip, pathOf(request.url), override, routeId)
+      const outcome = limiter.check(request, request.ip, request.url, override, routeId)
       if (outcome instanceof Promise) {
         outcome.then(
           (o) => apply(o, request, reply, done),

@@ -15,7 +15,7 @@ import {
   RateLimitStoreError,
   RateLimitUnavailableError,
 } from '../errors.js'
-import { compilePathMatcher, type PathMatcher } from '../paths.js'
+import { compilePathMatcher, type PathMatcher, pathOf } from '../paths.js'
 import { compileIpList, ipKey } from './client-key.js'
 import {
   type RateLimitConfig,
@@ -75,11 +75,17 @@ export type RateLimitOutcome =
   | {
       readonly action: 'allow'
       readonly info: RateLimitInfo
-      readonly headers: Record<string, string>
+      /** The policy set that decided; {@link RateLimiter.writeHeaders} renders its fields. */
+      readonly set: PolicySet
     }
   | { readonly action: 'reject'; readonly error: SecurityError; readonly info?: RateLimitInfo }
 
 const SKIP: RateLimitOutcome = Object.freeze({ action: 'skip' })
+
+/** Where headers go: a Fastify reply fits as is. */
+export interface HeaderTarget {
+  header(name: string, value: string): unknown
+}
 
 type Circuit = { state: 'shared' } | { state: 'insurance'; nextProbeAt: number; probing: boolean }
 
@@ -101,6 +107,12 @@ export class RateLimiter<Req = unknown> {
   readonly #insurance: MemoryStore
   readonly #isAllowedIp: (ip: string) => boolean
   readonly #routeSets = new WeakMap<object, PolicySet>()
+  // Hot-path copies of config fields, read once per request.
+  readonly #hasExemptPaths: boolean
+  readonly #keyGenerator: ((r: Req) => string | Promise<string>) | undefined
+  readonly #ipv6Subnet: number
+  readonly #standardHeaders: boolean
+  readonly #legacyHeaders: boolean
   #logger: Logger
   #circuit: Circuit = { state: 'shared' }
 
@@ -113,6 +125,11 @@ export class RateLimiter<Req = unknown> {
     this.#memory = this.#store instanceof MemoryStore ? this.#store : undefined
     this.#insurance = new MemoryStore()
     this.isExemptPath = compilePathMatcher(c.exemptPaths)
+    this.#hasExemptPaths = c.exemptPaths.length > 0
+    this.#keyGenerator = c.keyGenerator as ((r: Req) => string | Promise<string>) | undefined
+    this.#ipv6Subnet = c.ipv6Subnet
+    this.#standardHeaders = c.standardHeaders
+    this.#legacyHeaders = c.legacyHeaders
     this.#isAllowedIp = Array.isArray(c.allowList) ? compileIpList(c.allowList) : () => false
     this.globalPolicies = policySet(
       [{ name: 'default', max: c.max, windowMs: c.windowMs }, ...c.policies],
@@ -161,13 +178,14 @@ export class RateLimiter<Req = unknown> {
   check(
     request: Req,
     ip: string,
-    path: string,
+    url: string | undefined,
     override: RateLimitRouteConfig | false | undefined,
     routeId: string,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
-    if (override === false || this.isExemptPath(path)) return SKIP
-    const gen = this.config.keyGenerator as ((r: Req) => string | Promise<string>) | undefined
-    const key = gen === undefined ? ipKey(ip, this.config.ipv6Subnet) : gen(request)
+    if (override === false) return SKIP
+    if (this.#hasExemptPaths && this.isExemptPath(pathOf(url))) return SKIP
+    const gen = this.#keyGenerator
+    const key = gen === undefined ? ipKey(ip, this.#ipv6Subnet) : gen(request)
     if (typeof key !== 'string')
       return key.then((k) => this.#checkKey(request, ip, k, override, routeId))
     return this.#checkKey(request, ip, key, override, routeId)
@@ -207,9 +225,12 @@ export class RateLimiter<Req = unknown> {
 
   #outcome(info: RateLimitInfo | undefined, set: PolicySet): RateLimitOutcome {
     if (info === undefined) return SKIP
-    const headers = this.headersFor(info, set)
-    if (info.allowed) return { action: 'allow', info, headers }
-    return { action: 'reject', error: new RateLimitExceededError(info, headers), info }
+    if (info.allowed) return { action: 'allow', info, set }
+    return {
+      action: 'reject',
+      error: new RateLimitExceededError(info, this.headersFor(info, set)),
+      info,
+    }
   }
 
   /** Whether the allow list (IPs/CIDRs or predicate) exempts this request. */
@@ -300,23 +321,37 @@ export class RateLimiter<Req = unknown> {
     }
   }
 
-  /** `RateLimit-Policy`, `RateLimit` and, optionally, the legacy `X-RateLimit-*` fields. */
-  headersFor(info: RateLimitInfo, set: PolicySet): Record<string, string> {
-    const headers: Record<string, string> = {}
-    if (this.config.standardHeaders) {
-      headers['ratelimit-policy'] = set.policyHeader
+  /**
+   * Writes `RateLimit-Policy`, `RateLimit` and, optionally, the legacy
+   * `X-RateLimit-*` fields through `set` (no intermediate object per request).
+   */
+  writeHeaders(info: RateLimitInfo, policies: PolicySet, target: HeaderTarget): void {
+    if (this.#standardHeaders) {
+      target.header('ratelimit-policy', policies.policyHeader)
+      const states = info.policies
       let value = ''
-      for (const s of info.policies) {
-        if (value !== '') value += ', '
+      for (let i = 0; i < states.length; i++) {
+        const s = states[i]!
+        if (i > 0) value += ', '
         value += `${sfString(s.name)};r=${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
       }
-      headers.ratelimit = value
+      target.header('ratelimit', value)
     }
-    if (this.config.legacyHeaders) {
-      headers['x-ratelimit-limit'] = String(info.limit)
-      headers['x-ratelimit-remaining'] = String(info.remaining)
-      headers['x-ratelimit-reset'] = String(Math.ceil(info.resetMs / 1000))
+    if (this.#legacyHeaders) {
+      target.header('x-ratelimit-limit', String(info.limit))
+      target.header('x-ratelimit-remaining', String(info.remaining))
+      target.header('x-ratelimit-reset', String(Math.ceil(info.resetMs / 1000)))
     }
+  }
+
+  /** The same fields as an object (for the 429 answer). */
+  headersFor(info: RateLimitInfo, policies: PolicySet): Record<string, string> {
+    const headers: Record<string, string> = {}
+    this.writeHeaders(info, policies, {
+      header: (name, value) => {
+        headers[name] = value
+      },
+    })
     return headers
   }
 

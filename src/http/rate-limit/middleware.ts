@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { toHttpAnswer } from '../../internal/reply/index.js'
 import { writeNodeAnswer } from '../../internal/reply/node.js'
 import type { RateLimitInfo } from '../errors.js'
-import { pathOf } from '../paths.js'
 import { RateLimiter, type RateLimitOutcome } from './limiter.js'
 import type { RateLimitConfig } from './options.js'
 
@@ -47,7 +46,9 @@ export function rateLimitMiddleware(config?: RateLimitConfig): RateLimitMiddlewa
         return
       case 'allow':
         req.rateLimit = outcome.info
-        for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value)
+        limiter.writeHeaders(outcome.info, outcome.set, {
+          header: (name, value) => res.setHeader(name, value),
+        })
         next()
         return
       case 'reject':
@@ -64,7 +65,7 @@ export function rateLimitMiddleware(config?: RateLimitConfig): RateLimitMiddlewa
     const ip = req.ip ?? req.socket.remoteAddress ?? ''
     let outcome: RateLimitOutcome | Promise<RateLimitOutcome>
     try {
-      outcome = limiter.check(req, ip, pathOf(req.url), undefined, '')
+      outcome = limiter.check(req, ip, req.url, undefined, '')
     } catch (err) {
       next(err)
       return
