@@ -25,6 +25,18 @@ export class RequestTooLargeError extends SecurityError implements HttpAnswerabl
   }
 }
 
+/**
+ * `{ detail, code }` with `Connection: close`: the client may still be sending
+ * a body the server will not read.
+ */
+function closingAnswer(err: SecurityError & { statusCode: number }): HttpAnswer {
+  return jsonAnswer(
+    err.statusCode,
+    { detail: err.message, code: err.code },
+    { connection: 'close' },
+  )
+}
+
 /** The body did not arrive in time (a declared length never fulfilled). Answers 408. */
 export class BodyTimeoutError extends SecurityError implements HttpAnswerable {
   static override readonly code = 'ERR_HTTP_BODY_TIMEOUT'
@@ -35,7 +47,7 @@ export class BodyTimeoutError extends SecurityError implements HttpAnswerable {
   }
 
   [kHttpAnswer](): HttpAnswer {
-    return jsonAnswer(408, { detail: this.message, code: this.code }, { connection: 'close' })
+    return closingAnswer(this)
   }
 }
 
@@ -49,7 +61,7 @@ export class InvalidContentLengthError extends SecurityError implements HttpAnsw
   }
 
   [kHttpAnswer](): HttpAnswer {
-    return jsonAnswer(400, { detail: this.message, code: this.code }, { connection: 'close' })
+    return closingAnswer(this)
   }
 }
 

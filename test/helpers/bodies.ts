@@ -5,6 +5,7 @@
  */
 import { Readable } from 'node:stream'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
+import { expect } from 'vitest'
 
 export const KiB = 1024
 export const MiB = 1024 * 1024
@@ -12,6 +13,28 @@ export const MiB = 1024 * 1024
 /** The exact 413 body for a limit, as the seed wrote it. */
 export function tooLargeBody(maxSize: number, human: string): string {
   return `{"detail":"Request body too large","max_size":${maxSize},"max_size_human":"${human}"}`
+}
+
+/** What both answer checks need of a response, from `inject()` or a raw socket. */
+export interface AnswerLike {
+  readonly status: number
+  readonly headers: Readonly<Record<string, unknown>>
+  readonly body: string
+}
+
+/** Status, headers and the exact body of the seed's 413. */
+export function expectTooLarge(res: AnswerLike, maxSize: number, human: string): void {
+  expect(res.status).toBe(413)
+  expect(res.headers['content-type']).toBe('application/json')
+  expect(res.headers.connection).toBe('close')
+  expect(res.body).toBe(tooLargeBody(maxSize, human))
+}
+
+/** Status, content type and the `{ detail, code }` body every other refusal has. */
+export function expectError(res: AnswerLike, status: number, code: string, detail: string): void {
+  expect(res.status).toBe(status)
+  expect(res.headers['content-type']).toBe('application/json')
+  expect(JSON.parse(res.body)).toEqual({ detail, code })
 }
 
 export interface LazyBody {

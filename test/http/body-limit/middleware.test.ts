@@ -9,32 +9,26 @@ import {
   type BodySizeConfig,
   bodyLimitMiddleware,
 } from '../../../src/http/index.js'
-import { compress, KiB, lazyBody, MiB, tooLargeBody } from '../../helpers/bodies.js'
+import {
+  compress,
+  expectError,
+  expectTooLarge,
+  KiB,
+  lazyBody,
+  MiB,
+  tooLargeBody,
+} from '../../helpers/bodies.js'
 import {
   closeServer,
   hasFullResponse,
   listenLocal,
   parseResponse,
-  type RawResponse,
   rawConnect,
   requestHead,
   roundTrip,
   sendChunked,
   within,
 } from '../../helpers/raw-http.js'
-
-function expectTooLarge(res: RawResponse, maxSize: number, human: string): void {
-  expect(res.status).toBe(413)
-  expect(res.headers['content-type']).toBe('application/json')
-  expect(res.headers.connection).toBe('close')
-  expect(res.body).toBe(tooLargeBody(maxSize, human))
-}
-
-function expectError(res: RawResponse, status: number, code: string, detail: string): void {
-  expect(res.status).toBe(status)
-  expect(res.headers['content-type']).toBe('application/json')
-  expect(JSON.parse(res.body)).toEqual({ detail, code })
-}
 
 /** Reads the whole (metered) body, the way any consumer downstream would. */
 function readBody(req: IncomingMessage): Promise<Buffer> {
