@@ -1,0 +1,479 @@
+/**
+ * `BaseKmsProvider`: the template every KMS back end fills in. Public methods
+ * check inputs and outputs, bound the whole call by one deadline, retry what
+ * is worth retrying with jittered backoff (ours is the only retry layer: each
+ * provider turns its SDK's own retries off, or a 2 s budget becomes minutes),
+ * map failures onto the error taxonomy and record one OpenTelemetry span.
+ * Subclasses implement only the `do*` methods (and, usually, `mapError`).
+ */
+import { type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api'
+import { z } from 'zod'
+import { type Clock, systemClock } from '../internal/clock.js'
+import { parseOptions } from '../internal/options.js'
+import {
+  DecryptionError,
+  EncryptionError,
+  KeyDisabledError,
+  KeyNotFoundError,
+  KeyRotationError,
+  KmsAccessDeniedError,
+  KmsError,
+  ProviderConnectionError,
+  type SanitizedCause,
+} from './errors.js'
+import {
+  DataKeyPair,
+  type EncryptedData,
+  EncryptedData as EncryptedDataClass,
+  type EncryptionContext,
+  EncryptionContextSchema,
+  type KeyInfo,
+  KeyReference,
+  type KeyState,
+  type RotationPolicy,
+} from './models.js'
+
+/** The operations every provider implements. */
+export type KmsOperation =
+  | 'encrypt'
+  | 'decrypt'
+  | 'generateDataKey'
+  | 'rotateKey'
+  | 'getKeyInfo'
+  | 'getRotationPolicy'
+
+/** Per-attempt call options handed to the `do*` methods. */
+export interface CallOptions {
+  /** Aborted when this attempt's time is up; pass it to clients that accept one. */
+  readonly signal: AbortSignal
+  /** Milliseconds this attempt may take (for clients that only take a timeout). */
+  readonly timeoutMs: number
+}
+
+/** What `doEncrypt` returns. */
+export interface EncryptResult {
+  readonly ciphertext: Uint8Array
+  /** The canonical id of the key that encrypted (e.g. an ARN for an alias); defaults to the id asked for. */
+  readonly keyId?: string
+  /** Set when the caller addressed the key by alias. */
+  readonly keyAlias?: string
+  readonly algorithm: string
+}
+
+/** What `doGenerateDataKey` returns. */
+export interface DataKeyResult extends Omit<EncryptResult, 'ciphertext'> {
+  /** 32 bytes (AES-256). The base zeroes it once copied into the {@link DataKeyPair}. */
+  readonly plaintextKey: Uint8Array
+  readonly encryptedKey: Uint8Array
+}
+
+/** What `doGetKeyInfo` and `doRotateKey` return. */
+export interface KeyDescription {
+  readonly keyId: string
+  readonly keyAlias?: string
+  readonly state: KeyState
+  readonly createdAt?: Date
+  readonly currentVersion: number | null
+  readonly versions: number | null
+}
+
+export const BaseKmsProviderOptionsSchema = z.object({
+  /**
+   * The name this provider is registered under; `KeyReference.provider` carries it.
+   * @default the provider type: 'vault', 'aws', 'gcp' or 'local'
+   */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"')
+    .optional(),
+  /**
+   * Budget for a whole call, retries included. A persistent outage ends in
+   * `ProviderConnectionError` within it.
+   * @default 10000
+   */
+  timeoutMs: z.number().int().min(1).max(600_000).default(10_000),
+  /**
+   * Most attempts per call (1 disables retries).
+   * @default 4
+   */
+  maxAttempts: z.number().int().min(1).max(20).default(4),
+  /**
+   * First retry delay; doubles each attempt, with full jitter.
+   * @default 50
+   */
+  retryBaseDelayMs: z.number().int().min(0).max(60_000).default(50),
+  /**
+   * Longest delay between two attempts.
+   * @default 1000
+   */
+  retryMaxDelayMs: z.number().int().min(0).max(600_000).default(1000),
+  /** Clock in ms. @default Date.now */
+  clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+  /** Uniform random in [0, 1) for jitter. @default Math.random */
+  random: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  /** Waits between attempts. @default setTimeout */
+  sleep: z.custom<(ms: number) => Promise<void>>((v) => typeof v === 'function').optional(),
+  /** Tracer for the provider's spans. @default the global tracer provider's 'fraiseql-security' tracer */
+  tracer: z
+    .custom<Tracer>((v) => typeof (v as Partial<Tracer> | null)?.startActiveSpan === 'function')
+    .optional(),
+})
+
+export type BaseKmsProviderOptions = z.input<typeof BaseKmsProviderOptionsSchema>
+
+const BASE_KEYS = Object.keys(BaseKmsProviderOptionsSchema.shape) as Array<
+  keyof BaseKmsProviderOptions
+>
+
+/** The base options inside a provider's (already parsed) options, for `super()`. */
+export function baseOptionsOf(
+  options: Partial<Record<keyof BaseKmsProviderOptions, unknown>>,
+): BaseKmsProviderOptions {
+  const out: Record<string, unknown> = {}
+  for (const key of BASE_KEYS) if (options[key] !== undefined) out[key] = options[key]
+  return out as BaseKmsProviderOptions
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/** A thrown value's `code`, when it has a string one. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+/** Whether a thrown value is a transport failure (reset, refused, DNS, socket timeout). */
+export function isNetworkError(err: unknown): boolean {
+  const code = errorCode(err)
+  return code !== undefined && NETWORK_CODES.has(code)
+}
+
+const defaultSleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms)
+    t.unref?.()
+  })
+
+/**
+ * @example
+ * ```ts
+ * class MyKms extends BaseKmsProvider {
+ *   protected async doEncrypt(plaintext, keyId, context, call) { ... }
+ *   // doDecrypt, doGenerateDataKey, doRotateKey, doGetKeyInfo, doGetRotationPolicy
+ * }
+ * ```
+ */
+export abstract class BaseKmsProvider {
+  /** The registered name (`KeyReference.provider`). */
+  readonly name: string
+  /** Largest plaintext the back end accepts in one call. */
+  protected readonly maxPlaintextBytes: number = 64 * 1024
+  protected readonly clock: Clock
+  readonly #options: z.output<typeof BaseKmsProviderOptionsSchema>
+  readonly #random: () => number
+  readonly #sleep: (ms: number) => Promise<void>
+  readonly #tracer: Tracer
+
+  protected constructor(defaultName: string, options: BaseKmsProviderOptions | undefined) {
+    this.#options = parseOptions(
+      `${defaultName} KMS provider`,
+      BaseKmsProviderOptionsSchema,
+      options ?? {},
+    )
+    this.name = this.#options.name ?? defaultName
+    this.clock = this.#options.clock ?? systemClock
+    this.#random = this.#options.random ?? Math.random
+    this.#sleep = this.#options.sleep ?? defaultSleep
+    this.#tracer = this.#options.tracer ?? trace.getTracer('fraiseql-security')
+  }
+
+  /** Encrypts `plaintext` (bytes, or a string as UTF-8) under `keyId`, binding `context`. */
+  async encrypt(
+    plaintext: Uint8Array | string,
+    keyId: string,
+    context?: EncryptionContext,
+  ): Promise<EncryptedData> {
+    const bytes = this.#plaintextBytes(plaintext)
+    const ctx = this.#context(context)
+    this.#keyId(keyId)
+    const result = await this.#run('encrypt', keyId, (call) =>
+      this.doEncrypt(bytes, keyId, ctx, call),
+    )
+    // Postcondition: a provider never hands back an empty ciphertext or the plaintext itself.
+    if (result.ciphertext.length === 0 || Buffer.from(result.ciphertext).equals(bytes)) {
+      throw new EncryptionError({ provider: this.name })
+    }
+    return new EncryptedDataClass({
+      ciphertext: result.ciphertext,
+      keyReference: this.reference(result.keyId ?? keyId, result.keyAlias),
+      algorithm: result.algorithm,
+      encryptedAt: new Date(this.clock()),
+      context: ctx,
+    })
+  }
+
+  /**
+   * Decrypts data this provider encrypted. The context defaults to the one
+   * recorded in `encrypted`; a different one fails with `DecryptionError`.
+   */
+  async decrypt(encrypted: EncryptedData, context?: EncryptionContext): Promise<Uint8Array> {
+    // Precondition: the reference names this provider (a KeyManager routes by it).
+    if (!(encrypted instanceof EncryptedDataClass))
+      throw new DecryptionError({ provider: this.name })
+    if (encrypted.keyReference.provider !== this.name) {
+      throw new KmsError(
+        `Encrypted data belongs to provider "${encrypted.keyReference.provider}", not "${this.name}"`,
+        {
+          provider: this.name,
+        },
+      )
+    }
+    const ctx = this.#context(context ?? encrypted.context)
+    const keyId = encrypted.keyReference.keyId
+    return this.#run('decrypt', keyId, (call) =>
+      this.doDecrypt(encrypted.ciphertext, keyId, ctx, call),
+    )
+  }
+
+  /** A new AES-256 data key: plaintext for local use and its wrapped form for storage. */
+  async generateDataKey(keyId: string, context?: EncryptionContext): Promise<DataKeyPair> {
+    const ctx = this.#context(context)
+    this.#keyId(keyId)
+    const result = await this.#run('generateDataKey', keyId, (call) =>
+      this.doGenerateDataKey(keyId, ctx, call),
+    )
+    try {
+      // Postcondition: exactly 32 bytes of key, and a wrapped form that is not the key.
+      if (result.plaintextKey.length !== 32 || result.encryptedKey.length === 0) {
+        throw new EncryptionError({ provider: this.name })
+      }
+      return new DataKeyPair(
+        result.plaintextKey,
+        result.encryptedKey,
+        this.reference(result.keyId ?? keyId, result.keyAlias),
+        { algorithm: result.algorithm, context: ctx, createdAt: new Date(this.clock()) },
+      )
+    } finally {
+      result.plaintextKey.fill(0)
+    }
+  }
+
+  /** Creates a new key version; data encrypted before stays decryptable. */
+  async rotateKey(keyId: string): Promise<KeyInfo> {
+    this.#keyId(keyId)
+    const d = await this.#run('rotateKey', keyId, (call) => this.doRotateKey(keyId, call))
+    return this.#info(d)
+  }
+
+  async getKeyInfo(keyId: string): Promise<KeyInfo> {
+    this.#keyId(keyId)
+    return this.#info(
+      await this.#run('getKeyInfo', keyId, (call) => this.doGetKeyInfo(keyId, call)),
+    )
+  }
+
+  async getRotationPolicy(keyId: string): Promise<RotationPolicy> {
+    this.#keyId(keyId)
+    return this.#run('getRotationPolicy', keyId, (call) => this.doGetRotationPolicy(keyId, call))
+  }
+
+  /** A reference to a key of this provider. */
+  reference(keyId: string, keyAlias?: string, createdAt?: Date): KeyReference {
+    return new KeyReference({
+      provider: this.name,
+      keyId,
+      ...(keyAlias === undefined ? {} : { keyAlias }),
+      ...(createdAt === undefined ? {} : { createdAt }),
+    })
+  }
+
+  protected abstract doEncrypt(
+    plaintext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<EncryptResult>
+  protected abstract doDecrypt(
+    ciphertext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<Uint8Array>
+  protected abstract doGenerateDataKey(
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<DataKeyResult>
+  protected abstract doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription>
+  protected abstract doGetKeyInfo(keyId: string, call: CallOptions): Promise<KeyDescription>
+  protected abstract doGetRotationPolicy(keyId: string, call: CallOptions): Promise<RotationPolicy>
+
+  /**
+   * Turns whatever a back end threw into the taxonomy. The default knows
+   * transport failures and aborts; providers add their service's codes. Never
+   * keep `error` itself as a cause: build a {@link SanitizedCause}.
+   */
+  protected mapError(error: unknown, _operation: KmsOperation): KmsError {
+    if (error instanceof KmsError) return error
+    const code = errorCode(error)
+    if (isNetworkError(error)) {
+      return new ProviderConnectionError('network', {
+        provider: this.name,
+        ...(code === undefined ? {} : { cause: { service: this.name, code } }),
+      })
+    }
+    return new KmsError('KMS call failed', {
+      provider: this.name,
+      cause: { service: this.name, ...(code === undefined ? {} : { code }) },
+    })
+  }
+
+  #plaintextBytes(plaintext: Uint8Array | string): Uint8Array {
+    const bytes = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext
+    if (!(bytes instanceof Uint8Array))
+      throw new KmsError('Plaintext must be bytes or a string', { provider: this.name })
+    if (bytes.length > this.maxPlaintextBytes) {
+      throw new KmsError(
+        `Plaintext exceeds this provider's maximum of ${this.maxPlaintextBytes} bytes`,
+        {
+          provider: this.name,
+        },
+      )
+    }
+    return bytes
+  }
+
+  #context(context: EncryptionContext | undefined): EncryptionContext {
+    if (context === undefined) return {}
+    const parsed = EncryptionContextSchema.safeParse(context)
+    if (!parsed.success)
+      throw new KmsError('Encryption context must map strings to strings', { provider: this.name })
+    return Object.freeze({ ...parsed.data })
+  }
+
+  #keyId(keyId: string): void {
+    if (typeof keyId !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(keyId)) {
+      throw new KmsError('Key id must be 1-256 printable ASCII characters', { provider: this.name })
+    }
+  }
+
+  #info(d: KeyDescription): KeyInfo {
+    return {
+      reference: this.reference(d.keyId, d.keyAlias, d.createdAt),
+      state: d.state,
+      currentVersion: d.currentVersion,
+      versions: d.versions,
+    }
+  }
+
+  /** One deadline, bounded jittered retries, the error mapping and the span. */
+  async #run<T>(
+    operation: KmsOperation,
+    keyId: string,
+    attempt: (call: CallOptions) => Promise<T>,
+  ): Promise<T> {
+    const o = this.#options
+    return this.#tracer.startActiveSpan(
+      `kms ${operation}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'kms.provider': this.name, 'kms.operation': operation, 'kms.key_id': keyId },
+      },
+      async (span: Span) => {
+        const deadline = this.clock() + o.timeoutMs
+        let attempts = 0
+        try {
+          for (;;) {
+            attempts++
+            const remaining = deadline - this.clock()
+            if (remaining <= 0)
+              throw new ProviderConnectionError('timeout', { provider: this.name })
+            const failure = await this.#attempt(operation, attempt, remaining)
+            if (failure.ok) return failure.value
+            const error = failure.error
+            if (!error.retryable || attempts >= o.maxAttempts) throw this.#final(error, operation)
+            const ceiling = Math.min(o.retryMaxDelayMs, o.retryBaseDelayMs * 2 ** (attempts - 1))
+            const delay = Math.floor(this.#random() * ceiling)
+            if (this.clock() + delay >= deadline) throw this.#final(error, operation)
+            await this.#sleep(delay)
+          }
+        } catch (err) {
+          const error = err instanceof KmsError ? err : this.mapError(err, operation)
+          span.setAttribute('error.type', error.code)
+          span.setStatus({ code: SpanStatusCode.ERROR, message: error.code })
+          throw error
+        } finally {
+          span.setAttribute('kms.attempts', attempts)
+          span.end()
+        }
+      },
+    )
+  }
+
+  async #attempt<T>(
+    operation: KmsOperation,
+    attempt: (call: CallOptions) => Promise<T>,
+    timeoutMs: number,
+  ): Promise<{ ok: true; value: T } | { ok: false; error: KmsError }> {
+    const controller = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort()
+        reject(new ProviderConnectionError('timeout', { provider: this.name }))
+      }, timeoutMs)
+    })
+    try {
+      const value = await Promise.race([
+        attempt({ signal: controller.signal, timeoutMs }),
+        timedOut,
+      ])
+      return { ok: true, value }
+    } catch (err) {
+      if (controller.signal.aborted)
+        return { ok: false, error: new ProviderConnectionError('timeout', { provider: this.name }) }
+      return { ok: false, error: this.mapError(err, operation) }
+    } finally {
+      clearTimeout(timer)
+      timedOut.catch(() => {})
+    }
+  }
+
+  /**
+   * The error a caller sees once retrying is over. Decryption failures other
+   * than an unreachable provider or a missing, disabled or forbidden key
+   * become the one opaque `DecryptionError`; a generic failure of another
+   * operation becomes that operation's error class, keeping its sanitized cause.
+   */
+  #final(error: KmsError, operation: KmsOperation): KmsError {
+    if (error instanceof ProviderConnectionError) return error
+    if (operation === 'decrypt') {
+      const kept =
+        error instanceof KeyNotFoundError ||
+        error instanceof KeyDisabledError ||
+        error instanceof KmsAccessDeniedError
+      return kept ? error : new DecryptionError({ provider: this.name })
+    }
+    if (error.constructor !== KmsError) return error
+    const options = {
+      provider: this.name,
+      ...(error.cause === undefined ? {} : { cause: error.cause as SanitizedCause }),
+    }
+    if (operation === 'rotateKey') return new KeyRotationError(options)
+    if (operation === 'encrypt' || operation === 'generateDataKey')
+      return new EncryptionError(options)
+    return error
+  }
+}

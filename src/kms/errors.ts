@@ -1,0 +1,130 @@
+/**
+ * The KMS error taxonomy. Every provider maps its back end's failures onto
+ * these classes, so callers `switch (err.code)` the same way whatever holds
+ * their keys.
+ *
+ * Causes are always rebuilt: an SDK error object is never kept, because an
+ * AxiosError's `config` holds the Vault token and the request body, and an
+ * AWS SDK error's hidden `$response` holds the signed request. A
+ * {@link SanitizedCause} carries the service, its error code and status only.
+ */
+import { SecurityError, type SecurityErrorOptions } from '../errors.js'
+
+/** The only facts about a back-end failure we keep: no message text, no request. */
+export interface SanitizedCause {
+  readonly service: string
+  /** The service's own error code or name (`NotFoundException`, `UNAVAILABLE`, `ECONNRESET`). */
+  readonly code?: string
+  /** HTTP status or gRPC status number. */
+  readonly status?: number
+}
+
+export interface KmsErrorOptions extends SecurityErrorOptions {
+  /** Name of the provider the failure came from. */
+  provider?: string
+  /** Whether retrying the same call may succeed (throttling, 5xx, network). */
+  retryable?: boolean
+  cause?: SanitizedCause
+}
+
+/** Base of every KMS error. */
+export class KmsError extends SecurityError {
+  static override readonly code: SecurityError['code'] = 'ERR_KMS_ERROR'
+  /** The provider (registered name) the failure came from, when known. */
+  readonly provider: string | undefined
+  /** Whether the base provider's retry loop may try again. */
+  readonly retryable: boolean
+
+  constructor(message: string, options: KmsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.provider = options.provider
+    this.retryable = options.retryable ?? false
+  }
+}
+
+/** The key does not exist (or the caller may not see that it does). */
+export class KeyNotFoundError extends KmsError {
+  static override readonly code = 'ERR_KMS_KEY_NOT_FOUND'
+  constructor(options: KmsErrorOptions = {}) {
+    super('Key not found', options)
+  }
+}
+
+/** The key exists but is disabled, pending deletion or destroyed. */
+export class KeyDisabledError extends KmsError {
+  static override readonly code = 'ERR_KMS_KEY_DISABLED'
+  constructor(options: KmsErrorOptions = {}) {
+    super('Key is not enabled', options)
+  }
+}
+
+/** The credentials were refused or lack permission for the operation. */
+export class KmsAccessDeniedError extends KmsError {
+  static override readonly code = 'ERR_KMS_ACCESS_DENIED'
+  constructor(options: KmsErrorOptions = {}) {
+    super('Access to the key was denied', options)
+  }
+}
+
+/** Encryption (or data-key generation) failed. */
+export class EncryptionError extends KmsError {
+  static override readonly code = 'ERR_KMS_ENCRYPTION_FAILED'
+  constructor(options: KmsErrorOptions = {}) {
+    super('Encryption failed', options)
+  }
+}
+
+/**
+ * Decryption failed. Deliberately opaque: it never says whether the
+ * ciphertext was corrupt, the key wrong or the context different, and
+ * carries no cause, so it cannot serve as an oracle.
+ */
+export class DecryptionError extends KmsError {
+  static override readonly code = 'ERR_KMS_DECRYPTION_FAILED'
+  constructor(options: Pick<KmsErrorOptions, 'provider'> = {}) {
+    super('Decryption failed', { ...options, retryable: false })
+  }
+}
+
+/** Rotating the key failed. */
+export class KeyRotationError extends KmsError {
+  static override readonly code = 'ERR_KMS_ROTATION_FAILED'
+  constructor(options: KmsErrorOptions = {}) {
+    super('Key rotation failed', options)
+  }
+}
+
+/** Why a provider could not be reached. */
+export type ConnectionFailure = 'timeout' | 'unavailable' | 'throttled' | 'network'
+
+/**
+ * The provider could not be reached in time: network errors, 5xx or
+ * UNAVAILABLE answers, throttling, or the operation's timeout, after retries.
+ */
+export class ProviderConnectionError extends KmsError {
+  static override readonly code = 'ERR_KMS_PROVIDER_UNAVAILABLE'
+  readonly reason: ConnectionFailure
+
+  constructor(reason: ConnectionFailure, options: KmsErrorOptions = {}) {
+    super(`KMS provider unavailable (${reason})`, { retryable: true, ...options })
+    this.reason = reason
+  }
+}
+
+/** Serialized encrypted data that is not in the documented shape. */
+export class InvalidEncryptedDataError extends KmsError {
+  static override readonly code = 'ERR_KMS_INVALID_FORMAT'
+  constructor(problem: string) {
+    super(`Invalid encrypted data: ${problem}`)
+  }
+}
+
+/** No provider is registered under the name a key reference (or option) gives. */
+export class UnknownProviderError extends KmsError {
+  static override readonly code = 'ERR_KMS_UNKNOWN_PROVIDER'
+  readonly providerName: string
+  constructor(name: string) {
+    super(`Unknown provider: ${name}`)
+    this.providerName = name
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * @module fraiseql-security/kms
+ *
+ * One API over HashiCorp Vault Transit, AWS KMS, Google Cloud KMS and a local
+ * development provider: typed models, a shared error taxonomy, and
+ * `BaseKmsProvider` with timeouts, bounded retries and tracing.
+ */
+
+export { MissingDependencyError } from '../internal/optional-import.js'
+export type {
+  BaseKmsProviderOptions,
+  CallOptions,
+  DataKeyResult,
+  EncryptResult,
+  KeyDescription,
+  KmsOperation,
+} from './base-provider.js'
+export { BaseKmsProvider, BaseKmsProviderOptionsSchema, baseOptionsOf } from './base-provider.js'
+export type { ConnectionFailure, KmsErrorOptions, SanitizedCause } from './errors.js'
+export {
+  DecryptionError,
+  EncryptionError,
+  InvalidEncryptedDataError,
+  KeyDisabledError,
+  KeyNotFoundError,
+  KeyRotationError,
+  KmsAccessDeniedError,
+  KmsError,
+  ProviderConnectionError,
+  UnknownProviderError,
+} from './errors.js'
+export type {
+  EncryptedDataInit,
+  EncryptedDataJson,
+  EncryptionContext,
+  KeyInfo,
+  KeyPurpose,
+  KeyReferenceInit,
+  KeyState,
+  RotationPolicy,
+} from './models.js'
+export { DataKeyPair, EncryptedData, KEY_PURPOSES, KEY_STATES, KeyReference } from './models.js'
+export type { LocalKmsProviderOptions } from './providers/local.js'
+export { LOCAL_ALGORITHM, LocalKmsProvider } from './providers/local.js'

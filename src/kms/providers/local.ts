@@ -1,0 +1,340 @@
+/**
+ * `LocalKmsProvider`: AES-256-GCM master keys held by this process, for
+ * development and tests. Keys come from an option, from a key file (created
+ * with mode 0600 when missing, rewritten atomically) or are generated in
+ * memory. Versioned: rotation adds a version, older ones still decrypt.
+ */
+import { createCipheriv, createDecipheriv } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { z } from 'zod'
+import { ConfigError } from '../../errors.js'
+import { canonicalJson } from '../../internal/canonical-json.js'
+import { type Logger, stderrLogger } from '../../internal/logger.js'
+import { parseOptions } from '../../internal/options.js'
+import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
+import {
+  BaseKmsProvider,
+  BaseKmsProviderOptionsSchema,
+  baseOptionsOf,
+  type DataKeyResult,
+  type EncryptResult,
+  type KeyDescription,
+} from '../base-provider.js'
+import { DecryptionError, KeyNotFoundError, KmsError } from '../errors.js'
+import type { EncryptionContext, RotationPolicy } from '../models.js'
+
+const FORMAT = 0x01
+const NONCE = 12
+const TAG = 16
+const HEADER = 1 + 4
+export const LOCAL_ALGORITHM = 'AES_256_GCM'
+
+const keyBytes = z
+  .union([
+    z.instanceof(Uint8Array),
+    z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64'),
+  ])
+  .transform((v) => (typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v)))
+  .refine((b) => b.length === 32, 'must be 32 bytes (AES-256)')
+
+export const LocalKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
+  /** Master keys by id (32 bytes or base64), each as its version 1. */
+  keys: z.record(z.string().regex(/^[\x21-\x7e]{1,256}$/), keyBytes).optional(),
+  /**
+   * JSON file holding the master keys. Created with mode 0600 when missing;
+   * every change is written to a temporary file and renamed over it.
+   */
+  keyFile: z.string().min(1).optional(),
+  /**
+   * Like Vault's upsert: `encrypt`/`generateDataKey` under an unknown key id
+   * create that key.
+   * @default true
+   */
+  autoCreateKeys: z.boolean().default(true),
+  /**
+   * This provider keeps master keys in process memory and on local disk. With
+   * `NODE_ENV=production` it refuses to start unless this is true.
+   * @default false
+   */
+  allowInProduction: z.boolean().default(false),
+  /** Source of key material and nonces. @default crypto.randomBytes */
+  randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
+  /** Where the production warning goes. @default stderr */
+  logger: z
+    .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
+    .optional(),
+}).strict()
+
+export type LocalKmsProviderOptions = z.input<typeof LocalKmsProviderOptionsSchema>
+
+interface LocalKey {
+  createdAt: Date
+  primary: number
+  versions: Map<number, { key: Buffer; createdAt: Date }>
+}
+
+const KeyFileSchema = z.object({
+  format: z.literal('fraiseql-local-kms'),
+  version: z.literal(1),
+  keys: z.record(
+    z.string(),
+    z.object({
+      createdAt: z.iso.datetime(),
+      primary: z.number().int().min(1),
+      versions: z.record(
+        z.string().regex(/^[1-9][0-9]*$/),
+        z.object({ key: z.string(), createdAt: z.iso.datetime() }),
+      ),
+    }),
+  ),
+})
+
+let warnedProduction = false
+
+/**
+ * @example
+ * ```ts
+ * import { LocalKmsProvider } from 'fraiseql-security/kms'
+ * const kms = new LocalKmsProvider({ keyFile: '.data/master-keys.json' })
+ * const sealed = await kms.encrypt('secret', 'app', { tenant: 't1' })
+ * ```
+ */
+export class LocalKmsProvider extends BaseKmsProvider {
+  protected override readonly maxPlaintextBytes = 16 * 1024 * 1024
+  readonly #keys = new Map<string, LocalKey>()
+  readonly #keyFile: string | undefined
+  readonly #autoCreate: boolean
+  readonly #random: RandomBytes
+
+  constructor(options?: LocalKmsProviderOptions) {
+    const o = parseOptions('LocalKmsProvider', LocalKmsProviderOptionsSchema, options ?? {})
+    super('local', baseOptionsOf(o))
+    if (process.env.NODE_ENV === 'production') {
+      if (!warnedProduction) {
+        warnedProduction = true
+        ;(o.logger ?? stderrLogger).warn(
+          { provider: 'local' },
+          'LocalKmsProvider keeps master keys on this machine: use Vault, AWS KMS or Cloud KMS in production',
+        )
+      }
+      if (!o.allowInProduction) {
+        throw new ConfigError('LocalKmsProvider', [
+          { path: ['allowInProduction'], message: 'must be true to run with NODE_ENV=production' },
+        ])
+      }
+    }
+    this.#autoCreate = o.autoCreateKeys
+    this.#random = o.randomBytes ?? secureRandomBytes
+    this.#keyFile = o.keyFile
+    if (o.keyFile !== undefined) this.#load(o.keyFile)
+    const now = new Date(this.clock())
+    for (const [id, key] of Object.entries(o.keys ?? {})) {
+      if (!this.#keys.has(id))
+        this.#keys.set(id, {
+          createdAt: now,
+          primary: 1,
+          versions: new Map([[1, { key, createdAt: now }]]),
+        })
+    }
+    if (o.keys !== undefined && this.#keyFile !== undefined) this.#save()
+  }
+
+  /** Key ids held. */
+  keyIds(): string[] {
+    return [...this.#keys.keys()]
+  }
+
+  protected async doEncrypt(
+    plaintext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+  ): Promise<EncryptResult> {
+    const key = this.#key(keyId, this.#autoCreate)
+    return { ciphertext: this.#seal(key, keyId, plaintext, context), algorithm: LOCAL_ALGORITHM }
+  }
+
+  protected async doDecrypt(
+    ciphertext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+  ): Promise<Uint8Array> {
+    const key = this.#key(keyId, false)
+    if (ciphertext.length < HEADER + NONCE + TAG || ciphertext[0] !== FORMAT)
+      throw new DecryptionError({ provider: this.name })
+    const buf = Buffer.from(ciphertext)
+    const version = buf.readUInt32BE(1)
+    const material = key.versions.get(version)
+    if (material === undefined) throw new DecryptionError({ provider: this.name })
+    const nonce = buf.subarray(HEADER, HEADER + NONCE)
+    const body = buf.subarray(HEADER + NONCE, buf.length - TAG)
+    const tag = buf.subarray(buf.length - TAG)
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', material.key, nonce, { authTagLength: TAG })
+      decipher.setAAD(aad(keyId, buf.subarray(0, HEADER), context))
+      decipher.setAuthTag(tag)
+      return new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()]))
+    } catch {
+      throw new DecryptionError({ provider: this.name })
+    }
+  }
+
+  protected async doGenerateDataKey(
+    keyId: string,
+    context: EncryptionContext,
+  ): Promise<DataKeyResult> {
+    const key = this.#key(keyId, this.#autoCreate)
+    const plaintextKey = Buffer.alloc(32)
+    plaintextKey.set(this.#random(32))
+    return {
+      plaintextKey,
+      encryptedKey: this.#seal(key, keyId, plaintextKey, context),
+      algorithm: LOCAL_ALGORITHM,
+    }
+  }
+
+  protected async doRotateKey(keyId: string): Promise<KeyDescription> {
+    const key = this.#key(keyId, false)
+    const next = Math.max(...key.versions.keys()) + 1
+    key.versions.set(next, { key: this.#material(), createdAt: new Date(this.clock()) })
+    key.primary = next
+    this.#save()
+    return this.#describe(keyId, key)
+  }
+
+  protected async doGetKeyInfo(keyId: string): Promise<KeyDescription> {
+    return this.#describe(keyId, this.#key(keyId, false))
+  }
+
+  protected async doGetRotationPolicy(keyId: string): Promise<RotationPolicy> {
+    const key = this.#key(keyId, false)
+    const last = key.versions.get(key.primary)?.createdAt ?? key.createdAt
+    // Local keys rotate only when asked to.
+    return {
+      enabled: false,
+      rotationPeriodDays: null,
+      lastRotation: key.primary > 1 ? last : null,
+      nextRotation: null,
+    }
+  }
+
+  #describe(keyId: string, key: LocalKey): KeyDescription {
+    return {
+      keyId,
+      state: 'enabled',
+      createdAt: key.createdAt,
+      currentVersion: key.primary,
+      versions: key.versions.size,
+    }
+  }
+
+  #key(keyId: string, create: boolean): LocalKey {
+    let key = this.#keys.get(keyId)
+    if (key === undefined) {
+      if (!create) throw new KeyNotFoundError({ provider: this.name })
+      const now = new Date(this.clock())
+      key = {
+        createdAt: now,
+        primary: 1,
+        versions: new Map([[1, { key: this.#material(), createdAt: now }]]),
+      }
+      this.#keys.set(keyId, key)
+      this.#save()
+    }
+    return key
+  }
+
+  #material(): Buffer {
+    const key = Buffer.alloc(32)
+    key.set(this.#random(32))
+    return key
+  }
+
+  /** `0x01 | version (u32 BE) | nonce (12) | ciphertext | tag (16)`; header, key id and context are the AAD. */
+  #seal(
+    key: LocalKey,
+    keyId: string,
+    plaintext: Uint8Array,
+    context: EncryptionContext,
+  ): Uint8Array {
+    const material = key.versions.get(key.primary)
+    if (material === undefined)
+      throw new KmsError('Local key has no primary version', { provider: this.name })
+    const header = Buffer.alloc(HEADER)
+    header[0] = FORMAT
+    header.writeUInt32BE(key.primary, 1)
+    const nonce = Buffer.from(this.#random(NONCE))
+    const cipher = createCipheriv('aes-256-gcm', material.key, nonce, { authTagLength: TAG })
+    cipher.setAAD(aad(keyId, header, context))
+    const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+    return new Uint8Array(Buffer.concat([header, nonce, body, cipher.getAuthTag()]))
+  }
+
+  #load(file: string): void {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') throw err
+      this.#save()
+      return
+    }
+    let parsed: z.output<typeof KeyFileSchema>
+    try {
+      parsed = KeyFileSchema.parse(JSON.parse(text))
+    } catch {
+      throw new ConfigError('LocalKmsProvider', [
+        { path: ['keyFile'], message: 'is not a fraiseql-local-kms key file' },
+      ])
+    }
+    for (const [id, k] of Object.entries(parsed.keys)) {
+      const versions = new Map<number, { key: Buffer; createdAt: Date }>()
+      for (const [v, entry] of Object.entries(k.versions)) {
+        const key = Buffer.alloc(32)
+        const raw = Buffer.from(entry.key, 'base64')
+        if (raw.length !== 32)
+          throw new ConfigError('LocalKmsProvider', [
+            { path: ['keyFile'], message: 'holds a key that is not 32 bytes' },
+          ])
+        key.set(raw)
+        raw.fill(0)
+        versions.set(Number(v), { key, createdAt: new Date(entry.createdAt) })
+      }
+      this.#keys.set(id, { createdAt: new Date(k.createdAt), primary: k.primary, versions })
+    }
+  }
+
+  /** Writes the key file atomically (temporary file, then rename), mode 0600. */
+  #save(): void {
+    const file = this.#keyFile
+    if (file === undefined) return
+    const keys: Record<string, unknown> = {}
+    for (const [id, k] of this.#keys) {
+      keys[id] = {
+        createdAt: k.createdAt.toISOString(),
+        primary: k.primary,
+        versions: Object.fromEntries(
+          [...k.versions].map(([v, m]) => [
+            String(v),
+            { key: m.key.toString('base64'), createdAt: m.createdAt.toISOString() },
+          ]),
+        ),
+      }
+    }
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(
+      tmp,
+      JSON.stringify({ format: 'fraiseql-local-kms', version: 1, keys }, null, 2),
+      { mode: 0o600 },
+    )
+    renameSync(tmp, file)
+  }
+}
+
+function aad(keyId: string, header: Uint8Array, context: EncryptionContext): Buffer {
+  return Buffer.concat([
+    Buffer.from(header),
+    Buffer.from(`|${keyId}|${canonicalJson(context)}`, 'utf8'),
+  ])
+}

@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { LocalKmsProvider } from '../../src/kms/index.js'
+import { describeKmsProviderContract } from './provider.contract.js'
+
+describeKmsProviderContract('LocalKmsProvider', async () => ({
+  provider: new LocalKmsProvider({ timeoutMs: 1500 }),
+  keyId: 'app',
+  missingKeyId: 'never-created',
+}))
+
+describe('LocalKmsProvider', () => {
+  it('works with no options (in-memory keys, auto-created)', async () => {
+    const kms = new LocalKmsProvider()
+    const enc = await kms.encrypt('x', 'k')
+    expect(enc.keyReference.qualifiedId).toBe('local:k')
+    expect(kms.keyIds()).toEqual(['k'])
+  })
+
+  it('does not create keys on decrypt, rotate or describe, nor on encrypt with autoCreateKeys false', async () => {
+    const kms = new LocalKmsProvider({ autoCreateKeys: false })
+    await expect(kms.encrypt('x', 'k')).rejects.toMatchObject({ code: 'ERR_KMS_KEY_NOT_FOUND' })
+    await expect(kms.rotateKey('k')).rejects.toMatchObject({ code: 'ERR_KMS_KEY_NOT_FOUND' })
+    expect(kms.keyIds()).toEqual([])
+  })
+
+  it('persists keys in a 0600 key file, so a new process decrypts old data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fsl-kms-'))
+    const keyFile = join(dir, 'nested', 'keys.json')
+    const a = new LocalKmsProvider({ keyFile })
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+    const enc = await a.encrypt('persisted', 'app', { t: '1' })
+    await a.rotateKey('app')
+    const enc2 = await a.encrypt('after rotation', 'app')
+    const b = new LocalKmsProvider({ keyFile })
+    expect(Buffer.from(await b.decrypt(enc)).toString()).toBe('persisted')
+    expect(Buffer.from(await b.decrypt(enc2)).toString()).toBe('after rotation')
+    expect((await b.getKeyInfo('app')).currentVersion).toBe(2)
+    expect(JSON.parse(readFileSync(keyFile, 'utf8')).format).toBe('fraiseql-local-kms')
+  })
+
+  it('accepts master keys from options, and rejects keys that are not 32 bytes', async () => {
+    const key = Buffer.alloc(32, 7)
+    const a = new LocalKmsProvider({ keys: { app: key } })
+    const b = new LocalKmsProvider({ keys: { app: key.toString('base64') } })
+    expect(Buffer.from(await b.decrypt(await a.encrypt('shared', 'app'))).toString()).toBe('shared')
+    expect(() => new LocalKmsProvider({ keys: { app: Buffer.alloc(16) } })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_CONFIG_INVALID',
+        message: expect.stringContaining('keys.app'),
+      }),
+    )
+  })
+
+  it('refuses to start with NODE_ENV=production unless allowed', () => {
+    const before = process.env.NODE_ENV
+    process.env.NODE_ENV = 'production'
+    try {
+      expect(() => new LocalKmsProvider({ logger: { warn: () => {}, error: () => {} } })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_CONFIG_INVALID',
+          message: expect.stringContaining('allowInProduction'),
+        }),
+      )
+      expect(() => new LocalKmsProvider({ allowInProduction: true })).not.toThrow()
+    } finally {
+      process.env.NODE_ENV = before
+    }
+  })
+
+  it('rejects a corrupt key file with ERR_CONFIG_INVALID naming keyFile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fsl-kms-'))
+    const keyFile = join(dir, 'keys.json')
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(keyFile, '{"not":"ours"}')
+    expect(() => new LocalKmsProvider({ keyFile })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_CONFIG_INVALID',
+        message: expect.stringContaining('keyFile'),
+      }),
+    )
+  })
+})
