@@ -1,0 +1,838 @@
+/**
+ * A HashiCorp Vault Transit emulator speaking Vault's HTTP API on 127.0.0.1,
+ * for tests that drive `VaultKmsProvider` (or any Vault client) through the
+ * real client library. Real cryptography: AES-GCM (or ChaCha20-Poly1305) per
+ * key version, `vault:vN:` + base64(nonce || ciphertext || tag), HKDF-SHA256
+ * per-context keys for derived keys, `associated_data` as AEAD additional
+ * data. Status codes, error bodies and messages follow Vault's
+ * (builtin/logical/transit, sdk/logical/response_util.go).
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto'
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { type Clock, systemClock } from '../../internal/clock.js'
+import { CallCounter, FaultInjector, type KmsEmulator } from './faults.js'
+
+/** Key types the emulator implements (Vault's symmetric AEAD types). */
+export type VaultEmulatorKeyType = 'aes256-gcm96' | 'aes128-gcm96' | 'chacha20-poly1305'
+
+export interface VaultEmulatorOptions {
+  /**
+   * The token `X-Vault-Token` must carry.
+   * @default a random `hvs.` token
+   */
+  token?: string
+  /**
+   * Path the Transit engine is mounted at; requests elsewhere get 404 "no handler for route".
+   * @default 'transit'
+   */
+  mount?: string
+  /**
+   * Serve HTTPS with this certificate and key (PEM) instead of HTTP.
+   * @default plain HTTP
+   */
+  tls?: { readonly cert: string | Buffer; readonly key: string | Buffer }
+  /**
+   * Answer `keys/<k>/rotate` with 204 and no body, as Vault did before it
+   * returned the key (current Vault answers 200 with the key's data).
+   * @default false
+   */
+  rotateNoContent?: boolean
+  /** Clock for key version creation times (ms). @default Date.now */
+  clock?: Clock
+}
+
+export interface VaultEmulatorKeyOptions {
+  /** @default false */
+  derived?: boolean
+  /** @default 'aes256-gcm96' */
+  type?: VaultEmulatorKeyType
+  /** Namespace the key lives in (`X-Vault-Namespace`). @default '' (root) */
+  namespace?: string
+  /** `auto_rotate_period` in seconds (0 = off). @default 0 */
+  autoRotatePeriodSeconds?: number
+}
+
+/** One request as the emulator saw it: body field names only, never their values. */
+export interface VaultEmulatorRequest {
+  readonly method: string
+  /** URL path, e.g. `/v1/transit/encrypt/orders`. */
+  readonly path: string
+  /** `X-Vault-Namespace`, normalized (no surrounding slashes; '' for root). */
+  readonly namespace: string
+  /** Names of the JSON body's fields. */
+  readonly fields: readonly string[]
+}
+
+interface KeyVersion {
+  readonly key: Buffer
+  /** Unix seconds, as Vault reports them. */
+  readonly createdAt: number
+}
+
+interface EmulatedKey {
+  readonly name: string
+  readonly type: VaultEmulatorKeyType
+  readonly derived: boolean
+  readonly versions: Map<number, KeyVersion>
+  latest: number
+  minDecryptionVersion: number
+  minEncryptionVersion: number
+  autoRotatePeriod: number
+  deletionAllowed: boolean
+  exportable: boolean
+}
+
+const CIPHERS: Record<VaultEmulatorKeyType, { cipher: string; keyBytes: number }> = {
+  'aes256-gcm96': { cipher: 'aes-256-gcm', keyBytes: 32 },
+  'aes128-gcm96': { cipher: 'aes-128-gcm', keyBytes: 16 },
+  'chacha20-poly1305': { cipher: 'chacha20-poly1305', keyBytes: 32 },
+}
+const NONCE = 12
+const TAG = 16
+/** Vault's `GenericNameRegex`. */
+const NAME = '\\w(?:[\\w.-]*\\w)?'
+const MISSING_CONTEXT =
+  "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key"
+/** Vault's default `max_request_size`. */
+const MAX_BODY = 32 * 1024 * 1024
+
+/** Fields each endpoint knows; others are ignored with Vault's warning. */
+const KNOWN_FIELDS: Record<string, readonly string[]> = {
+  encrypt: [
+    'plaintext',
+    'context',
+    'nonce',
+    'key_version',
+    'type',
+    'convergent_encryption',
+    'batch_input',
+    'associated_data',
+    'partial_failure_response_code',
+  ],
+  decrypt: [
+    'ciphertext',
+    'context',
+    'nonce',
+    'batch_input',
+    'associated_data',
+    'partial_failure_response_code',
+  ],
+  datakey: ['bits', 'context', 'nonce', 'key_version'],
+  createKey: [
+    'type',
+    'derived',
+    'convergent_encryption',
+    'exportable',
+    'allow_plaintext_backup',
+    'context',
+    'auto_rotate_period',
+    'key_size',
+  ],
+  rotate: ['managed_key_name', 'managed_key_id'],
+  configKey: [
+    'min_decryption_version',
+    'min_encryption_version',
+    'deletion_allowed',
+    'exportable',
+    'allow_plaintext_backup',
+    'auto_rotate_period',
+  ],
+  readKey: [],
+}
+
+/** A Vault error answer: `{"errors": [...]}` with its status. */
+class VaultFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly errors: readonly string[],
+  ) {
+    super(errors[0] ?? `status ${status}`)
+  }
+}
+
+const bad = (message: string) => new VaultFailure(400, [message])
+
+/**
+ * @example
+ * ```ts
+ * import { startVaultEmulator } from 'fraiseql-security/kms/testing'
+ * const vault = await startVaultEmulator()
+ * vault.createKey('orders', { derived: true })
+ * const kms = new VaultKmsProvider({ address: vault.address, token: vault.token })
+ * // ... vault.faults.failNext(2, 'unavailable'); vault.calls.count('encrypt')
+ * await vault.close()
+ * ```
+ */
+export class VaultEmulator implements KmsEmulator {
+  readonly calls = new CallCounter()
+  readonly faults = new FaultInjector()
+  /** Every request received, oldest first (at most the last 1000). */
+  readonly requests: VaultEmulatorRequest[] = []
+  /** The Transit mount path, without slashes at either end. */
+  readonly mount: string
+  readonly #server: Server
+  readonly #scheme: 'http' | 'https'
+  readonly #clock: Clock
+  readonly #rotateNoContent: boolean
+  /** namespace → key name → key. */
+  readonly #namespaces = new Map<string, Map<string, EmulatedKey>>()
+  readonly #waits = new Set<() => void>()
+  #token: string
+  #closed = false
+
+  private constructor(options: VaultEmulatorOptions) {
+    this.#token = options.token ?? `hvs.${randomBytes(18).toString('base64url')}`
+    this.mount = (options.mount ?? 'transit').replace(/^\/+|\/+$/g, '')
+    this.#clock = options.clock ?? systemClock
+    this.#rotateNoContent = options.rotateNoContent ?? false
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.#handle(req, res).catch(() => {
+        if (!res.headersSent && !res.destroyed) send(res, 500, { errors: ['internal error'] })
+      })
+    }
+    if (options.tls === undefined) {
+      this.#scheme = 'http'
+      this.#server = createHttpServer(handler)
+    } else {
+      this.#scheme = 'https'
+      this.#server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler)
+    }
+  }
+
+  /** Starts an emulator on 127.0.0.1 and an ephemeral port. */
+  static async start(options: VaultEmulatorOptions = {}): Promise<VaultEmulator> {
+    const emulator = new VaultEmulator(options)
+    await new Promise<void>((resolve, reject) => {
+      emulator.#server.once('error', reject)
+      emulator.#server.listen(0, '127.0.0.1', () => resolve())
+    })
+    return emulator
+  }
+
+  /** `http://127.0.0.1:<port>` (or `https://`), for the provider's `address`. */
+  get address(): string {
+    const { port } = this.#server.address() as AddressInfo
+    return `${this.#scheme}://127.0.0.1:${port}`
+  }
+
+  /** The token requests must carry. */
+  get token(): string {
+    return this.#token
+  }
+
+  /** Accept only `token` from now on (the old one gets 403, as after a revocation). */
+  setToken(token: string): void {
+    this.#token = token
+  }
+
+  /** Creates a key (as `POST <mount>/keys/<name>` would). Throws if it exists. */
+  createKey(name: string, options: VaultEmulatorKeyOptions = {}): void {
+    if (!new RegExp(`^${NAME}$`).test(name)) throw new TypeError('not a Vault key name')
+    const keys = this.#keys(normalizeNamespace(options.namespace))
+    if (keys.has(name)) throw new TypeError('key exists')
+    const key = this.#newKey(name, options.type ?? 'aes256-gcm96', options.derived ?? false)
+    key.autoRotatePeriod = options.autoRotatePeriodSeconds ?? 0
+    keys.set(name, key)
+  }
+
+  /** Deletes a key and all its versions (as `DELETE <mount>/keys/<name>` with deletion allowed). */
+  deleteKey(name: string, namespace?: string): boolean {
+    return this.#keys(normalizeNamespace(namespace)).delete(name)
+  }
+
+  /** The key as `GET <mount>/keys/<name>` returns it (`data`), or undefined. */
+  describeKey(name: string, namespace?: string): Record<string, unknown> | undefined {
+    const key = this.#keys(normalizeNamespace(namespace)).get(name)
+    return key === undefined ? undefined : formatKey(key)
+  }
+
+  /** Key names in a namespace. */
+  keyNames(namespace?: string): string[] {
+    return [...this.#keys(normalizeNamespace(namespace)).keys()]
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const wake of this.#waits) wake()
+    this.#waits.clear()
+    this.#server.closeAllConnections()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readBody(req)
+    const decision = this.faults.next()
+    if (decision.delayMs > 0) await this.#wait(decision.delayMs)
+    // Outage (or closing): the service is gone, the connection just drops.
+    if (this.#closed || decision.outage) {
+      req.socket.destroy()
+      return
+    }
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    const path = url.pathname
+    const method = (req.method ?? 'GET').toUpperCase()
+    const namespace = normalizeNamespace(header(req, 'x-vault-namespace'))
+    const route = this.#route(path)
+    const write = method === 'POST' || method === 'PUT'
+    const operation =
+      route?.operation === 'readKey' && write ? 'createKey' : (route?.operation ?? 'unknown')
+    this.calls.increment(operation)
+    let body: Record<string, unknown> = {}
+    let parseError: string | undefined
+    if (raw !== undefined && raw.length > 0 && method !== 'GET') {
+      try {
+        const parsed: unknown = JSON.parse(raw.toString('utf8'))
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+          parseError = 'failed to parse JSON input: request body must be a JSON object'
+        else body = parsed as Record<string, unknown>
+      } catch {
+        // Not the parser's message: it quotes the input, which may be a plaintext.
+        parseError = 'failed to parse JSON input: invalid character in request body'
+      }
+    }
+    this.requests.push({ method, path, namespace, fields: Object.keys(body) })
+    if (this.requests.length > 1000) this.requests.shift()
+
+    if (raw === undefined) return send(res, 413, { errors: ['request body too large'] })
+    // Transient failures come before authentication, as a sealed Vault or a
+    // rate-limit quota answers before any token is looked at.
+    const vaultPath = path.replace(/^\/v1\//, '')
+    if (decision.fail === 'unavailable') return send(res, 503, { errors: ['Vault is sealed'] })
+    if (decision.fail === 'throttle') {
+      return send(res, 429, {
+        errors: [`request path ${JSON.stringify(vaultPath)}: rate limit quota exceeded`],
+      })
+    }
+    if (!this.#authorized(req)) return send(res, 403, { errors: ['permission denied'] })
+    if (route === undefined) {
+      return send(res, 404, {
+        errors: [`no handler for route ${JSON.stringify(vaultPath)}. route entry not found.`],
+      })
+    }
+    if (parseError !== undefined) return send(res, 400, { errors: [parseError] })
+
+    const allowed = route.operation === 'readKey' ? method === 'GET' || write : write
+    if (!allowed) return send(res, 405, { errors: [] })
+    if (body.batch_input !== undefined)
+      return send(res, 400, { errors: ['batch_input is not supported by this emulator'] })
+
+    const keys = this.#keys(namespace)
+    try {
+      const answer = this.#dispatch(operation, route, keys, body)
+      if (answer === undefined) {
+        res.writeHead(204, { 'Cache-Control': 'no-store' }).end()
+        return
+      }
+      const warnings = [...answer.warnings, ...ignoredFields(operation, body)]
+      send(res, 200, envelope(answer.data, warnings))
+    } catch (err) {
+      if (!(err instanceof VaultFailure)) throw err
+      send(res, err.status, { errors: err.errors })
+    }
+  }
+
+  #dispatch(
+    operation: string,
+    route: Route,
+    keys: Map<string, EmulatedKey>,
+    body: Record<string, unknown>,
+  ): { data: Record<string, unknown>; warnings: string[] } | undefined {
+    const name = route.name
+    switch (operation) {
+      case 'encrypt':
+        return { data: this.#encrypt(keys, name, body), warnings: [] }
+      case 'decrypt':
+        return { data: this.#decrypt(keys, name, body), warnings: [] }
+      case 'datakey':
+        return { data: this.#datakey(keys, name, route.kind ?? '', body), warnings: [] }
+      case 'readKey': {
+        const key = keys.get(name)
+        // A read that finds nothing is a nil response: 404 with an empty error list.
+        if (key === undefined) throw new VaultFailure(404, [])
+        return { data: formatKey(key), warnings: [] }
+      }
+      case 'createKey':
+        return this.#create(keys, name, body)
+      case 'rotate': {
+        const key = keys.get(name)
+        if (key === undefined) throw bad('key not found')
+        this.#addVersion(key)
+        return this.#rotateNoContent ? undefined : { data: formatKey(key), warnings: [] }
+      }
+      case 'configKey':
+        return { data: this.#configure(keys, name, body), warnings: [] }
+      default:
+        throw new VaultFailure(404, [])
+    }
+  }
+
+  #encrypt(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+  ): Record<string, unknown> {
+    if (body.plaintext === undefined) throw bad('missing plaintext to encrypt')
+    const contextText = stringField(body, 'context')
+    const context = goBase64(contextText)
+    let key = keys.get(name)
+    if (key === undefined) {
+      // Upsert (the token has `create`, upsert is not disabled): derived iff a context was sent.
+      const type = (stringField(body, 'type') || 'aes256-gcm96') as VaultEmulatorKeyType
+      if (!(type in CIPHERS)) throw bad(`unknown key type ${type}`)
+      key = this.#newKey(name, type, contextText !== '')
+      keys.set(name, key)
+    }
+    const aad = associatedData(body)
+    const version = intField(body, 'key_version') ?? 0
+    if (version < 0) throw bad('requested version for encryption is negative')
+    if (version > key.latest)
+      throw bad('requested version for encryption is higher than the latest key version')
+    const use = version === 0 ? key.latest : version
+    if (key.minEncryptionVersion > 0 && use < key.minEncryptionVersion)
+      throw bad('requested version for encryption is less than the minimum encryption key version')
+    const plaintext = goBase64(stringField(body, 'plaintext'))
+    const material = this.#material(key, use, context)
+    const nonce = randomBytes(NONCE)
+    const cipher = createCipheriv(CIPHERS[key.type].cipher as 'aes-256-gcm', material, nonce, {
+      authTagLength: TAG,
+    })
+    if (aad !== undefined) cipher.setAAD(aad)
+    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+    return {
+      ciphertext: `vault:v${use}:${Buffer.concat([nonce, sealed]).toString('base64')}`,
+      key_version: use,
+    }
+  }
+
+  #decrypt(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const value = stringField(body, 'ciphertext')
+    if (value === '') throw bad('missing ciphertext to decrypt')
+    const key = keys.get(name)
+    // Decrypt never upserts.
+    if (key === undefined) throw bad('encryption key not found')
+    const context = goBase64(stringField(body, 'context'))
+    const aad = associatedData(body)
+    return { plaintext: this.#open(key, value, context, aad).toString('base64') }
+  }
+
+  #datakey(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    kind: string,
+    body: Record<string, unknown>,
+  ): Record<string, unknown> {
+    if (kind !== 'plaintext' && kind !== 'wrapped')
+      throw bad("Invalid path, must be 'plaintext' or 'wrapped'")
+    try {
+      goBase64(stringField(body, 'context'))
+    } catch {
+      throw bad('failed to base64-decode context')
+    }
+    const key = keys.get(name)
+    if (key === undefined) throw bad('encryption key not found')
+    const bits = intField(body, 'bits') ?? 256
+    if (bits !== 128 && bits !== 256 && bits !== 512) throw bad('invalid bit length')
+    const fresh = randomBytes(bits / 8)
+    // Vault encrypts the new key through the key's ordinary encrypt path (no associated_data).
+    const sealed = this.#encrypt(keys, name, {
+      plaintext: fresh.toString('base64'),
+      ...(body.context === undefined ? {} : { context: body.context }),
+      ...(body.key_version === undefined ? {} : { key_version: body.key_version }),
+    })
+    return {
+      ciphertext: sealed.ciphertext,
+      key_version: sealed.key_version,
+      ...(kind === 'plaintext' ? { plaintext: fresh.toString('base64') } : {}),
+    }
+  }
+
+  #create(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+  ): { data: Record<string, unknown>; warnings: string[] } {
+    const existing = keys.get(name)
+    if (existing !== undefined)
+      return { data: formatKey(existing), warnings: [`key ${name} already existed`] }
+    const type = (stringField(body, 'type') || 'aes256-gcm96') as VaultEmulatorKeyType
+    if (!(type in CIPHERS)) throw bad(`unknown key type ${type}`)
+    const derived = boolField(body, 'derived') ?? false
+    if ((boolField(body, 'convergent_encryption') ?? false) && !derived)
+      throw bad('convergent encryption requires derivation to be enabled')
+    const period = body.auto_rotate_period === undefined ? 0 : duration(body.auto_rotate_period)
+    if (period !== 0 && period < 3600)
+      throw bad('auto rotate period must be 0 to disable or at least an hour')
+    const key = this.#newKey(name, type, derived)
+    key.autoRotatePeriod = period
+    key.exportable = boolField(body, 'exportable') ?? false
+    keys.set(name, key)
+    return { data: formatKey(key), warnings: [] }
+  }
+
+  #configure(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const key = keys.get(name)
+    if (key === undefined) throw bad(`no existing key named ${name} could be found`)
+    const minDecryption = intField(body, 'min_decryption_version')
+    if (minDecryption !== undefined) {
+      if (minDecryption > key.latest) {
+        throw bad(
+          `cannot set min decryption version of ${minDecryption}, latest key version is ${key.latest}`,
+        )
+      }
+      key.minDecryptionVersion = Math.max(1, minDecryption)
+    }
+    const minEncryption = intField(body, 'min_encryption_version')
+    if (minEncryption !== undefined) {
+      if (minEncryption > key.latest)
+        throw bad(
+          `cannot set min encryption version of ${minEncryption}, latest key version is ${key.latest}`,
+        )
+      key.minEncryptionVersion = minEncryption
+    }
+    const deletionAllowed = boolField(body, 'deletion_allowed')
+    if (deletionAllowed !== undefined) key.deletionAllowed = deletionAllowed
+    const exportable = boolField(body, 'exportable')
+    if (exportable !== undefined) key.exportable = key.exportable || exportable
+    if (body.auto_rotate_period !== undefined) {
+      const period = duration(body.auto_rotate_period)
+      if (period !== 0 && period < 3600)
+        throw bad('auto rotate period must be 0 to disable or at least an hour')
+      key.autoRotatePeriod = period
+    }
+    return formatKey(key)
+  }
+
+  /** Vault's `DecryptWithFactory`, checks in its order. */
+  #open(key: EmulatedKey, value: string, context: Buffer, aad: Buffer | undefined): Buffer {
+    if (!value.startsWith('vault:v')) throw bad('invalid ciphertext: no prefix')
+    const rest = value.slice('vault:v'.length)
+    const colon = rest.indexOf(':')
+    if (colon < 0) throw bad('invalid ciphertext: wrong number of fields')
+    const versionText = rest.slice(0, colon)
+    if (!/^[+-]?[0-9]+$/.test(versionText))
+      throw bad('invalid ciphertext: version number could not be decoded')
+    let version = Number(versionText)
+    if (version === 0) version = 1
+    if (version > key.latest) throw bad('invalid ciphertext: version is too new')
+    if (key.minDecryptionVersion > 0 && version < key.minDecryptionVersion)
+      throw bad('ciphertext or signature version is disallowed by policy (too old)')
+    let decoded: Buffer
+    try {
+      decoded = goBase64(rest.slice(colon + 1))
+    } catch {
+      throw bad('invalid ciphertext: could not decode base64')
+    }
+    const material = this.#material(key, version, context)
+    if (decoded.length < NONCE) throw bad('invalid ciphertext length')
+    try {
+      const decipher = createDecipheriv(
+        CIPHERS[key.type].cipher as 'aes-256-gcm',
+        material,
+        decoded.subarray(0, NONCE),
+        { authTagLength: TAG },
+      )
+      if (decoded.length < NONCE + TAG) throw new Error('short')
+      if (aad !== undefined) decipher.setAAD(aad)
+      decipher.setAuthTag(decoded.subarray(decoded.length - TAG))
+      return Buffer.concat([
+        decipher.update(decoded.subarray(NONCE, decoded.length - TAG)),
+        decipher.final(),
+      ])
+    } catch {
+      throw bad('cipher: message authentication failed')
+    }
+  }
+
+  /**
+   * The key for a version: the version's key itself for non-derived keys
+   * (the context is decoded, then ignored, as Vault's `GetKey` does), or
+   * HKDF-SHA256(key, salt = none, info = context) for derived ones.
+   */
+  #material(key: EmulatedKey, version: number, context: Buffer): Buffer {
+    const entry = key.versions.get(version)
+    if (entry === undefined) throw bad('invalid ciphertext: version is too new')
+    if (!key.derived) return entry.key
+    if (context.length === 0) throw bad(MISSING_CONTEXT)
+    return Buffer.from(
+      hkdfSync('sha256', entry.key, Buffer.alloc(0), context, CIPHERS[key.type].keyBytes),
+    )
+  }
+
+  #newKey(name: string, type: VaultEmulatorKeyType, derived: boolean): EmulatedKey {
+    const key: EmulatedKey = {
+      name,
+      type,
+      derived,
+      versions: new Map(),
+      latest: 0,
+      minDecryptionVersion: 1,
+      minEncryptionVersion: 0,
+      autoRotatePeriod: 0,
+      deletionAllowed: false,
+      exportable: false,
+    }
+    this.#addVersion(key)
+    return key
+  }
+
+  #addVersion(key: EmulatedKey): void {
+    key.latest += 1
+    key.versions.set(key.latest, {
+      key: randomBytes(CIPHERS[key.type].keyBytes),
+      createdAt: Math.floor(this.#clock() / 1000),
+    })
+  }
+
+  #keys(namespace: string): Map<string, EmulatedKey> {
+    let keys = this.#namespaces.get(namespace)
+    if (keys === undefined) {
+      keys = new Map()
+      this.#namespaces.set(namespace, keys)
+    }
+    return keys
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    const bearer = /^Bearer (.+)$/.exec(header(req, 'authorization'))?.[1]
+    const token = header(req, 'x-vault-token') || bearer || ''
+    return token !== '' && token === this.#token
+  }
+
+  #route(path: string): Route | undefined {
+    const prefix = `/v1/${this.mount}/`
+    if (!path.startsWith(prefix)) return undefined
+    const rest = path.slice(prefix.length)
+    const patterns: Array<[RegExp, Route['operation']]> = [
+      [new RegExp(`^encrypt/(${NAME})$`), 'encrypt'],
+      [new RegExp(`^decrypt/(${NAME})$`), 'decrypt'],
+      [new RegExp(`^datakey/(${NAME})/(${NAME})$`), 'datakey'],
+      [new RegExp(`^keys/(${NAME})/rotate$`), 'rotate'],
+      [new RegExp(`^keys/(${NAME})/config$`), 'configKey'],
+      [new RegExp(`^keys/(${NAME})$`), 'readKey'],
+    ]
+    for (const [pattern, operation] of patterns) {
+      const m = pattern.exec(rest)
+      if (m === null) continue
+      if (operation === 'datakey') return { operation, kind: m[1]!, name: m[2]! }
+      return { operation, name: m[1]! }
+    }
+    return undefined
+  }
+
+  /** A delay that `close()` cuts short. */
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer)
+        this.#waits.delete(wake)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      this.#waits.add(wake)
+    })
+  }
+}
+
+interface Route {
+  readonly operation:
+    | 'encrypt'
+    | 'decrypt'
+    | 'datakey'
+    | 'rotate'
+    | 'configKey'
+    | 'readKey'
+    | 'createKey'
+  readonly name: string
+  readonly kind?: string
+}
+
+/**
+ * Starts a {@link VaultEmulator} on 127.0.0.1.
+ *
+ * @example
+ * ```ts
+ * const vault = await startVaultEmulator({ mount: 'kms' })
+ * const kms = new VaultKmsProvider({ address: vault.address, token: vault.token, mount: 'kms' })
+ * ```
+ */
+export function startVaultEmulator(options?: VaultEmulatorOptions): Promise<VaultEmulator> {
+  return VaultEmulator.start(options)
+}
+
+/** Vault's `formatKeyPolicy` for symmetric keys. */
+function formatKey(key: EmulatedKey): Record<string, unknown> {
+  const keys: Record<string, number> = {}
+  for (const [version, entry] of key.versions) {
+    if (version >= key.minDecryptionVersion) keys[String(version)] = entry.createdAt
+  }
+  return {
+    name: key.name,
+    type: key.type,
+    derived: key.derived,
+    ...(key.derived ? { kdf: 'hkdf_sha256', convergent_encryption: false } : {}),
+    deletion_allowed: key.deletionAllowed,
+    min_available_version: 0,
+    min_decryption_version: key.minDecryptionVersion,
+    min_encryption_version: key.minEncryptionVersion,
+    latest_version: key.latest,
+    exportable: key.exportable,
+    allow_plaintext_backup: false,
+    supports_encryption: true,
+    supports_decryption: true,
+    supports_signing: false,
+    supports_derivation: true,
+    auto_rotate_period: key.autoRotatePeriod,
+    imported_key: false,
+    keys,
+  }
+}
+
+function envelope(data: Record<string, unknown>, warnings: string[]): Record<string, unknown> {
+  return {
+    request_id: randomUUID(),
+    lease_id: '',
+    renewable: false,
+    lease_duration: 0,
+    data,
+    wrap_info: null,
+    warnings: warnings.length === 0 ? null : warnings,
+    auth: null,
+    mount_type: 'transit',
+  }
+}
+
+/** `associated_data` as GCM additional data; every type the emulator has is AEAD, so all take it. */
+function associatedData(body: Record<string, unknown>): Buffer | undefined {
+  if (body.associated_data === undefined) return undefined
+  return goBase64(stringField(body, 'associated_data'))
+}
+
+function ignoredFields(operation: string, body: Record<string, unknown>): string[] {
+  const known = KNOWN_FIELDS[operation] ?? []
+  const unknown = Object.keys(body)
+    .filter((f) => !known.includes(f))
+    .sort()
+  return unknown.length === 0
+    ? []
+    : [`Endpoint ignored these unrecognized parameters: [${unknown.join(' ')}]`]
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.destroyed || res.writableEnded) return
+  const text = JSON.stringify(body)
+  res
+    .writeHead(status, {
+      'Content-Type': 'application/json',
+      'Cache-Control': 'no-store',
+      'Content-Length': Buffer.byteLength(text),
+    })
+    .end(text)
+}
+
+/** The body, or undefined when it exceeds Vault's default `max_request_size`. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) return undefined
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+function header(req: IncomingMessage, name: string): string {
+  const value = req.headers[name]
+  return (Array.isArray(value) ? value[0] : value) ?? ''
+}
+
+function normalizeNamespace(namespace: string | undefined): string {
+  return (namespace ?? '').replace(/^\/+|\/+$/g, '')
+}
+
+function stringField(body: Record<string, unknown>, field: string): string {
+  const value = body[field]
+  if (value === undefined || value === null) return ''
+  if (typeof value !== 'string')
+    throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
+  return value
+}
+
+function intField(body: Record<string, unknown>, field: string): number | undefined {
+  const value = body[field]
+  if (value === undefined || value === null) return undefined
+  const n = typeof value === 'string' && /^-?[0-9]+$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n))
+    throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
+  return n
+}
+
+function boolField(body: Record<string, unknown>, field: string): boolean | undefined {
+  const value = body[field]
+  if (value === undefined || value === null) return undefined
+  if (value === true || value === 'true' || value === '1' || value === 1) return true
+  if (value === false || value === 'false' || value === '0' || value === 0) return false
+  throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
+}
+
+const GO_UNITS: Record<string, number> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+}
+
+/** Vault's `TypeDurationSecond`: an integer (seconds) or a Go duration string, in whole seconds. */
+function duration(value: unknown): number {
+  const fail = () =>
+    bad(`error converting input ${JSON.stringify(value)} for field "auto_rotate_period"`)
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0) throw fail()
+    return value
+  }
+  if (typeof value !== 'string') throw fail()
+  if (/^[0-9]+$/.test(value)) return Number(value)
+  const parts = value.match(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)
+  if (parts === null || parts.join('') !== value) throw fail()
+  let seconds = 0
+  for (const part of parts) {
+    const m = /^([0-9.]+)(.+)$/.exec(part)!
+    seconds += Number(m[1]) * GO_UNITS[m[2]!]!
+  }
+  return Math.floor(seconds)
+}
+
+/**
+ * Go's `base64.StdEncoding.DecodeString`: the standard alphabet, padding
+ * required, CR and LF skipped, anything else an error naming the offset
+ * (Node's decoder silently skips bad characters, which would hide tampering).
+ */
+function goBase64(text: string): Buffer {
+  const s = text.replace(/[\r\n]/g, '')
+  const invalid = s.search(/[^A-Za-z0-9+/=]/)
+  if (invalid >= 0) throw bad(`illegal base64 data at input byte ${invalid}`)
+  const pad = s.indexOf('=')
+  if (pad >= 0 && (!/^=={0,1}$/.test(s.slice(pad)) || s.length % 4 !== 0))
+    throw bad(`illegal base64 data at input byte ${pad}`)
+  if (s.length % 4 !== 0) throw bad(`illegal base64 data at input byte ${s.length}`)
+  return Buffer.from(s, 'base64')
+}
