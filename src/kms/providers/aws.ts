@@ -1,0 +1,526 @@
+/**
+ * `AwsKmsProvider`: AWS KMS through `@aws-sdk/client-kms` v3, an optional
+ * peer dependency imported on first use.
+ *
+ * What it does on purpose:
+ * - The SDK's own retries are off (`maxAttempts: 1`): the base provider is
+ *   the only retry layer, so a 2 s budget stays 2 s.
+ * - `Decrypt` always names the key (`KeyId`), so a ciphertext forged under
+ *   another key the caller may use is refused (`IncorrectKeyException`).
+ * - A key addressed by alias is recorded by its canonical ARN (`keyId`) and
+ *   the alias (`keyAlias`): re-pointing the alias later never breaks
+ *   decryption of what it encrypted before.
+ * - Errors are mapped by their `name`, never `instanceof` (the SDK has no
+ *   class for `ThrottlingException`), and only the name and HTTP status are
+ *   kept: the SDK error's hidden `$response` holds the signed request.
+ */
+import type * as KmsSdk from '@aws-sdk/client-kms'
+import { z } from 'zod'
+import { importOptional } from '../../internal/optional-import.js'
+import { parseOptions } from '../../internal/options.js'
+import {
+  BaseKmsProvider,
+  BaseKmsProviderOptionsSchema,
+  baseOptionsOf,
+  type CallOptions,
+  type DataKeyResult,
+  type EncryptResult,
+  errorCode,
+  isNetworkError,
+  type KeyDescription,
+  type KmsOperation,
+} from '../base-provider.js'
+import {
+  DecryptionError,
+  EncryptionError,
+  KeyDisabledError,
+  KeyNotFoundError,
+  KeyRotationError,
+  KmsAccessDeniedError,
+  KmsError,
+  ProviderConnectionError,
+  type SanitizedCause,
+} from '../errors.js'
+import type {
+  DataKeyPair,
+  EncryptedData,
+  EncryptionContext,
+  KeyInfo,
+  KeyState,
+  RotationPolicy,
+} from '../models.js'
+
+/** The npm package this provider needs. */
+export const AWS_KMS_PACKAGE = '@aws-sdk/client-kms'
+
+/** `EncryptedData.algorithm` for AWS KMS symmetric keys. */
+export const AWS_ALGORITHM = 'SYMMETRIC_DEFAULT'
+
+/** Static AWS credentials (our own shape: the SDK's types stay out of our declarations). */
+export interface AwsCredentials {
+  readonly accessKeyId: string
+  readonly secretAccessKey: string
+  readonly sessionToken?: string
+}
+
+/**
+ * A function returning credentials, e.g. one of `@aws-sdk/credential-providers`
+ * (`fromTemporaryCredentials(...)`, `fromIni(...)`): the SDK calls it and caches
+ * the result until `expiration`.
+ */
+export type AwsCredentialsProvider = () => Promise<AwsCredentials & { readonly expiration?: Date }>
+
+// Not strict: credentials objects coming from the SDK's own providers carry
+// extra fields (`$source`, `expiration`, `accountId`); only these three are used.
+const CredentialsSchema = z.object({
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+  sessionToken: z.string().min(1).optional(),
+})
+
+export const AwsKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
+  /**
+   * AWS region of the keys, e.g. `eu-west-1`. Required: without it the SDK
+   * would go looking for one (environment, profile, then the EC2 metadata
+   * service).
+   */
+  region: z
+    .string()
+    .max(32)
+    .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'must be an AWS region such as "eu-west-1"'),
+  /**
+   * Endpoint override (a VPC endpoint, FIPS endpoint or a local emulator).
+   * @default the SDK's regional endpoint, https://kms.<region>.amazonaws.com
+   */
+  endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /**
+   * Static credentials, or a function returning them.
+   * @default the SDK's default chain (environment, SSO, profile, container and instance roles)
+   */
+  credentials: z
+    .union([
+      CredentialsSchema,
+      z.custom<AwsCredentialsProvider>((v) => typeof v === 'function', 'must be a function'),
+    ])
+    .optional(),
+  /**
+   * Most time to open a TCP/TLS connection; capped by `timeoutMs`.
+   * @default 3000
+   */
+  connectTimeoutMs: z.number().int().min(1).max(60_000).default(3000),
+}).strict()
+
+export type AwsKmsProviderOptions = z.input<typeof AwsKmsProviderOptionsSchema>
+
+type Sdk = typeof KmsSdk
+interface Loaded {
+  readonly sdk: Sdk
+  readonly client: KmsSdk.KMSClient
+}
+
+/** Drops an absent session token (the SDK's types are exact about optional fields). */
+function sdkCredentials(
+  c: AwsCredentialsProvider | z.output<typeof CredentialsSchema>,
+): AwsCredentialsProvider | AwsCredentials {
+  if (typeof c === 'function') return c
+  return {
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    ...(c.sessionToken === undefined ? {} : { sessionToken: c.sessionToken }),
+  }
+}
+
+/** `alias/<name>` or `arn:<partition>:kms:<region>:<account>:alias/<name>`. */
+function isAlias(keyId: string): boolean {
+  return keyId.startsWith('alias/') || /^arn:[a-z-]+:kms:[^:]*:[^:]*:alias\//.test(keyId)
+}
+
+/** AWS treats an empty context as none; sending `{}` is pointless. */
+function contextParam(context: EncryptionContext): { EncryptionContext?: Record<string, string> } {
+  return Object.keys(context).length === 0 ? {} : { EncryptionContext: { ...context } }
+}
+
+const KEY_STATES: Readonly<Record<string, KeyState>> = {
+  Enabled: 'enabled',
+  Disabled: 'disabled',
+  PendingDeletion: 'pending_deletion',
+  PendingReplicaDeletion: 'pending_deletion',
+}
+
+/**
+ * AWS `KeyState` → ours. States where the key cannot be used yet or any more
+ * (`Creating`, `PendingImport`, `Unavailable`, `Updating`, ...) are `disabled`:
+ * what matters to a caller is that encrypt and decrypt will be refused.
+ */
+function keyState(state: string | undefined): KeyState {
+  return (state === undefined ? undefined : KEY_STATES[state]) ?? 'disabled'
+}
+
+const NOT_FOUND = new Set(['NotFoundException', 'InvalidArnException'])
+const UNDECRYPTABLE = new Set(['InvalidCiphertextException', 'IncorrectKeyException'])
+const DISABLED = new Set(['DisabledException', 'KMSInvalidStateException'])
+const DENIED = new Set([
+  'AccessDeniedException',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'MissingAuthenticationTokenException',
+  'InvalidClientTokenId',
+  'ExpiredTokenException',
+  'SignatureDoesNotMatch',
+])
+const THROTTLED = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+])
+const UNAVAILABLE = new Set([
+  'KMSInternalException',
+  'KeyUnavailableException',
+  'DependencyTimeoutException',
+  'InternalFailure',
+  'ServiceUnavailable',
+])
+const TIMED_OUT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException'])
+
+/** The error's `name` when it looks like an identifier (it comes from the server's `__type`). */
+function errorName(err: unknown): string | undefined {
+  const name = (err as { name?: unknown } | null)?.name
+  return typeof name === 'string' && /^[A-Za-z][A-Za-z0-9_.]{0,63}$/.test(name) ? name : undefined
+}
+
+function httpStatus(err: unknown): number | undefined {
+  const status = (err as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata
+    ?.httpStatusCode
+  return typeof status === 'number' && Number.isInteger(status) ? status : undefined
+}
+
+/**
+ * @example
+ * ```ts
+ * import { AwsKmsProvider } from 'fraiseql-security/kms'
+ * const kms = new AwsKmsProvider({ region: 'eu-west-1' })   // default credential chain
+ * const sealed = await kms.encrypt('secret', 'alias/app', { tenant: 't1' })
+ * sealed.keyReference.keyId    // 'arn:aws:kms:eu-west-1:111122223333:key/…'
+ * sealed.keyReference.keyAlias // 'alias/app'
+ * const plain = await kms.decrypt(sealed)
+ * ```
+ */
+export class AwsKmsProvider extends BaseKmsProvider {
+  /** AWS KMS `Encrypt` takes at most 4096 bytes; use a data key for more. */
+  protected override readonly maxPlaintextBytes: number = 4096
+  /** The region the keys live in. */
+  readonly region: string
+  readonly #clientConfig: KmsSdk.KMSClientConfig
+  readonly #timeoutMs: number
+  #loaded: Promise<Loaded> | undefined
+
+  constructor(options: AwsKmsProviderOptions) {
+    const o = parseOptions('AwsKmsProvider', AwsKmsProviderOptionsSchema, options)
+    super('aws', baseOptionsOf(o))
+    this.region = o.region
+    this.#timeoutMs = o.timeoutMs
+    this.#clientConfig = {
+      region: o.region,
+      ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }),
+      ...(o.credentials === undefined ? {} : { credentials: sdkCredentials(o.credentials) }),
+      // Ours is the only retry layer: SDK retries would multiply our attempts.
+      maxAttempts: 1,
+      requestHandler: {
+        requestTimeout: o.timeoutMs,
+        // Without it node-http-handler only logs a warning when requestTimeout passes.
+        throwOnRequestTimeout: true,
+        connectionTimeout: Math.min(o.connectTimeoutMs, o.timeoutMs),
+      },
+    }
+  }
+
+  // The SDK is loaded before the template method runs: a missing package must
+  // surface as MissingDependencyError, not be mapped into a KMS failure.
+  override async encrypt(
+    plaintext: Uint8Array | string,
+    keyId: string,
+    context?: EncryptionContext,
+  ): Promise<EncryptedData> {
+    await this.#load()
+    return super.encrypt(plaintext, keyId, context)
+  }
+
+  override async decrypt(
+    encrypted: EncryptedData,
+    context?: EncryptionContext,
+  ): Promise<Uint8Array> {
+    await this.#load()
+    return super.decrypt(encrypted, context)
+  }
+
+  override async generateDataKey(keyId: string, context?: EncryptionContext): Promise<DataKeyPair> {
+    await this.#load()
+    return super.generateDataKey(keyId, context)
+  }
+
+  override async rotateKey(keyId: string): Promise<KeyInfo> {
+    await this.#load()
+    return super.rotateKey(keyId)
+  }
+
+  override async getKeyInfo(keyId: string): Promise<KeyInfo> {
+    await this.#load()
+    return super.getKeyInfo(keyId)
+  }
+
+  override async getRotationPolicy(keyId: string): Promise<RotationPolicy> {
+    await this.#load()
+    return super.getRotationPolicy(keyId)
+  }
+
+  /**
+   * Turns on automatic rotation every `periodDays` days (`EnableKeyRotation`;
+   * AWS accepts 90 to 2560) and returns the resulting policy. An
+   * administrative call: one attempt within `timeoutMs`, not retried
+   * (it is idempotent, so calling it again is safe).
+   *
+   * @example
+   * ```ts
+   * const policy = await kms.enableRotation('alias/app', 180)
+   * policy.nextRotation // about 180 days from now
+   * ```
+   */
+  async enableRotation(keyId: string, periodDays = 365): Promise<RotationPolicy> {
+    if (typeof keyId !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(keyId)) {
+      throw new KmsError('Key id must be 1-256 printable ASCII characters', { provider: this.name })
+    }
+    if (!Number.isInteger(periodDays) || periodDays < 90 || periodDays > 2560) {
+      throw new KmsError('Rotation period must be a whole number of days from 90 to 2560', {
+        provider: this.name,
+      })
+    }
+    const { sdk, client } = await this.#load()
+    const signal = AbortSignal.timeout(this.#timeoutMs)
+    try {
+      const target = await this.#keyArn(keyId, { signal, timeoutMs: this.#timeoutMs })
+      await client.send(
+        new sdk.EnableKeyRotationCommand({ KeyId: target, RotationPeriodInDays: periodDays }),
+        { abortSignal: signal },
+      )
+    } catch (err) {
+      if (signal.aborted) throw new ProviderConnectionError('timeout', { provider: this.name })
+      const mapped = this.mapError(err, 'rotateKey')
+      if (mapped.constructor !== KmsError) throw mapped
+      throw new KeyRotationError({
+        provider: this.name,
+        ...(mapped.cause === undefined ? {} : { cause: mapped.cause as SanitizedCause }),
+      })
+    }
+    return this.getRotationPolicy(keyId)
+  }
+
+  /** Releases the SDK client's sockets. The provider loads a new client if used again. */
+  async close(): Promise<void> {
+    const loaded = this.#loaded
+    this.#loaded = undefined
+    if (loaded !== undefined) (await loaded.catch(() => undefined))?.client.destroy()
+  }
+
+  protected async doEncrypt(
+    plaintext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<EncryptResult> {
+    const { sdk, client } = await this.#load()
+    const out = await client.send(
+      new sdk.EncryptCommand({ KeyId: keyId, Plaintext: plaintext, ...contextParam(context) }),
+      { abortSignal: call.signal },
+    )
+    if (!(out.CiphertextBlob instanceof Uint8Array))
+      throw new EncryptionError({ provider: this.name })
+    return {
+      ciphertext: out.CiphertextBlob,
+      ...this.#identity(keyId, out.KeyId),
+      algorithm: out.EncryptionAlgorithm ?? AWS_ALGORITHM,
+    }
+  }
+
+  protected async doDecrypt(
+    ciphertext: Uint8Array,
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<Uint8Array> {
+    const { sdk, client } = await this.#load()
+    // Always the explicit KeyId: KMS then refuses a blob made under any other key.
+    const out = await client.send(
+      new sdk.DecryptCommand({
+        CiphertextBlob: ciphertext,
+        KeyId: keyId,
+        ...contextParam(context),
+      }),
+      { abortSignal: call.signal },
+    )
+    if (!(out.Plaintext instanceof Uint8Array)) throw new DecryptionError({ provider: this.name })
+    return out.Plaintext
+  }
+
+  protected async doGenerateDataKey(
+    keyId: string,
+    context: EncryptionContext,
+    call: CallOptions,
+  ): Promise<DataKeyResult> {
+    const { sdk, client } = await this.#load()
+    const out = await client.send(
+      new sdk.GenerateDataKeyCommand({
+        KeyId: keyId,
+        KeySpec: 'AES_256',
+        ...contextParam(context),
+      }),
+      { abortSignal: call.signal },
+    )
+    if (!(out.Plaintext instanceof Uint8Array) || !(out.CiphertextBlob instanceof Uint8Array)) {
+      out.Plaintext?.fill(0)
+      throw new EncryptionError({ provider: this.name })
+    }
+    return {
+      plaintextKey: out.Plaintext,
+      encryptedKey: out.CiphertextBlob,
+      ...this.#identity(keyId, out.KeyId),
+      algorithm: AWS_ALGORITHM,
+    }
+  }
+
+  protected async doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription> {
+    const { sdk, client } = await this.#load()
+    // RotateKeyOnDemand takes a key id or ARN only, not an alias.
+    const before = isAlias(keyId) ? await this.#describe(keyId, call) : undefined
+    const target = before?.Arn ?? keyId
+    await client.send(new sdk.RotateKeyOnDemandCommand({ KeyId: target }), {
+      abortSignal: call.signal,
+    })
+    if (before !== undefined) return this.#description(keyId, before)
+    // The rotation is done. If describing the key fails now, answer without it:
+    // failing would make the base retry, and every retry would spend one of
+    // the key's few on-demand rotations.
+    try {
+      return this.#description(keyId, await this.#describe(target, call))
+    } catch {
+      return { keyId: target, state: 'enabled', currentVersion: null, versions: null }
+    }
+  }
+
+  protected async doGetKeyInfo(keyId: string, call: CallOptions): Promise<KeyDescription> {
+    return this.#description(keyId, await this.#describe(keyId, call))
+  }
+
+  protected async doGetRotationPolicy(keyId: string, call: CallOptions): Promise<RotationPolicy> {
+    const { sdk, client } = await this.#load()
+    const out = await client.send(
+      new sdk.GetKeyRotationStatusCommand({ KeyId: await this.#keyArn(keyId, call) }),
+      { abortSignal: call.signal },
+    )
+    const enabled = out.KeyRotationEnabled === true
+    const period = out.RotationPeriodInDays
+    return {
+      enabled,
+      rotationPeriodDays: enabled && typeof period === 'number' && period > 0 ? period : null,
+      // Only an on-demand rotation in progress is reported here; completed ones
+      // need ListKeyRotations, a permission this provider does not ask for.
+      lastRotation: out.OnDemandRotationStartDate ?? null,
+      nextRotation: enabled ? (out.NextRotationDate ?? null) : null,
+    }
+  }
+
+  /**
+   * AWS error names onto the taxonomy. Only the name and the HTTP status are
+   * kept: the SDK error's hidden `$response` holds the signed request (access
+   * key id, signature, session token).
+   */
+  protected override mapError(error: unknown, operation: KmsOperation): KmsError {
+    if (error instanceof KmsError) return error
+    const name = errorName(error)
+    const status = httpStatus(error)
+    // node-http-handler renames socket failures (ECONNRESET, EPIPE) to
+    // `TimeoutError`: the errno code says what really happened.
+    const errno = errorCode(error)
+    const network = isNetworkError(error) && errno !== 'ETIMEDOUT' ? errno : undefined
+    const code = network ?? name
+    const cause: SanitizedCause = {
+      service: 'aws-kms',
+      ...(code === undefined ? {} : { code }),
+      ...(status === undefined ? {} : { status }),
+    }
+    const options = { provider: this.name, cause }
+    if (network !== undefined) return new ProviderConnectionError('network', options)
+    if (errno === 'ETIMEDOUT') return new ProviderConnectionError('timeout', options)
+    if (name !== undefined) {
+      if (NOT_FOUND.has(name)) return new KeyNotFoundError(options)
+      if (UNDECRYPTABLE.has(name)) return new DecryptionError({ provider: this.name })
+      if (DISABLED.has(name)) return new KeyDisabledError(options)
+      if (DENIED.has(name)) return new KmsAccessDeniedError(options)
+      // On RotateKeyOnDemand, LimitExceeded is the per-key cap on on-demand
+      // rotations: retrying cannot help. Elsewhere it is a request-rate limit.
+      if (name === 'LimitExceededException') {
+        return operation === 'rotateKey'
+          ? new KeyRotationError(options)
+          : new ProviderConnectionError('throttled', options)
+      }
+      if (THROTTLED.has(name)) return new ProviderConnectionError('throttled', options)
+      if (UNAVAILABLE.has(name)) return new ProviderConnectionError('unavailable', options)
+      if (TIMED_OUT.has(name)) return new ProviderConnectionError('timeout', options)
+    }
+    if (status === 429) return new ProviderConnectionError('throttled', options)
+    if (status !== undefined && status >= 500) {
+      return new ProviderConnectionError('unavailable', options)
+    }
+    return new KmsError('AWS KMS call failed', options)
+  }
+
+  /** The canonical ARN KMS answered with, and the alias when the caller used one. */
+  #identity(asked: string, answered: string | undefined): { keyId: string; keyAlias?: string } {
+    return {
+      keyId: answered ?? asked,
+      ...(isAlias(asked) && answered !== undefined ? { keyAlias: asked } : {}),
+    }
+  }
+
+  async #describe(keyId: string, call: CallOptions): Promise<KmsSdk.KeyMetadata> {
+    const { sdk, client } = await this.#load()
+    const out = await client.send(new sdk.DescribeKeyCommand({ KeyId: keyId }), {
+      abortSignal: call.signal,
+    })
+    if (out.KeyMetadata === undefined) {
+      throw new KmsError('AWS KMS described no key', { provider: this.name })
+    }
+    return out.KeyMetadata
+  }
+
+  /** Rotation calls take a key id or ARN only: resolve an alias first. */
+  async #keyArn(keyId: string, call: CallOptions): Promise<string> {
+    if (!isAlias(keyId)) return keyId
+    const meta = await this.#describe(keyId, call)
+    return meta.Arn ?? meta.KeyId ?? keyId
+  }
+
+  #description(asked: string, meta: KmsSdk.KeyMetadata): KeyDescription {
+    return {
+      ...this.#identity(asked, meta.Arn ?? meta.KeyId),
+      state: keyState(meta.KeyState),
+      ...(meta.CreationDate instanceof Date ? { createdAt: meta.CreationDate } : {}),
+      // AWS does not number key material versions.
+      currentVersion: null,
+      versions: null,
+    }
+  }
+
+  /** Imports the SDK and builds the client once; a failed import is retried next call. */
+  #load(): Promise<Loaded> {
+    this.#loaded ??= importOptional<Sdk>(AWS_KMS_PACKAGE, 'AwsKmsProvider').then(
+      (sdk) => ({ sdk, client: new sdk.KMSClient(this.#clientConfig) }),
+      (err: unknown) => {
+        this.#loaded = undefined
+        throw err
+      },
+    )
+    return this.#loaded
+  }
+}
