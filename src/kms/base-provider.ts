@@ -8,6 +8,7 @@
  */
 import { type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api'
 import { z } from 'zod'
+import { SecurityError } from '../errors.js'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { parseOptions } from '../internal/options.js'
 import {
@@ -410,7 +411,8 @@ export abstract class BaseKmsProvider {
             await this.#sleep(delay)
           }
         } catch (err) {
-          const error = err instanceof KmsError ? err : this.mapError(err, operation)
+          // Our own non-KMS errors (a missing optional SDK, a bad option) pass through as they are.
+          const error = err instanceof SecurityError ? err : this.mapError(err, operation)
           span.setAttribute('error.type', error.code)
           span.setStatus({ code: SpanStatusCode.ERROR, message: error.code })
           throw error
@@ -444,6 +446,8 @@ export abstract class BaseKmsProvider {
     } catch (err) {
       if (controller.signal.aborted)
         return { ok: false, error: new ProviderConnectionError('timeout', { provider: this.name }) }
+      // Not a back-end failure: never retried, never remapped.
+      if (err instanceof SecurityError && !(err instanceof KmsError)) throw err
       return { ok: false, error: this.mapError(err, operation) }
     } finally {
       clearTimeout(timer)
