@@ -18,7 +18,17 @@ export type KeyState = (typeof KEY_STATES)[number]
 /** Context bound to a ciphertext as authenticated data: a flat string map (AWS's model). */
 export type EncryptionContext = Readonly<Record<string, string>>
 
-export const EncryptionContextSchema = z.record(z.string().max(1024), z.string().max(8192))
+/**
+ * `__proto__` is refused as a key: parsers that assign properties would turn
+ * it into a prototype change, and the context would not survive a round trip.
+ */
+export const EncryptionContextSchema = z.record(
+  z
+    .string()
+    .max(1024)
+    .refine((k) => k !== '__proto__', 'must not be "__proto__"'),
+  z.string().max(8192),
+)
 
 /** Registered provider names and key ids: printable, no whitespace, no control characters. */
 const NameSchema = z

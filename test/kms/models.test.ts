@@ -90,7 +90,10 @@ describe('EncryptedData', () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 1, maxLength: 200 }),
-        fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 40 })),
+        fc.dictionary(
+          fc.string({ maxLength: 20 }).filter((k) => k !== '__proto__'),
+          fc.string({ maxLength: 40 }),
+        ),
         fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }),
         (ciphertext, context, encryptedAt) => {
           const e = new EncryptedData({
@@ -108,6 +111,20 @@ describe('EncryptedData', () => {
       ),
       { numRuns: 200 },
     )
+  })
+
+  it('refuses a "__proto__" context key (it would not survive a round trip)', () => {
+    const context = JSON.parse('{"__proto__":"x"}') as Record<string, string>
+    expect(
+      () =>
+        new EncryptedData({
+          ciphertext: new Uint8Array([1]),
+          keyReference: ref,
+          algorithm: 'a',
+          encryptedAt: new Date(0),
+          context,
+        }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_KMS_INVALID_FORMAT' }))
   })
 
   it('property: fromJSON never throws anything but ERR_KMS_INVALID_FORMAT on garbage', () => {
