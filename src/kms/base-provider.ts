@@ -27,7 +27,7 @@ import {
   type EncryptedData,
   EncryptedData as EncryptedDataClass,
   type EncryptionContext,
-  EncryptionContextSchema,
+  isEncryptionContext,
   type KeyInfo,
   KeyReference,
   type KeyState,
@@ -358,10 +358,10 @@ export abstract class BaseKmsProvider {
 
   #context(context: EncryptionContext | undefined): EncryptionContext {
     if (context === undefined) return {}
-    const parsed = EncryptionContextSchema.safeParse(context)
-    if (!parsed.success)
+    if (!isEncryptionContext(context)) {
       throw new KmsError('Encryption context must map strings to strings', { provider: this.name })
-    return Object.freeze({ ...parsed.data })
+    }
+    return Object.freeze({ ...context })
   }
 
   #keyId(keyId: string): void {

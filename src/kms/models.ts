@@ -18,17 +18,18 @@ export type KeyState = (typeof KEY_STATES)[number]
 /** Context bound to a ciphertext as authenticated data: a flat string map (AWS's model). */
 export type EncryptionContext = Readonly<Record<string, string>>
 
+export const EncryptionContextSchema = z.record(z.string().max(1024), z.string().max(8192))
+
 /**
- * `__proto__` is refused as a key: parsers that assign properties would turn
- * it into a prototype change, and the context would not survive a round trip.
+ * Whether `value` is a usable context: a plain string-to-string map. A
+ * `__proto__` key is refused (zod and most parsers drop it or turn it into a
+ * prototype change, so the context would silently differ after a round trip).
  */
-export const EncryptionContextSchema = z.record(
-  z
-    .string()
-    .max(1024)
-    .refine((k) => k !== '__proto__', 'must not be "__proto__"'),
-  z.string().max(8192),
-)
+export function isEncryptionContext(value: unknown): value is EncryptionContext {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  if (Object.hasOwn(value, '__proto__')) return false
+  return EncryptionContextSchema.safeParse(value).success
+}
 
 /** Registered provider names and key ids: printable, no whitespace, no control characters. */
 const NameSchema = z
@@ -156,6 +157,9 @@ export class EncryptedData {
     }
     if (Number.isNaN(init.encryptedAt.getTime()))
       throw new InvalidEncryptedDataError('encryptedAt is not a date')
+    if (init.context !== undefined && !isEncryptionContext(init.context)) {
+      throw new InvalidEncryptedDataError('context must map strings to strings')
+    }
     this.#ciphertext = Uint8Array.from(init.ciphertext)
     this.keyReference = init.keyReference
     this.algorithm = init.algorithm
@@ -185,6 +189,11 @@ export class EncryptedData {
 
   /** Parses {@link toJSON}'s output exactly; anything else is `ERR_KMS_INVALID_FORMAT`. */
   static fromJSON(json: unknown): EncryptedData {
+    // Checked on the raw input: zod drops a `__proto__` key instead of failing on it.
+    const rawContext = (json as { context?: unknown } | null)?.context
+    if (rawContext !== undefined && !isEncryptionContext(rawContext)) {
+      throw new InvalidEncryptedDataError('field context is invalid')
+    }
     const parsed = EncryptedDataJsonSchema.safeParse(json)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]

@@ -79,6 +79,7 @@ describe('EncryptedData', () => {
     ['bad date', { ...sample().toJSON(), encryptedAt: 'yesterday' }],
     ['context with a number', { ...sample().toJSON(), context: { a: 1 } }],
     ['unknown field', { ...sample().toJSON(), extra: true }],
+    ['a __proto__ context key', { ...sample().toJSON(), context: JSON.parse('{"__proto__":"x"}') }],
     ['missing key reference', { ...sample().toJSON(), keyReference: undefined }],
   ])('fromJSON rejects %s with ERR_KMS_INVALID_FORMAT', (_, input) => {
     expect(() => EncryptedData.fromJSON(input)).toThrow(
