@@ -672,12 +672,13 @@ export class GcpKmsProvider extends BaseKmsProvider {
   }
 
   protected override mapError(error: unknown, _operation: KmsOperation): KmsError {
-    // A setup problem, not a KMS failure: the caller must see which package to install.
-    if (error instanceof MissingDependencyError) throw error
     if (error instanceof KmsError) return error
     const status = grpcStatus(error)
     if (status === undefined) {
-      // Not a gRPC status (an auth library or socket failure): keep its code only.
+      // Not a gRPC status: the client failed before any RPC (credentials that
+      // could not be loaded, say). The SDK caches that failed setup for good, so
+      // build a fresh client next time.
+      this.#discard()
       const code = errorCode(error)
       const cause: SanitizedCause = { service: 'gcp', ...(code === undefined ? {} : { code }) }
       return isNetworkError(error)
@@ -781,6 +782,17 @@ export class GcpKmsProvider extends BaseKmsProvider {
       // Counting versions would need ListCryptoKeyVersions (and its permission).
       versions: null,
     }
+  }
+
+  /** Drops a client this provider built, so the next call builds a new one. */
+  #discard(): void {
+    const pending = this.#client
+    if (pending === undefined || this.#o.client !== undefined) return
+    this.#client = undefined
+    pending.then(
+      (client) => client.close?.().catch(() => {}),
+      () => {},
+    )
   }
 
   #connect(): Promise<GcpKmsClient> {
