@@ -208,7 +208,7 @@ export abstract class BaseKmsProvider {
   ): Promise<EncryptedData> {
     const bytes = this.#plaintextBytes(plaintext)
     const ctx = this.#context(context)
-    this.#keyId(keyId)
+    await this.#ready(keyId)
     const result = await this.#run('encrypt', keyId, (call) =>
       this.doEncrypt(bytes, keyId, ctx, call),
     )
@@ -243,6 +243,7 @@ export abstract class BaseKmsProvider {
     }
     const ctx = this.#context(context ?? encrypted.context)
     const keyId = encrypted.keyReference.keyId
+    await this.prepare(keyId)
     return this.#run('decrypt', keyId, (call) =>
       this.doDecrypt(encrypted.ciphertext, keyId, ctx, call),
     )
@@ -251,7 +252,7 @@ export abstract class BaseKmsProvider {
   /** A new AES-256 data key: plaintext for local use and its wrapped form for storage. */
   async generateDataKey(keyId: string, context?: EncryptionContext): Promise<DataKeyPair> {
     const ctx = this.#context(context)
-    this.#keyId(keyId)
+    await this.#ready(keyId)
     const result = await this.#run('generateDataKey', keyId, (call) =>
       this.doGenerateDataKey(keyId, ctx, call),
     )
@@ -273,20 +274,20 @@ export abstract class BaseKmsProvider {
 
   /** Creates a new key version; data encrypted before stays decryptable. */
   async rotateKey(keyId: string): Promise<KeyInfo> {
-    this.#keyId(keyId)
+    await this.#ready(keyId)
     const d = await this.#run('rotateKey', keyId, (call) => this.doRotateKey(keyId, call))
     return this.#info(d)
   }
 
   async getKeyInfo(keyId: string): Promise<KeyInfo> {
-    this.#keyId(keyId)
+    await this.#ready(keyId)
     return this.#info(
       await this.#run('getKeyInfo', keyId, (call) => this.doGetKeyInfo(keyId, call)),
     )
   }
 
   async getRotationPolicy(keyId: string): Promise<RotationPolicy> {
-    this.#keyId(keyId)
+    await this.#ready(keyId)
     return this.#run('getRotationPolicy', keyId, (call) => this.doGetRotationPolicy(keyId, call))
   }
 
@@ -299,6 +300,13 @@ export abstract class BaseKmsProvider {
       ...(createdAt === undefined ? {} : { createdAt }),
     })
   }
+
+  /**
+   * Runs before each operation, outside the retry loop: provider-specific
+   * input checks (a back end's key-name rules) and one-time setup. What it
+   * throws reaches the caller as is.
+   */
+  protected prepare(_keyId: string): Promise<void> | void {}
 
   protected abstract doEncrypt(
     plaintext: Uint8Array,
@@ -362,6 +370,12 @@ export abstract class BaseKmsProvider {
       throw new KmsError('Encryption context must map strings to strings', { provider: this.name })
     }
     return Object.freeze({ ...context })
+  }
+
+  /** The generic key-id check, then the provider's own {@link prepare}. */
+  async #ready(keyId: string): Promise<void> {
+    this.#keyId(keyId)
+    await this.prepare(keyId)
   }
 
   #keyId(keyId: string): void {

@@ -40,5 +40,29 @@ export type {
   RotationPolicy,
 } from './models.js'
 export { DataKeyPair, EncryptedData, KEY_PURPOSES, KEY_STATES, KeyReference } from './models.js'
+export type {
+  AwsCredentials,
+  AwsCredentialsProvider,
+  AwsKmsProviderOptions,
+} from './providers/aws.js'
+export { AWS_ALGORITHM, AwsKmsProvider } from './providers/aws.js'
+export type {
+  GcpBytes,
+  GcpCallOptions,
+  GcpCryptoKey,
+  GcpCryptoKeyVersion,
+  GcpInt64,
+  GcpInt64Value,
+  GcpKmsClient,
+  GcpKmsProviderOptions,
+  GcpSecondsAndNanos,
+} from './providers/gcp.js'
+export { GCP_ALGORITHM, GcpKmsProvider } from './providers/gcp.js'
 export type { LocalKmsProviderOptions } from './providers/local.js'
 export { LOCAL_ALGORITHM, LocalKmsProvider } from './providers/local.js'
+export type { VaultKmsProviderOptions } from './providers/vault.js'
+export {
+  VAULT_KEY_NAME,
+  VaultKmsProvider,
+  VaultKmsProviderOptionsSchema,
+} from './providers/vault.js'

@@ -41,14 +41,7 @@ import {
   ProviderConnectionError,
   type SanitizedCause,
 } from '../errors.js'
-import type {
-  DataKeyPair,
-  EncryptedData,
-  EncryptionContext,
-  KeyInfo,
-  KeyState,
-  RotationPolicy,
-} from '../models.js'
+import type { EncryptionContext, KeyState, RotationPolicy } from '../models.js'
 
 /** The npm package this provider needs. */
 export const AWS_KMS_PACKAGE = '@aws-sdk/client-kms'
@@ -234,45 +227,6 @@ export class AwsKmsProvider extends BaseKmsProvider {
         connectionTimeout: Math.min(o.connectTimeoutMs, o.timeoutMs),
       },
     }
-  }
-
-  // The SDK is loaded before the template method runs: a missing package must
-  // surface as MissingDependencyError, not be mapped into a KMS failure.
-  override async encrypt(
-    plaintext: Uint8Array | string,
-    keyId: string,
-    context?: EncryptionContext,
-  ): Promise<EncryptedData> {
-    await this.#load()
-    return super.encrypt(plaintext, keyId, context)
-  }
-
-  override async decrypt(
-    encrypted: EncryptedData,
-    context?: EncryptionContext,
-  ): Promise<Uint8Array> {
-    await this.#load()
-    return super.decrypt(encrypted, context)
-  }
-
-  override async generateDataKey(keyId: string, context?: EncryptionContext): Promise<DataKeyPair> {
-    await this.#load()
-    return super.generateDataKey(keyId, context)
-  }
-
-  override async rotateKey(keyId: string): Promise<KeyInfo> {
-    await this.#load()
-    return super.rotateKey(keyId)
-  }
-
-  override async getKeyInfo(keyId: string): Promise<KeyInfo> {
-    await this.#load()
-    return super.getKeyInfo(keyId)
-  }
-
-  override async getRotationPolicy(keyId: string): Promise<RotationPolicy> {
-    await this.#load()
-    return super.getRotationPolicy(keyId)
   }
 
   /**

@@ -39,14 +39,7 @@ import {
   ProviderConnectionError,
   type SanitizedCause,
 } from '../errors.js'
-import {
-  type DataKeyPair,
-  type EncryptedData,
-  EncryptedData as EncryptedDataClass,
-  type EncryptionContext,
-  type KeyInfo,
-  type RotationPolicy,
-} from '../models.js'
+import type { EncryptionContext, RotationPolicy } from '../models.js'
 
 /**
  * Vault's route pattern for `:name` (`GenericNameRegex`, `\w(([\w-.]+)?\w)?`
@@ -213,48 +206,9 @@ export class VaultKmsProvider extends BaseKmsProvider {
     return this.#options.mount
   }
 
-  // The public methods load node-vault before the base's retry loop runs, so a
-  // missing package surfaces as MissingDependencyError itself (the loop maps
-  // everything it catches onto the KMS taxonomy), and check the key name
-  // before anything is sent.
-
-  override async encrypt(
-    plaintext: Uint8Array | string,
-    keyId: string,
-    context?: EncryptionContext,
-  ): Promise<EncryptedData> {
+  /** Checks the key name before anything is sent, and loads node-vault once. */
+  protected override async prepare(keyId: string): Promise<void> {
     await this.#prepare(keyId)
-    return super.encrypt(plaintext, keyId, context)
-  }
-
-  override async decrypt(
-    encrypted: EncryptedData,
-    context?: EncryptionContext,
-  ): Promise<Uint8Array> {
-    // Data of another provider, or not EncryptedData at all: the base refuses it first.
-    if (encrypted instanceof EncryptedDataClass && encrypted.keyReference.provider === this.name)
-      await this.#prepare(encrypted.keyReference.keyId)
-    return super.decrypt(encrypted, context)
-  }
-
-  override async generateDataKey(keyId: string, context?: EncryptionContext): Promise<DataKeyPair> {
-    await this.#prepare(keyId)
-    return super.generateDataKey(keyId, context)
-  }
-
-  override async rotateKey(keyId: string): Promise<KeyInfo> {
-    await this.#prepare(keyId)
-    return super.rotateKey(keyId)
-  }
-
-  override async getKeyInfo(keyId: string): Promise<KeyInfo> {
-    await this.#prepare(keyId)
-    return super.getKeyInfo(keyId)
-  }
-
-  override async getRotationPolicy(keyId: string): Promise<RotationPolicy> {
-    await this.#prepare(keyId)
-    return super.getRotationPolicy(keyId)
   }
 
   protected async doEncrypt(

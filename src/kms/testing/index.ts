@@ -6,5 +6,28 @@
  * counters and fault injection, for testing code that uses the providers
  * through their real client libraries.
  */
+
+export type {
+  AwsEmulatorCredentials,
+  AwsKmsEmulator,
+  AwsKmsEmulatorOptions,
+  AwsKmsRequestRecord,
+} from './aws-emulator.js'
+export { startAwsKmsEmulator } from './aws-emulator.js'
 export type { FaultDecision, FaultKind, KmsEmulator } from './faults.js'
 export { CallCounter, FaultInjector } from './faults.js'
+export type {
+  GcpCorruption,
+  GcpEmulatorRequest,
+  GcpEmulatorVersionState,
+  GcpKmsEmulator,
+  GcpKmsEmulatorOptions,
+} from './gcp-emulator.js'
+export { startGcpKmsEmulator } from './gcp-emulator.js'
+export type {
+  VaultEmulatorKeyOptions,
+  VaultEmulatorKeyType,
+  VaultEmulatorOptions,
+  VaultEmulatorRequest,
+} from './vault-emulator.js'
+export { startVaultEmulator, VaultEmulator } from './vault-emulator.js'
