@@ -38,6 +38,7 @@ import {
   computeSigV4Signature,
   startAwsKmsEmulator,
 } from '../../src/kms/testing/aws-emulator.js'
+import { rejection } from '../helpers/rejection.js'
 import { describeKmsProviderContract } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
@@ -115,15 +116,6 @@ function everything(err: unknown): string {
     String((err as Error).stack),
     JSON.stringify((err as Error).cause ?? null),
   ].join('\n')
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 describe('AwsKmsProvider on the emulator', () => {

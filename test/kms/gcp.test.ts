@@ -24,6 +24,7 @@ import {
   setGcpSdkResolver,
 } from '../../src/kms/providers/gcp.js'
 import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
+import { rejection } from '../helpers/rejection.js'
 import { describeKmsProviderContract } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 }
@@ -48,15 +49,6 @@ function rawClient(e: GcpKmsEmulator): KeyManagementServiceClient {
 
 /** One attempt, no gax retry (a fresh object each call: gax writes into it). */
 const once = () => ({ retry: null, timeout: 2000 })
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8')
 

@@ -790,7 +790,8 @@ describe('Vault emulator wire protocol', () => {
       ['vault:v1:@@@@', 'invalid ciphertext: could not decode base64'],
       ['vault:v1:AAAA', 'invalid ciphertext length'],
       [
-        `vault:v1:${payload.slice(0, 20)}A${payload.slice(21)}`,
+        // A different character at position 20 (never the one already there).
+        `vault:v1:${payload.slice(0, 20)}${payload[20] === 'A' ? 'B' : 'A'}${payload.slice(21)}`,
         'cipher: message authentication failed',
       ],
     ]
