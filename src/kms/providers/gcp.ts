@@ -12,6 +12,9 @@
  * google-gax's own retries are turned off on every call (`retry: null`): the
  * base provider is the only retry layer.
  */
+
+import { constants } from 'node:fs'
+import { access } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 // Type-only: never part of an exported declaration, so users without the SDK
 // still get working .d.ts files.
@@ -784,15 +787,14 @@ export class GcpKmsProvider extends BaseKmsProvider {
     }
   }
 
-  /** Drops a client this provider built, so the next call builds a new one. */
+  /**
+   * Drops a client this provider built, so the next call builds a new one. It
+   * is not closed: its setup failed, so it holds no channel, and `close()` on
+   * it would run the failed setup again and reject inside the SDK, unhandled.
+   */
   #discard(): void {
-    const pending = this.#client
-    if (pending === undefined || this.#o.client !== undefined) return
+    if (this.#client === undefined || this.#o.client !== undefined) return
     this.#client = undefined
-    pending.then(
-      (client) => client.close?.().catch(() => {}),
-      () => {},
-    )
   }
 
   #connect(): Promise<GcpKmsClient> {
@@ -808,6 +810,9 @@ export class GcpKmsProvider extends BaseKmsProvider {
 
   async #build(): Promise<GcpKmsClient> {
     const o = this.#o
+    // Checked here first: given a missing key file, google-auth-library rejects
+    // a promise of its own that nobody handles, besides failing the call.
+    if (o.keyFilename !== undefined) await access(o.keyFilename, constants.R_OK)
     const sdk = await importOptional<SdkModule>(SDK_PACKAGE, FEATURE)
     const Client = sdk.KeyManagementServiceClient ?? sdk.default?.KeyManagementServiceClient
     if (Client === undefined) throw new MissingDependencyError(SDK_PACKAGE, FEATURE)
