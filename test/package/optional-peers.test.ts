@@ -1,0 +1,87 @@
+/**
+ * Every optional peer dependency really is optional: in a process whose
+ * module resolution cannot find any of them, the built subpaths import, and
+ * a provider names the package to install on first use.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+
+const OPTIONAL = [
+  'fastify',
+  'ioredis',
+  'pg',
+  'node-vault',
+  '@aws-sdk/client-kms',
+  '@google-cloud/kms',
+  'google-gax',
+  '@grpc/grpc-js',
+  '@grpc/proto-loader',
+]
+
+describe('optional peer dependencies', () => {
+  it('every subpath imports without them, and each provider names its package on first use', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fsl-peers-'))
+    writeFileSync(
+      join(dir, 'hook.mjs'),
+      `const blocked = ${JSON.stringify(OPTIONAL)}
+export async function resolve(specifier, context, next) {
+  if (blocked.some((p) => specifier === p || specifier.startsWith(p + '/'))) {
+    const err = new Error("Cannot find package '" + specifier + "'")
+    err.code = 'ERR_MODULE_NOT_FOUND'
+    throw err
+  }
+  return next(specifier, context)
+}
+`,
+    )
+    writeFileSync(
+      join(dir, 'register.mjs'),
+      `import { register } from 'node:module'\nregister('./hook.mjs', import.meta.url)\n`,
+    )
+    const script = `
+const out = {}
+for (const sub of ['fraiseql-security', 'fraiseql-security/http', 'fraiseql-security/kms', 'fraiseql-security/kms/testing']) {
+  out[sub] = Object.keys(await import(sub)).length
+}
+const kms = await import('fraiseql-security/kms')
+const providers = {
+  vault: new kms.VaultKmsProvider({ address: 'http://127.0.0.1:1', token: 't' }),
+  aws: new kms.AwsKmsProvider({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }),
+  gcp: new kms.GcpKmsProvider({ projectId: 'proj-123', locationId: 'global', keyRingId: 'ring' }),
+}
+for (const [name, p] of Object.entries(providers)) {
+  try {
+    await p.encrypt('x', 'app')
+    out[name] = 'no error'
+  } catch (err) {
+    out[name] = err.code + ' ' + err.packageName
+  }
+}
+console.log(JSON.stringify(out))`
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', join(dir, 'register.mjs'), '--input-type=module', '-e', script],
+      { cwd: root, timeout: 20_000 },
+    )
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
+    expect(result).toMatchObject({
+      vault: 'ERR_DEPENDENCY_MISSING node-vault',
+      aws: 'ERR_DEPENDENCY_MISSING @aws-sdk/client-kms',
+      gcp: 'ERR_DEPENDENCY_MISSING @google-cloud/kms',
+    })
+    for (const sub of [
+      'fraiseql-security',
+      'fraiseql-security/http',
+      'fraiseql-security/kms',
+      'fraiseql-security/kms/testing',
+    ]) {
+      expect(result[sub]).toBeGreaterThan(0)
+    }
+  })
+})
