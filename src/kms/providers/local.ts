@@ -4,11 +4,11 @@
  * with mode 0600 when missing, rewritten atomically) or are generated in
  * memory. Versioned: rotation adds a version, older ones still decrypt.
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { z } from 'zod'
 import { ConfigError } from '../../errors.js'
+import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
@@ -167,16 +167,14 @@ export class LocalKmsProvider extends BaseKmsProvider {
     const material = key.versions.get(version)
     if (material === undefined) throw new DecryptionError({ provider: this.name })
     const nonce = buf.subarray(HEADER, HEADER + NONCE)
-    const body = buf.subarray(HEADER + NONCE, buf.length - TAG)
-    const tag = buf.subarray(buf.length - TAG)
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', material.key, nonce, { authTagLength: TAG })
-      decipher.setAAD(aad(keyId, buf.subarray(0, HEADER), context))
-      decipher.setAuthTag(tag)
-      return new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()]))
-    } catch {
-      throw new DecryptionError({ provider: this.name })
-    }
+    const opened = gcmOpen(
+      material.key,
+      nonce,
+      buf.subarray(HEADER + NONCE),
+      aad(keyId, buf.subarray(0, HEADER), context),
+    )
+    if (opened === undefined) throw new DecryptionError({ provider: this.name })
+    return new Uint8Array(opened)
   }
 
   protected async doGenerateDataKey(
@@ -264,10 +262,8 @@ export class LocalKmsProvider extends BaseKmsProvider {
     header[0] = FORMAT
     header.writeUInt32BE(key.primary, 1)
     const nonce = Buffer.from(this.#random(NONCE))
-    const cipher = createCipheriv('aes-256-gcm', material.key, nonce, { authTagLength: TAG })
-    cipher.setAAD(aad(keyId, header, context))
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
-    return new Uint8Array(Buffer.concat([header, nonce, body, cipher.getAuthTag()]))
+    const sealed = gcmSeal(material.key, nonce, plaintext, aad(keyId, header, context))
+    return new Uint8Array(Buffer.concat([header, nonce, sealed]))
   }
 
   #load(file: string): void {

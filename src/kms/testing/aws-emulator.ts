@@ -18,17 +18,10 @@
  *   capped per key, as AWS caps them.
  * - Keys by id, ARN, alias name or alias ARN, where AWS accepts each.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  randomBytes,
-  randomUUID,
-  timingSafeEqual,
-} from 'node:crypto'
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { CallCounter, FaultInjector, type KmsEmulator } from './faults.js'
@@ -301,10 +294,8 @@ export async function startAwsKmsEmulator(
     Buffer.from(key.id.replaceAll('-', ''), 'hex').copy(header, 1)
     header.writeUInt32BE(version, 17)
     const nonce = randomBytes(NONCE)
-    const cipher = createCipheriv('aes-256-gcm', material, nonce, { authTagLength: TAG })
-    cipher.setAAD(Buffer.concat([header, Buffer.from(canonicalJson(context), 'utf8')]))
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
-    return Buffer.concat([header, nonce, body, cipher.getAuthTag()])
+    const aad = Buffer.concat([header, Buffer.from(canonicalJson(context), 'utf8')])
+    return Buffer.concat([header, nonce, gcmSeal(material, nonce, plaintext, aad)])
   }
 
   /** The key a blob names, or InvalidCiphertextException: a corrupt blob says nothing more. */
@@ -318,24 +309,14 @@ export async function startAwsKmsEmulator(
   function open(key: EmulatedKey, blob: Buffer, context: Record<string, string>): Buffer {
     const material = key.material[blob.readUInt32BE(17) - 1]
     if (material === undefined) throw invalidCiphertext()
-    try {
-      const decipher = createDecipheriv(
-        'aes-256-gcm',
-        material,
-        blob.subarray(BLOB_HEADER, BLOB_HEADER + NONCE),
-        { authTagLength: TAG },
-      )
-      decipher.setAAD(
-        Buffer.concat([blob.subarray(0, BLOB_HEADER), Buffer.from(canonicalJson(context), 'utf8')]),
-      )
-      decipher.setAuthTag(blob.subarray(blob.length - TAG))
-      return Buffer.concat([
-        decipher.update(blob.subarray(BLOB_HEADER + NONCE, blob.length - TAG)),
-        decipher.final(),
-      ])
-    } catch {
-      throw invalidCiphertext()
-    }
+    const plaintext = gcmOpen(
+      material,
+      blob.subarray(BLOB_HEADER, BLOB_HEADER + NONCE),
+      blob.subarray(BLOB_HEADER + NONCE),
+      Buffer.concat([blob.subarray(0, BLOB_HEADER), Buffer.from(canonicalJson(context), 'utf8')]),
+    )
+    if (plaintext === undefined) throw invalidCiphertext()
+    return plaintext
   }
 
   function metadata(key: EmulatedKey): Record<string, unknown> {

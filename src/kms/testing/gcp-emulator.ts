@@ -12,13 +12,13 @@
  * (rotation_period, next_rotation_time, labels), Encrypt, Decrypt. Other
  * methods answer UNIMPLEMENTED, as grpc-js does for a missing handler.
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 // Type-only, for internal use: no grpc type appears in an exported declaration.
 import type * as Grpc from '@grpc/grpc-js'
 import type * as ProtoLoader from '@grpc/proto-loader'
 import { z } from 'zod'
+import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { crc32c } from '../../internal/crc32c.js'
 import { importOptional, MissingDependencyError } from '../../internal/optional-import.js'
@@ -788,23 +788,13 @@ class Emulator implements GcpKmsEmulator {
     const version = key.versions.get(ciphertext.readUInt32BE(1))
     if (version === undefined) throw failed
     this.#usable(key, version)
-    let plaintext: Buffer
-    try {
-      const decipher = createDecipheriv(
-        'aes-256-gcm',
-        version.material,
-        ciphertext.subarray(HEADER, HEADER + NONCE),
-        { authTagLength: TAG },
-      )
-      decipher.setAAD(gcmAad(key, ciphertext.subarray(0, HEADER), aad))
-      decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG))
-      plaintext = Buffer.concat([
-        decipher.update(ciphertext.subarray(HEADER + NONCE, ciphertext.length - TAG)),
-        decipher.final(),
-      ])
-    } catch {
-      throw failed
-    }
+    const plaintext = gcmOpen(
+      version.material,
+      ciphertext.subarray(HEADER, HEADER + NONCE),
+      ciphertext.subarray(HEADER + NONCE),
+      gcmAad(key, ciphertext.subarray(0, HEADER), aad),
+    )
+    if (plaintext === undefined) throw failed
     return {
       plaintext,
       plaintext_crc32c: { value: String(this.#responseChecksum(plaintext)) },
@@ -851,10 +841,11 @@ class Emulator implements GcpKmsEmulator {
     header[0] = MAGIC
     header.writeUInt32BE(version.id, 1)
     const nonce = Buffer.from(this.#random(NONCE))
-    const cipher = createCipheriv('aes-256-gcm', version.material, nonce, { authTagLength: TAG })
-    cipher.setAAD(gcmAad(key, header, aad))
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
-    return Buffer.concat([header, nonce, body, cipher.getAuthTag()])
+    return Buffer.concat([
+      header,
+      nonce,
+      gcmSeal(version.material, nonce, plaintext, gcmAad(key, header, aad)),
+    ])
   }
 }
 
