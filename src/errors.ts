@@ -33,6 +33,9 @@ export const SECURITY_ERROR_CODES = [
   'ERR_KMS_PROVIDER_UNAVAILABLE',
   'ERR_KMS_INVALID_FORMAT',
   'ERR_KMS_UNKNOWN_PROVIDER',
+  'ERR_KEY_MANAGER_NOT_INITIALIZED',
+  'ERR_KEY_MANAGER_KEY_EXHAUSTED',
+  'ERR_KEYRING_STORE',
 ] as const
 
 /** Union of every code a {@link SecurityError} can carry; `switch` on it. */

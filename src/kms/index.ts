@@ -30,6 +30,22 @@ export {
   UnknownProviderError,
 } from './errors.js'
 export type {
+  DataKeyInfo,
+  EncryptedField,
+  JsonValue,
+  KeyManagerOptions,
+} from './key-manager/key-manager.js'
+export {
+  DataKeyExhaustedError,
+  KeyManager,
+  KeyManagerLimitsSchema,
+  KeyManagerNotInitializedError,
+  KeyManagerOptionsSchema,
+} from './key-manager/key-manager.js'
+export { MemoryKeyringStore } from './keyring/memory.js'
+export type { DataKeyStatus, KeyringEntry, KeyringStore, NewKeyringEntry } from './keyring/store.js'
+export { KeyringStoreError } from './keyring/store.js'
+export type {
   EncryptedDataInit,
   EncryptedDataJson,
   EncryptionContext,

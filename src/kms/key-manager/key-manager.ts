@@ -1,0 +1,694 @@
+/**
+ * `KeyManager`: envelope encryption where the hot path never calls a KMS.
+ *
+ * A data key (DEK) is unwrapped once, at `initialize()`, and cached; every
+ * `localEncrypt`/`localDecrypt` after that is local AES-256-GCM. The DEKs live
+ * in a keyring store only in wrapped form. Ciphertexts name their DEK (see
+ * format.ts), so they decrypt after rotations and restarts; older DEKs are
+ * unwrapped lazily, one KMS call per key however many requests ask at once.
+ * Use counts are shared across processes through the keyring (one write per
+ * block of uses), and the active DEK is rotated before NIST SP 800-38D's limit
+ * for random nonces.
+ */
+import { randomBytes, randomFillSync } from 'node:crypto'
+import { z } from 'zod'
+import { SecurityError } from '../../errors.js'
+import { gcmOpen, gcmSeal } from '../../internal/aead.js'
+import { type Clock, systemClock } from '../../internal/clock.js'
+import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
+import { parseOptions } from '../../internal/options.js'
+import type { BaseKmsProvider } from '../base-provider.js'
+import { DecryptionError, KmsError, UnknownProviderError } from '../errors.js'
+import { MemoryKeyringStore } from '../keyring/memory.js'
+import { DEK_ID_PATTERN, type KeyringEntry, type KeyringStore } from '../keyring/store.js'
+import {
+  type DataKeyPair,
+  EncryptedData,
+  type EncryptedDataJson,
+  type EncryptionContext,
+  isEncryptionContext,
+} from '../models.js'
+import {
+  additionalData,
+  BODY_OFFSET,
+  DEK_ID_BYTES,
+  decodeBase64Url,
+  FORMAT_VERSION,
+  HEADER_BYTES,
+  headerFor,
+  MIN_CIPHERTEXT_BYTES,
+  NONCE_OFFSET,
+} from './format.js'
+
+/** A local operation ran before `initialize()` (or after `dispose()`). */
+export class KeyManagerNotInitializedError extends SecurityError {
+  static override readonly code = 'ERR_KEY_MANAGER_NOT_INITIALIZED'
+  constructor() {
+    super('KeyManager is not initialized: call initialize() first')
+  }
+}
+
+/**
+ * The active data key reached its hard use limit and no new one could be
+ * made (the KMS is unreachable). Encryption resumes once rotation succeeds.
+ */
+export class DataKeyExhaustedError extends SecurityError {
+  static override readonly code = 'ERR_KEY_MANAGER_KEY_EXHAUSTED'
+  constructor(options?: { cause?: unknown }) {
+    super('The active data key reached its use limit and could not be rotated', options)
+  }
+}
+
+const fn = <T>(what: string) =>
+  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
+
+export const KeyManagerLimitsSchema = z
+  .object({
+    /**
+     * Encryptions under one DEK after which it is rotated. NIST SP 800-38D
+     * §8.3 caps random-nonce GCM at 2^32 invocations per key; this stays far below.
+     * @default 2 ** 30
+     */
+    maxEncryptions: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 32)
+      .default(2 ** 30),
+    /**
+     * Encryptions after which the DEK is refused outright, even when rotation
+     * is impossible (the KMS is down).
+     * @default 2 ** 31
+     */
+    hardMaxEncryptions: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 32)
+      .default(2 ** 31),
+    /**
+     * Age after which the DEK is rotated, in ms.
+     * @default 90 days
+     */
+    maxAgeMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(90 * 24 * 60 * 60 * 1000),
+    /**
+     * Encryptions each process reserves from the keyring at a time: one store
+     * write per block, never one per encryption.
+     * @default 1024
+     */
+    reserveBlock: z.number().int().min(1).max(1_000_000).default(1024),
+    /**
+     * How often a process checks the keyring for a DEK another process made active.
+     * @default 60000
+     */
+    refreshIntervalMs: z.number().int().min(1).default(60_000),
+    /**
+     * First retry delay of a failed background rotation (doubles, up to 5 minutes).
+     * @default 5000
+     */
+    rotationRetryMs: z.number().int().min(1).default(5000),
+  })
+  .strict()
+  .refine((l) => l.maxEncryptions <= l.hardMaxEncryptions, {
+    message: 'must not exceed hardMaxEncryptions',
+    path: ['maxEncryptions'],
+  })
+  .refine((l) => l.reserveBlock <= l.hardMaxEncryptions, {
+    message: 'must not exceed hardMaxEncryptions',
+    path: ['reserveBlock'],
+  })
+
+export const KeyManagerOptionsSchema = z
+  .object({
+    /** Providers by the name they are registered under (`KeyReference.provider`). */
+    providers: z
+      .record(
+        z.string(),
+        z.custom<BaseKmsProvider>(
+          (v) => typeof (v as Partial<BaseKmsProvider> | null)?.encrypt === 'function',
+          { message: 'must be a KMS provider' },
+        ),
+      )
+      .refine((p) => Object.keys(p).length > 0, 'must name at least one provider'),
+    /** Provider used when a call names none, and for the keyring's DEKs. */
+    defaultProvider: z.string().min(1),
+    /** KMS key used when a call names none, and to wrap the keyring's DEKs. */
+    defaultKeyId: z.string().min(1),
+    /** Becomes `context.service` on every KMS call. */
+    contextPrefix: z.string().min(1).max(256).optional(),
+    /**
+     * Where wrapped DEKs are kept. Default: process memory, with a warning at
+     * `initialize()`: local ciphertexts then die with the process.
+     */
+    keyring: z
+      .custom<KeyringStore>(
+        (v) => typeof (v as Partial<KeyringStore> | null)?.reserveUses === 'function',
+        { message: 'must be a KeyringStore' },
+      )
+      .optional(),
+    /** DEK usage limits. */
+    limits: KeyManagerLimitsSchema.optional(),
+    /** @default Date.now */
+    clock: fn<Clock>('() => ms').optional(),
+    /** Where warnings go (memory keyring, failed background rotation). @default stderr */
+    logger: z
+      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
+      .optional(),
+  })
+  .strict()
+  .refine((o) => Object.hasOwn(o.providers, o.defaultProvider), {
+    message: 'must name one of `providers`',
+    path: ['defaultProvider'],
+  })
+
+export type KeyManagerOptions = z.input<typeof KeyManagerOptionsSchema>
+type Limits = z.output<typeof KeyManagerLimitsSchema>
+
+/** A JSON value `encryptField` accepts. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue }
+
+/** An encrypted field: the encrypted data's JSON plus how to turn the bytes back into the value. */
+export interface EncryptedField extends EncryptedDataJson {
+  readonly encoding: 'utf-8'
+  readonly valueType: 'string' | 'json'
+}
+
+/** What the KeyManager reports about its data keys (never key material). */
+export interface DataKeyInfo {
+  readonly id: string
+  readonly status: KeyringEntry['status']
+  readonly createdAt: Date
+  readonly usesReserved: number
+  readonly cached: boolean
+}
+
+/** A DEK in memory: the key in an unpooled Buffer that `dispose()` zeroes. */
+interface CachedKey {
+  readonly id: string
+  readonly header: Buffer
+  readonly key: Buffer
+}
+
+/** The active DEK with this process's share of its uses. */
+interface ActiveSlot {
+  readonly cached: CachedKey
+  readonly createdAt: number
+  /** Uses left in the block this process reserved. */
+  remaining: number
+  /** Total reserved in the keyring when the last block was taken. */
+  reservedTotal: number
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * @example
+ * ```ts
+ * import { KeyManager, LocalKmsProvider } from 'fraiseql-security/kms'
+ *
+ * const keys = new KeyManager({
+ *   providers: { local: new LocalKmsProvider({ keyFile: '.data/master.json' }) },
+ *   defaultProvider: 'local',
+ *   defaultKeyId: 'app',
+ *   contextPrefix: 'orders-api',
+ *   keyring: new SqliteKeyringStore({ filename: '.data/keyring.db' }),
+ * })
+ * await keys.initialize()                          // one KMS call
+ * const sealed = await keys.localEncrypt('123-45-6789', 'customer:42')  // no KMS call
+ * const taxId = await keys.localDecrypt(sealed, 'customer:42')
+ * ```
+ */
+export class KeyManager {
+  readonly #providers: ReadonlyMap<string, BaseKmsProvider>
+  readonly #defaultProvider: string
+  readonly #defaultKeyId: string
+  readonly #contextPrefix: string | undefined
+  readonly #keyring: KeyringStore
+  readonly #keyringIsDefault: boolean
+  readonly #limits: Limits
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #cache = new Map<string, CachedKey>()
+  readonly #unwrapping = new Map<string, Promise<CachedKey>>()
+  #active: ActiveSlot | undefined
+  #initializing: Promise<void> | undefined
+  #refilling: Promise<void> | undefined
+  #rotating: Promise<void> | undefined
+  #rotationRetryAt = 0
+  #rotationFailures = 0
+  #lastRefresh = 0
+  #refreshing: Promise<void> | undefined
+
+  constructor(options: KeyManagerOptions) {
+    const o = parseOptions('KeyManager', KeyManagerOptionsSchema, options)
+    this.#providers = new Map(Object.entries(o.providers))
+    this.#defaultProvider = o.defaultProvider
+    this.#defaultKeyId = o.defaultKeyId
+    this.#contextPrefix = o.contextPrefix
+    this.#keyringIsDefault = o.keyring === undefined
+    this.#keyring = o.keyring ?? new MemoryKeyringStore()
+    this.#limits = parseOptions('KeyManager', KeyManagerLimitsSchema, o.limits ?? {})
+    this.#clock = o.clock ?? systemClock
+    this.#logger = o.logger ?? stderrLogger
+  }
+
+  // ---------------------------------------------------------------- KMS-backed
+
+  /** Encrypts with the KMS directly (one call). For rare, high-value data; not per request. */
+  async encrypt(
+    plaintext: Uint8Array | string,
+    options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
+  ): Promise<EncryptedData> {
+    const name = options.provider ?? this.#defaultProvider
+    return this.#provider(name).encrypt(
+      plaintext,
+      options.keyId ?? this.#defaultKeyId,
+      this.#kmsContext(options.context),
+    )
+  }
+
+  /**
+   * Decrypts KMS-encrypted data, routed to the provider its key reference
+   * names (`ERR_KMS_UNKNOWN_PROVIDER` when none is registered under it).
+   */
+  async decrypt(encrypted: EncryptedData, context?: EncryptionContext): Promise<Uint8Array> {
+    const provider = this.#provider(encrypted.keyReference.provider)
+    return provider.decrypt(
+      encrypted,
+      context === undefined ? undefined : this.#kmsContext(context),
+    )
+  }
+
+  /** Encrypts a string or JSON value with the KMS; the result records how to decode it. */
+  async encryptField(
+    value: JsonValue,
+    options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
+  ): Promise<EncryptedField> {
+    const valueType = typeof value === 'string' ? 'string' : 'json'
+    const text = typeof value === 'string' ? value : JSON.stringify(value)
+    if (text === undefined) throw new KmsError('Value is not representable as JSON')
+    const encrypted = await this.encrypt(Buffer.from(text, 'utf8'), options)
+    return { ...encrypted.toJSON(), encoding: 'utf-8', valueType }
+  }
+
+  /** Reverses {@link encryptField}; accepts the field or its JSON text. */
+  async decryptField(
+    field: EncryptedField | string,
+    context?: EncryptionContext,
+  ): Promise<JsonValue> {
+    let parsed: unknown = field
+    if (typeof field === 'string') {
+      try {
+        parsed = JSON.parse(field)
+      } catch {
+        throw new DecryptionError()
+      }
+    }
+    const { encoding, valueType, ...json } = (parsed ?? {}) as Partial<EncryptedField>
+    if (encoding !== 'utf-8' || (valueType !== 'string' && valueType !== 'json'))
+      throw new DecryptionError()
+    const bytes = await this.decrypt(EncryptedData.fromJSON(json), context)
+    let text: string
+    try {
+      text = utf8.decode(bytes)
+    } catch {
+      throw new DecryptionError()
+    }
+    return valueType === 'string' ? text : (JSON.parse(text) as JsonValue)
+  }
+
+  /** A fresh data key from the KMS (plaintext + wrapped), e.g. to encrypt a large file yourself. */
+  async generateDataKey(
+    options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
+  ): Promise<DataKeyPair> {
+    const name = options.provider ?? this.#defaultProvider
+    return this.#provider(name).generateDataKey(
+      options.keyId ?? this.#defaultKeyId,
+      this.#kmsContext(options.context),
+    )
+  }
+
+  // ---------------------------------------------------------------- cached DEK
+
+  /**
+   * Loads the keyring and unwraps the active DEK with one KMS call, or
+   * creates, wraps and stores the first one. Idempotent.
+   */
+  async initialize(): Promise<void> {
+    if (this.#active !== undefined) return
+    this.#initializing ??= this.#initialize().finally(() => {
+      this.#initializing = undefined
+    })
+    return this.#initializing
+  }
+
+  async #initialize(): Promise<void> {
+    if (this.#keyringIsDefault) {
+      this.#logger.warn(
+        { component: 'KeyManager' },
+        'no keyring configured: data keys live in memory and local ciphertexts will not survive a restart',
+      )
+    }
+    await this.#keyring.migrate?.()
+    let entry = await this.#keyring.active()
+    if (entry === undefined) {
+      const created = await this.#newEntry()
+      entry = await this.#keyring.insertFirstActive(created.entry)
+      if (entry.id === created.entry.id) this.#cache.set(created.cached.id, created.cached)
+      else created.cached.key.fill(0) // another process made the first key first
+    }
+    await this.#activate(entry)
+    this.#lastRefresh = this.#clock()
+  }
+
+  /** Whether the active DEK is unwrapped and cached (local operations need no KMS). */
+  hasCachedDataKey(): boolean {
+    return this.#active !== undefined
+  }
+
+  /**
+   * Encrypts locally with the active DEK: no KMS call. A string gives a
+   * base64url string (safe for a text column); bytes give bytes. `aad` is
+   * bound to the ciphertext and must be given again to decrypt.
+   */
+  localEncrypt(plaintext: string, aad?: string | Uint8Array): Promise<string>
+  localEncrypt(plaintext: Uint8Array, aad?: string | Uint8Array): Promise<Uint8Array>
+  async localEncrypt(
+    plaintext: string | Uint8Array,
+    aad?: string | Uint8Array,
+  ): Promise<string | Uint8Array> {
+    const isText = typeof plaintext === 'string'
+    if (!isText && !(plaintext instanceof Uint8Array))
+      throw new KmsError('Plaintext must be a string or bytes')
+    let slot = this.#active
+    if (slot === undefined) throw new KeyManagerNotInitializedError()
+    // A loop, not an if: while this call waited for a block, a background
+    // rotation may have installed a new slot with nothing reserved yet.
+    while (slot.remaining <= 0) {
+      await this.#refill()
+      slot = this.#active
+      if (slot === undefined) throw new KeyManagerNotInitializedError()
+    }
+    slot.remaining--
+    this.#maintain(slot)
+    const data = isText ? Buffer.from(plaintext, 'utf8') : plaintext
+    const { header, key } = slot.cached
+    const out = Buffer.allocUnsafe(BODY_OFFSET + data.length + 16)
+    header.copy(out, 0)
+    const nonce = randomFillSync(out, NONCE_OFFSET, 12).subarray(NONCE_OFFSET, BODY_OFFSET)
+    const sealed = gcmSeal(key, nonce, data, additionalData(header, bytesOf(aad)))
+    sealed.copy(out, BODY_OFFSET)
+    return isText
+      ? out.toString('base64url')
+      : new Uint8Array(out.buffer, out.byteOffset, out.length)
+  }
+
+  /**
+   * Decrypts a {@link localEncrypt} ciphertext: a string gives a string,
+   * bytes give bytes. Anything that is not a valid ciphertext for this
+   * keyring and `aad` — truncated, wrong version, unknown key, any flipped
+   * bit, wrong aad — is `DecryptionError` and nothing else. A ciphertext of
+   * an older DEK may cost one KMS call, once per DEK.
+   */
+  localDecrypt(ciphertext: string, aad?: string | Uint8Array): Promise<string>
+  localDecrypt(ciphertext: Uint8Array, aad?: string | Uint8Array): Promise<Uint8Array>
+  async localDecrypt(
+    ciphertext: string | Uint8Array,
+    aad?: string | Uint8Array,
+  ): Promise<string | Uint8Array> {
+    if (this.#active === undefined) throw new KeyManagerNotInitializedError()
+    const isText = typeof ciphertext === 'string'
+    const bytes = isText
+      ? decodeBase64Url(ciphertext)
+      : ciphertext instanceof Uint8Array
+        ? ciphertext
+        : undefined
+    if (bytes === undefined || bytes.length < MIN_CIPHERTEXT_BYTES || bytes[0] !== FORMAT_VERSION) {
+      throw new DecryptionError()
+    }
+    const id = Buffer.from(bytes.buffer, bytes.byteOffset + 1, DEK_ID_BYTES).toString('hex')
+    const cached = this.#cache.get(id) ?? (await this.#unwrap(id))
+    const header = Buffer.from(bytes.buffer, bytes.byteOffset, HEADER_BYTES)
+    const plain = gcmOpen(
+      cached.key,
+      bytes.subarray(NONCE_OFFSET, BODY_OFFSET),
+      bytes.subarray(BODY_OFFSET),
+      additionalData(header, bytesOf(aad)),
+    )
+    if (plain === undefined) throw new DecryptionError()
+    if (!isText) return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
+    try {
+      return utf8.decode(plain)
+    } catch {
+      throw new DecryptionError()
+    }
+  }
+
+  /**
+   * Makes a new DEK active (one KMS call); older ones stay decryptable. If
+   * another process rotated at the same moment, both end up on its key.
+   */
+  async rotateDataKey(): Promise<DataKeyInfo> {
+    if (this.#active === undefined) throw new KeyManagerNotInitializedError()
+    await this.#rotate()
+    return this.#info(this.#active)
+  }
+
+  /** The keyring's data keys, newest last, without key material. */
+  async dataKeys(): Promise<DataKeyInfo[]> {
+    const entries = await this.#keyring.list()
+    return entries.map((e) => ({
+      id: e.id,
+      status: e.status,
+      createdAt: new Date(e.createdAt),
+      usesReserved: e.usesReserved,
+      cached: this.#cache.has(e.id),
+    }))
+  }
+
+  /** Zeroes every cached DEK. Local operations need `initialize()` again. */
+  dispose(): void {
+    for (const cached of this.#cache.values()) cached.key.fill(0)
+    this.#cache.clear()
+    this.#active = undefined
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #provider(name: string): BaseKmsProvider {
+    const provider = this.#providers.get(name)
+    if (provider === undefined) throw new UnknownProviderError(name)
+    return provider
+  }
+
+  /** The caller's context with `service` set from `contextPrefix`. */
+  #kmsContext(context: EncryptionContext | undefined): EncryptionContext {
+    if (context !== undefined && !isEncryptionContext(context)) {
+      throw new KmsError('Encryption context must map strings to strings')
+    }
+    if (this.#contextPrefix === undefined) return context ?? {}
+    return { ...context, service: this.#contextPrefix }
+  }
+
+  /** The context a DEK is wrapped under: its id is bound, so wrapped keys cannot be swapped between entries. */
+  #dekContext(id: string): EncryptionContext {
+    return this.#kmsContext({ 'fraiseql.dek': id })
+  }
+
+  async #newEntry(): Promise<{
+    entry: { id: string; wrappedKey: EncryptedDataJson; createdAt: number }
+    cached: CachedKey
+  }> {
+    const idBytes = randomBytes(DEK_ID_BYTES)
+    const id = idBytes.toString('hex')
+    const pair = await this.#provider(this.#defaultProvider).generateDataKey(
+      this.#defaultKeyId,
+      this.#dekContext(id),
+    )
+    try {
+      const key = Buffer.alloc(32)
+      key.set(pair.plaintextKey)
+      return {
+        entry: { id, wrappedKey: pair.toEncryptedData().toJSON(), createdAt: this.#clock() },
+        cached: { id, header: headerFor(idBytes), key },
+      }
+    } finally {
+      pair.dispose()
+    }
+  }
+
+  /** Caches `entry`'s key (unwrapping it if needed) and makes it this process's active slot. */
+  async #activate(entry: KeyringEntry): Promise<void> {
+    const cached = this.#cache.get(entry.id) ?? (await this.#unwrapEntry(entry))
+    this.#active = {
+      cached,
+      createdAt: entry.createdAt,
+      remaining: 0,
+      reservedTotal: entry.usesReserved,
+    }
+  }
+
+  /** Single flight: concurrent decrypts of one unknown DEK make one keyring read and one KMS call. */
+  #unwrap(id: string): Promise<CachedKey> {
+    let pending = this.#unwrapping.get(id)
+    if (pending === undefined) {
+      pending = (async () => {
+        if (!DEK_ID_PATTERN.test(id)) throw new DecryptionError()
+        const entry = await this.#keyring.get(id)
+        if (entry === undefined || entry.status === 'retired') throw new DecryptionError()
+        return this.#unwrapEntry(entry)
+      })().finally(() => this.#unwrapping.delete(id))
+      this.#unwrapping.set(id, pending)
+    }
+    return pending
+  }
+
+  async #unwrapEntry(entry: KeyringEntry): Promise<CachedKey> {
+    const existing = this.#cache.get(entry.id)
+    if (existing !== undefined) return existing
+    const wrapped = EncryptedData.fromJSON(entry.wrappedKey)
+    const plain = await this.decrypt(wrapped, this.#dekContext(entry.id))
+    try {
+      if (plain.length !== 32) throw new DecryptionError()
+      const key = Buffer.alloc(32)
+      key.set(plain)
+      const cached: CachedKey = {
+        id: entry.id,
+        header: headerFor(Buffer.from(entry.id, 'hex')),
+        key,
+      }
+      this.#cache.set(entry.id, cached)
+      return cached
+    } finally {
+      plain.fill(0)
+    }
+  }
+
+  /** Takes the next block of uses from the keyring; single flight. */
+  #refill(): Promise<void> {
+    this.#refilling ??= this.#takeBlock().finally(() => {
+      this.#refilling = undefined
+    })
+    return this.#refilling
+  }
+
+  async #takeBlock(): Promise<void> {
+    const slot = this.#active
+    if (slot === undefined) throw new KeyManagerNotInitializedError()
+    if (slot.remaining > 0) return
+    const { reserveBlock, hardMaxEncryptions } = this.#limits
+    const total = await this.#keyring.reserveUses(slot.cached.id, reserveBlock, hardMaxEncryptions)
+    if (total !== undefined) {
+      slot.remaining = reserveBlock
+      slot.reservedTotal = total
+      return
+    }
+    // Refused: another process made another key active, or this one is used up.
+    const current = await this.#keyring.active()
+    if (current !== undefined && current.id !== slot.cached.id) {
+      await this.#activate(current)
+      return this.#takeBlock()
+    }
+    try {
+      await this.#rotate()
+    } catch (err) {
+      throw new DataKeyExhaustedError({ cause: describeError(err) })
+    }
+    return this.#takeBlock()
+  }
+
+  /**
+   * Soft limits: past `maxEncryptions` or `maxAgeMs`, rotate in the background
+   * while this key keeps serving; and now and then look for a key another
+   * process made active. Never blocks the caller.
+   */
+  #maintain(slot: ActiveSlot): void {
+    const now = this.#clock()
+    const due =
+      slot.reservedTotal >= this.#limits.maxEncryptions ||
+      now - slot.createdAt >= this.#limits.maxAgeMs
+    if (due && this.#rotating === undefined && now >= this.#rotationRetryAt) {
+      this.#rotate().then(
+        () => {
+          this.#rotationFailures = 0
+        },
+        (err: unknown) => {
+          this.#rotationFailures++
+          const delay = Math.min(
+            300_000,
+            this.#limits.rotationRetryMs * 2 ** (this.#rotationFailures - 1),
+          )
+          this.#rotationRetryAt = this.#clock() + delay
+          this.#logger.warn(
+            { err: describeError(err), retryInMs: delay, dataKey: slot.cached.id },
+            'data key rotation failed; still encrypting with the current key',
+          )
+        },
+      )
+    }
+    if (
+      now - this.#lastRefresh >= this.#limits.refreshIntervalMs &&
+      this.#refreshing === undefined
+    ) {
+      this.#lastRefresh = now
+      this.#refreshing = this.#refresh().finally(() => {
+        this.#refreshing = undefined
+      })
+    }
+  }
+
+  /** Adopts a key another process made active. Failures are logged; the current key keeps serving. */
+  async #refresh(): Promise<void> {
+    try {
+      const current = await this.#keyring.active()
+      if (current !== undefined && current.id !== this.#active?.cached.id)
+        await this.#activate(current)
+    } catch (err) {
+      this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
+    }
+  }
+
+  /** Single flight: one rotation at a time per process; the keyring settles races between processes. */
+  #rotate(): Promise<void> {
+    this.#rotating ??= (async () => {
+      const slot = this.#active
+      if (slot === undefined) throw new KeyManagerNotInitializedError()
+      const created = await this.#newEntry()
+      const active = await this.#keyring.rotate(slot.cached.id, created.entry)
+      if (active.id === created.entry.id) this.#cache.set(created.cached.id, created.cached)
+      else created.cached.key.fill(0) // another process rotated first: use its key
+      await this.#activate(active)
+    })().finally(() => {
+      this.#rotating = undefined
+    })
+    return this.#rotating
+  }
+
+  #info(slot: ActiveSlot | undefined): DataKeyInfo {
+    if (slot === undefined) throw new KeyManagerNotInitializedError()
+    return {
+      id: slot.cached.id,
+      status: 'active',
+      createdAt: new Date(slot.createdAt),
+      usesReserved: slot.reservedTotal,
+      cached: true,
+    }
+  }
+}
+
+function bytesOf(aad: string | Uint8Array | undefined): Uint8Array | undefined {
+  if (aad === undefined) return undefined
+  if (typeof aad === 'string') return Buffer.from(aad, 'utf8')
+  if (aad instanceof Uint8Array) return aad
+  throw new KmsError('aad must be a string or bytes')
+}

@@ -1,0 +1,71 @@
+import type { DataKeyStatus, KeyringEntry, KeyringStore, NewKeyringEntry } from './store.js'
+
+/**
+ * The keyring in process memory: what a KeyManager uses without a `keyring`
+ * option. Everything is lost on restart, and with it the ability to decrypt
+ * every local ciphertext: fine for tests, never for stored data.
+ *
+ * @example
+ * ```ts
+ * const keyring = new MemoryKeyringStore()
+ * const manager = new KeyManager({ providers: { local: new LocalKmsProvider() }, defaultProvider: 'local', defaultKeyId: 'app', keyring })
+ * ```
+ */
+export class MemoryKeyringStore implements KeyringStore {
+  readonly #entries = new Map<string, KeyringEntry>()
+
+  async list(): Promise<KeyringEntry[]> {
+    return [...this.#entries.values()].sort((a, b) => a.createdAt - b.createdAt)
+  }
+
+  async get(id: string): Promise<KeyringEntry | undefined> {
+    return this.#entries.get(id)
+  }
+
+  async active(): Promise<KeyringEntry | undefined> {
+    return this.#active()
+  }
+
+  // Every check-and-change below runs without an await in between: that is
+  // what makes each method atomic for callers sharing this store.
+  #active(): KeyringEntry | undefined {
+    for (const e of this.#entries.values()) if (e.status === 'active') return e
+    return undefined
+  }
+
+  async insertFirstActive(entry: NewKeyringEntry): Promise<KeyringEntry> {
+    const current = this.#active()
+    if (current !== undefined) return current
+    const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+    this.#entries.set(entry.id, created)
+    return created
+  }
+
+  async rotate(expectedActiveId: string, entry: NewKeyringEntry): Promise<KeyringEntry> {
+    const current = this.#entries.get(expectedActiveId)
+    if (current?.status !== 'active') {
+      const active = this.#active()
+      if (active !== undefined) return active
+      const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+      this.#entries.set(entry.id, created)
+      return created
+    }
+    this.#entries.set(current.id, { ...current, status: 'decrypt-only' })
+    const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+    this.#entries.set(entry.id, created)
+    return created
+  }
+
+  async reserveUses(id: string, count: number, limit: number): Promise<number | undefined> {
+    const e = this.#entries.get(id)
+    if (e?.status !== 'active' || e.usesReserved + count > limit) return undefined
+    const usesReserved = e.usesReserved + count
+    this.#entries.set(id, { ...e, usesReserved })
+    return usesReserved
+  }
+
+  async setStatus(id: string, status: Exclude<DataKeyStatus, 'active'>): Promise<void> {
+    const e = this.#entries.get(id)
+    if (e !== undefined) this.#entries.set(id, { ...e, status })
+  }
+}
