@@ -1,13 +1,17 @@
 /**
  * The PostgreSQL side of the shared SQL layer: a structural pool type (so any
- * `pg.Pool` fits without importing `pg`), identifier checks, and migrations
- * run through Kysely's migrator, which serializes concurrent runs with a
- * PostgreSQL advisory lock so two processes starting together do not race.
+ * `pg.Pool` fits without importing `pg`), Kysely's PostgresDialect over a
+ * pool we either borrow or own, the lazy `pg` import for connection strings,
+ * and `migratePostgres` for components that keep their own raw SQL.
  */
-import { Kysely, type Migration, Migrator, PostgresDialect } from 'kysely'
+import { Kysely, type Migration, PostgresDialect, type PostgresPool } from 'kysely'
 import { z } from 'zod'
+import { importOptional } from '../optional-import.js'
+import { runMigrations } from './migrate.js'
 
-/** What the store needs of a `pg.Pool`: one-shot queries and checked-out clients. */
+export { quoteIdent, SqlIdentifierSchema } from './identifiers.js'
+
+/** What the SQL layer needs of a `pg.Pool`: one-shot queries and checked-out clients. */
 export interface PgPoolLike {
   query(config: { text: string; values?: unknown[]; name?: string }): Promise<{ rows: unknown[] }>
   connect(): Promise<PgClientLike>
@@ -18,6 +22,13 @@ export interface PgClientLike {
   release(err?: boolean | Error): void
 }
 
+/** A pool we created from a connection string, and therefore end. */
+export interface OwnedPgPool extends PgPoolLike {
+  end(): Promise<void>
+  on(event: 'error', listener: (err: Error) => void): unknown
+  readonly ended?: boolean
+}
+
 export const PgPoolSchema = z.custom<PgPoolLike>(
   (v) =>
     typeof (v as Partial<PgPoolLike> | null)?.query === 'function' &&
@@ -25,16 +36,47 @@ export const PgPoolSchema = z.custom<PgPoolLike>(
   { message: 'must be a pg Pool (query and connect)' },
 )
 
-/** A PostgreSQL identifier we can splice into SQL unquoted-safe (then quote anyway). */
-export const SqlIdentifierSchema = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (a-z, 0-9, _; at most 63)')
+/**
+ * Kysely's dialect over `pool`. Kysely ends the pool in `destroy()`; a
+ * borrowed pool is wrapped so that `end` does nothing, which lets every
+ * handle be destroyed the same way without ever ending the caller's pool.
+ */
+export function postgresDialect(pool: PgPoolLike): PostgresDialect {
+  const borrowed = {
+    connect: () => pool.connect(),
+    end: async () => {},
+  }
+  return new PostgresDialect({ pool: borrowed as unknown as PostgresPool })
+}
 
-/** `"schema"` quoted for SQL; the value was validated by {@link SqlIdentifierSchema}. */
-export const quoteIdent = (name: string) => `"${name}"`
+interface PgModule {
+  Pool: new (config: {
+    connectionString: string
+    allowExitOnIdle?: boolean
+    max?: number
+  }) => OwnedPgPool
+}
+
+/**
+ * A new `pg.Pool` for `connectionString`, importing `pg` on first use.
+ * `allowExitOnIdle`: a store's idle connections never keep the process alive.
+ */
+export async function createPgPool(
+  connectionString: string,
+  feature: string,
+  onError: (err: Error) => void,
+): Promise<OwnedPgPool> {
+  const mod = await importOptional<PgModule & { default?: PgModule }>('pg', feature)
+  const { Pool } = mod.default ?? mod
+  const pool = new Pool({ connectionString, allowExitOnIdle: true })
+  // An idle client losing its connection emits 'error' on the pool; with no
+  // listener that event would crash the process.
+  pool.on('error', onError)
+  return pool
+}
 
 export interface MigrateOptions {
-  /** Schema holding the tables and the migration bookkeeping. */
+  /** Schema holding the tables and the migration bookkeeping (created if missing). */
   readonly schema: string
   /** Name of this component's migration table (each component keeps its own history). */
   readonly migrationTable: string
@@ -43,27 +85,19 @@ export interface MigrateOptions {
 }
 
 /**
- * Applies pending migrations. The caller's pool is borrowed, never ended:
- * Kysely's `destroy()` would close it, so the instance is simply dropped.
+ * Applies pending migrations on a borrowed pool, under Kysely's advisory
+ * lock (see migrate.ts). The pool is never ended. Migrations receive a
+ * Kysely instance scoped to `schema`.
  */
 export async function migratePostgres(pool: PgPoolLike, options: MigrateOptions): Promise<void> {
-  const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({
-      pool: pool as unknown as ConstructorParameters<typeof PostgresDialect>[0]['pool'],
-    }),
-  })
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: async () => options.migrations },
-    migrationTableSchema: options.schema,
-    migrationTableName: `${options.migrationTable}`,
-    migrationLockTableName: `${options.migrationTable}_lock`,
-  })
-  const { error, results } = await migrator.migrateToLatest()
-  if (error !== undefined) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName
-    throw new Error(`migration ${failed ?? '(setup)'} failed in schema ${options.schema}`, {
-      cause: error,
-    })
+  const db = new Kysely<unknown>({ dialect: postgresDialect(pool) })
+  try {
+    await runMigrations(
+      db,
+      { dialect: 'postgres', schema: options.schema },
+      { migrationTable: options.migrationTable, migrations: options.migrations },
+    )
+  } finally {
+    await db.destroy()
   }
 }
