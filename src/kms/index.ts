@@ -42,7 +42,13 @@ export {
   KeyManagerNotInitializedError,
   KeyManagerOptionsSchema,
 } from './key-manager/key-manager.js'
+export type { FileKeyringStoreOptions } from './keyring/file.js'
+export { FileKeyringStore, FileKeyringStoreOptionsSchema } from './keyring/file.js'
 export { MemoryKeyringStore } from './keyring/memory.js'
+export type { PostgresKeyringStoreOptions } from './keyring/postgres.js'
+export { PostgresKeyringStore, PostgresKeyringStoreOptionsSchema } from './keyring/postgres.js'
+export type { SqliteKeyringStoreOptions } from './keyring/sqlite.js'
+export { SqliteKeyringStore, SqliteKeyringStoreOptionsSchema } from './keyring/sqlite.js'
 export type { DataKeyStatus, KeyringEntry, KeyringStore, NewKeyringEntry } from './keyring/store.js'
 export { KeyringStoreError } from './keyring/store.js'
 export type {

@@ -244,6 +244,13 @@ export function describeKeyringStoreContract(
         expect(await store.get(a.id)).toStrictEqual({ ...a, status: 'retired', usesReserved: 3 })
       })
 
+      it('refuses to activate a key (only insertFirstActive and rotate make a key active)', async () => {
+        const a = await store.insertFirstActive(newEntry(T0))
+        await store.setStatus(a.id, 'decrypt-only')
+        await expect(store.setStatus(a.id, 'active' as never)).rejects.toMatchObject({ code: 'ERR_KEYRING_STORE' })
+        expect(await store.active()).toBeUndefined()
+      })
+
       it('is a no-op for an unknown id', async () => {
         const a = await store.insertFirstActive(newEntry(T0))
         await store.setStatus(id(), 'retired')

@@ -15,6 +15,7 @@ const OPTIONAL = [
   'fastify',
   'ioredis',
   'pg',
+  'better-sqlite3',
   'node-vault',
   '@aws-sdk/client-kms',
   '@google-cloud/kms',

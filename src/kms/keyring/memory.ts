@@ -1,4 +1,10 @@
-import type { DataKeyStatus, KeyringEntry, KeyringStore, NewKeyringEntry } from './store.js'
+import {
+  type DataKeyStatus,
+  type KeyringEntry,
+  type KeyringStore,
+  KeyringStoreError,
+  type NewKeyringEntry,
+} from './store.js'
 
 /**
  * The keyring in process memory: what a KeyManager uses without a `keyring`
@@ -65,6 +71,9 @@ export class MemoryKeyringStore implements KeyringStore {
   }
 
   async setStatus(id: string, status: Exclude<DataKeyStatus, 'active'>): Promise<void> {
+    // Activation only happens through insertFirstActive/rotate, which keep one active key.
+    if ((status as DataKeyStatus) === 'active')
+      throw new KeyringStoreError('setStatus never activates a key')
     const e = this.#entries.get(id)
     if (e !== undefined) this.#entries.set(id, { ...e, status })
   }
