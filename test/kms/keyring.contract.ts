@@ -247,7 +247,9 @@ export function describeKeyringStoreContract(
       it('refuses to activate a key (only insertFirstActive and rotate make a key active)', async () => {
         const a = await store.insertFirstActive(newEntry(T0))
         await store.setStatus(a.id, 'decrypt-only')
-        await expect(store.setStatus(a.id, 'active' as never)).rejects.toMatchObject({ code: 'ERR_KEYRING_STORE' })
+        await expect(store.setStatus(a.id, 'active' as never)).rejects.toMatchObject({
+          code: 'ERR_KEYRING_STORE',
+        })
         expect(await store.active()).toBeUndefined()
       })
 
