@@ -13,6 +13,7 @@ import { writeResults } from './lib/report.js'
 const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   http: async () => (await import('./http/index.js')).httpBench,
   'http-breakdown': async () => (await import('./http/breakdown.js')).httpBreakdownBench,
+  kms: async () => (await import('./kms/index.js')).kmsBench,
 }
 
 const { names, knobs } = parseArgs(process.argv.slice(2))
@@ -43,7 +44,8 @@ for (const name of names.length > 0 ? names : Object.keys(BENCHES)) {
   }
   context.log(`bench ${name}: ${bench.description}`)
   const markdown = await bench.run(context)
-  const path = writeResults(name, markdown)
+  // The definition's name, not the command-line one: `kms` writes key-manager.md.
+  const path = writeResults(bench.name, markdown)
   console.log(markdown)
   context.log(`bench ${name}: wrote ${path}`)
 }
