@@ -45,6 +45,16 @@ export function headerFor(dekId: Uint8Array): Buffer {
   return header
 }
 
+/**
+ * Whether `bytes` starts with `header`. Plain loop: a native call costs more
+ * than comparing 17 bytes, and the header is public (no timing concern).
+ */
+export function hasHeader(bytes: Uint8Array, header: Uint8Array): boolean {
+  if (bytes.length < header.length) return false
+  for (let i = 0; i < header.length; i++) if (bytes[i] !== header[i]) return false
+  return true
+}
+
 /** GCM additional data: header, then the caller's `aad`. */
 export function additionalData(header: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
   if (aad === undefined || aad.length === 0) return header

@@ -13,7 +13,7 @@
 import { randomBytes, randomFillSync } from 'node:crypto'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
-import { gcmOpen, gcmSeal } from '../../internal/aead.js'
+import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSealInto } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
@@ -34,7 +34,7 @@ import {
   DEK_ID_BYTES,
   decodeBase64Url,
   FORMAT_VERSION,
-  HEADER_BYTES,
+  hasHeader,
   headerFor,
   MIN_CIPHERTEXT_BYTES,
   NONCE_OFFSET,
@@ -403,11 +403,13 @@ export class KeyManager {
     this.#maintain(slot)
     const data = isText ? Buffer.from(plaintext, 'utf8') : plaintext
     const { header, key } = slot.cached
-    const out = Buffer.allocUnsafe(BODY_OFFSET + data.length + 16)
+    const out = Buffer.allocUnsafe(BODY_OFFSET + data.length + GCM_TAG_BYTES)
     header.copy(out, 0)
-    const nonce = randomFillSync(out, NONCE_OFFSET, 12).subarray(NONCE_OFFSET, BODY_OFFSET)
-    const sealed = gcmSeal(key, nonce, data, additionalData(header, bytesOf(aad)))
-    sealed.copy(out, BODY_OFFSET)
+    const nonce = randomFillSync(out, NONCE_OFFSET, GCM_NONCE_BYTES).subarray(
+      NONCE_OFFSET,
+      BODY_OFFSET,
+    )
+    gcmSealInto(key, nonce, data, additionalData(header, bytesOf(aad)), out, BODY_OFFSET)
     return isText
       ? out.toString('base64url')
       : new Uint8Array(out.buffer, out.byteOffset, out.length)
@@ -426,7 +428,8 @@ export class KeyManager {
     ciphertext: string | Uint8Array,
     aad?: string | Uint8Array,
   ): Promise<string | Uint8Array> {
-    if (this.#active === undefined) throw new KeyManagerNotInitializedError()
+    const active = this.#active
+    if (active === undefined) throw new KeyManagerNotInitializedError()
     const isText = typeof ciphertext === 'string'
     const bytes = isText
       ? decodeBase64Url(ciphertext)
@@ -436,14 +439,19 @@ export class KeyManager {
     if (bytes === undefined || bytes.length < MIN_CIPHERTEXT_BYTES || bytes[0] !== FORMAT_VERSION) {
       throw new DecryptionError()
     }
-    const id = Buffer.from(bytes.buffer, bytes.byteOffset + 1, DEK_ID_BYTES).toString('hex')
-    const cached = this.#cache.get(id) ?? (await this.#unwrap(id))
-    const header = Buffer.from(bytes.buffer, bytes.byteOffset, HEADER_BYTES)
+    // Most ciphertexts are the active DEK's: matching its header skips the
+    // hex key id and the map lookup. Either way `cached.header` equals the
+    // ciphertext's first 17 bytes (same version byte, same id).
+    let cached = active.cached
+    if (!hasHeader(bytes, cached.header)) {
+      const id = Buffer.from(bytes.buffer, bytes.byteOffset + 1, DEK_ID_BYTES).toString('hex')
+      cached = this.#cache.get(id) ?? (await this.#unwrap(id))
+    }
     const plain = gcmOpen(
       cached.key,
       bytes.subarray(NONCE_OFFSET, BODY_OFFSET),
       bytes.subarray(BODY_OFFSET),
-      additionalData(header, bytesOf(aad)),
+      additionalData(cached.header, bytesOf(aad)),
     )
     if (plain === undefined) throw new DecryptionError()
     if (!isText) return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
