@@ -6,24 +6,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { FileKeyringStore } from '../../src/kms/keyring/file.js'
 import { KeyringStoreError } from '../../src/kms/keyring/store.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKeyringStoreContract } from './keyring.contract.js'
+import { describeKeyringStoreContract, keyringEntry } from './keyring.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fsl-keyring-file-'))
 afterAll(() => rm(dir, { recursive: true, force: true }))
 let n = 0
 const freshPath = () => join(dir, `k${++n}`, 'keyring.json')
 
-const entry = (id: string, createdAt = 1) => ({
-  id: id.repeat(32),
-  wrappedKey: {
-    ciphertext: 'ab',
-    keyReference: { provider: 'local', keyId: 'app', purpose: 'encrypt_decrypt' as const },
-    algorithm: 'AES-256-GCM',
-    encryptedAt: '2026-11-25T17:00:00.000Z',
-    context: {},
-  },
-  createdAt,
-})
+const entry = keyringEntry
 
 describeKeyringStoreContract('FileKeyringStore (two instances on one path)', async () => {
   const path = freshPath()

@@ -5,19 +5,9 @@ import { PostgresKeyringStore } from '../../src/kms/keyring/postgres.js'
 import { KeyringStoreError } from '../../src/kms/keyring/store.js'
 import { rejection } from '../helpers/rejection.js'
 import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
-import { describeKeyringStoreContract } from './keyring.contract.js'
+import { describeKeyringStoreContract, keyringEntry } from './keyring.contract.js'
 
-const entry = (id: string, createdAt = 1) => ({
-  id: id.repeat(32),
-  wrappedKey: {
-    ciphertext: 'ab',
-    keyReference: { provider: 'local', keyId: 'app', purpose: 'encrypt_decrypt' as const },
-    algorithm: 'AES-256-GCM',
-    encryptedAt: '2026-11-25T17:00:00.000Z',
-    context: {},
-  },
-  createdAt,
-})
+const entry = keyringEntry
 
 /** The connection string with an application_name, to find (or not) its connections. */
 const tagged = (name: string) => {

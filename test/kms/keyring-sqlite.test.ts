@@ -10,24 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteKeyringStore } from '../../src/kms/keyring/sqlite.js'
 import { KeyringStoreError } from '../../src/kms/keyring/store.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKeyringStoreContract } from './keyring.contract.js'
+import { describeKeyringStoreContract, keyringEntry } from './keyring.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fsl-keyring-sqlite-'))
 afterAll(() => rm(dir, { recursive: true, force: true }))
 let n = 0
 const freshFile = () => join(dir, `k${++n}.db`)
 
-const entry = (id: string, createdAt = 1) => ({
-  id: id.repeat(32),
-  wrappedKey: {
-    ciphertext: 'ab',
-    keyReference: { provider: 'local', keyId: 'app', purpose: 'encrypt_decrypt' as const },
-    algorithm: 'AES-256-GCM',
-    encryptedAt: '2026-11-25T17:00:00.000Z',
-    context: {},
-  },
-  createdAt,
-})
+const entry = keyringEntry
 
 // The store opens its own file; the other instance borrows a second
 // better-sqlite3 connection on the same file: owned and borrowed, one keyring.

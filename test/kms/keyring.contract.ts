@@ -13,6 +13,19 @@ import type {
   NewKeyringEntry,
 } from '../../src/kms/index.js'
 
+/** A keyring entry whose id is `id` repeated to 32 hex digits (a wrapped key that is never unwrapped). */
+export const keyringEntry = (id: string, createdAt = 1) => ({
+  id: id.repeat(32),
+  wrappedKey: {
+    ciphertext: 'ab',
+    keyReference: { provider: 'local', keyId: 'app', purpose: 'encrypt_decrypt' as const },
+    algorithm: 'AES-256-GCM',
+    encryptedAt: '2026-11-25T17:00:00.000Z',
+    context: {},
+  },
+  createdAt,
+})
+
 export interface KeyringHarness {
   /** A store over a keyring no other test uses, not yet migrated. */
   store: KeyringStore
