@@ -1,0 +1,137 @@
+/**
+ * Limits applied to measured operations: the one place a measurement
+ * becomes a rejection, shared by the validation rules, `checkDocument` and
+ * the mercurius hooks, so the three can never disagree.
+ */
+import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
+import {
+  costModelFor,
+  documentMetrics,
+  MAX_NESTING,
+  type OperationMetrics,
+  selectOperations,
+  withVariables,
+} from './analysis.js'
+import {
+  INTROSPECTION_DISABLED,
+  INTROSPECTION_NEEDS_AUTH,
+  LIMIT_CODES,
+  type LimitKind,
+  limitMessage,
+  rejection,
+} from './errors.js'
+import {
+  cachedGuardOptions,
+  type GraphqlGuardOptions,
+  type ResolvedGuardOptions,
+} from './options.js'
+import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
+import { countTokens } from './source.js'
+
+/** What happens to `__schema` / `__type` for this check. */
+export type IntrospectionVerdict = 'allow' | 'disabled' | 'unauthenticated'
+
+export function introspectionVerdict(
+  mode: ResolvedGuardOptions['introspection'],
+  authenticated: boolean,
+): IntrospectionVerdict {
+  if (mode === 'enabled') return 'allow'
+  if (mode === 'disabled') return 'disabled'
+  return authenticated ? 'allow' : 'unauthenticated'
+}
+
+/** Appends to `out` every rejection `m` earns under `o`. */
+export function operationRejections(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  m: OperationMetrics,
+  introspection: IntrospectionVerdict,
+  out: GraphQLError[],
+): void {
+  const op = m.operation
+  const over = (kind: LimitKind, value: number, max: number) => {
+    out.push(
+      rejection(runtime, LIMIT_CODES[kind], limitMessage(kind, value, max, o.revealLimits), op),
+    )
+  }
+  // Nesting past what the walk follows is refused whatever the limits: its
+  // figures are lower bounds, and no real client nests a thousand levels.
+  if (m.depth === Number.POSITIVE_INFINITY) over('depth', m.depth, o.maxDepth ?? MAX_NESTING)
+  else if (o.maxDepth !== undefined && m.depth > o.maxDepth) over('depth', m.depth, o.maxDepth)
+  if (o.maxComplexity !== undefined && m.complexity > o.maxComplexity) {
+    over('complexity', m.complexity, o.maxComplexity)
+  }
+  if (o.maxAliases !== undefined && m.aliases > o.maxAliases)
+    over('aliases', m.aliases, o.maxAliases)
+  if (o.maxDirectives !== undefined && m.directives > o.maxDirectives) {
+    over('directives', m.directives, o.maxDirectives)
+  }
+  if (m.introspection !== 0 && introspection !== 'allow') {
+    const message = introspection === 'disabled' ? INTROSPECTION_DISABLED : INTROSPECTION_NEEDS_AUTH
+    out.push(
+      rejection(runtime, 'ERR_GRAPHQL_INTROSPECTION_DISABLED', message, m.introspectionNode ?? op),
+    )
+  }
+}
+
+/** The token-limit rejection of a parsed document, if it has more than `maxTokens`. */
+export function tokenRejection(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  document: DocumentNode,
+): GraphQLError | undefined {
+  if (o.maxTokens === undefined) return undefined
+  const n = countTokens(document, o.maxTokens)
+  if (n === undefined || n <= o.maxTokens) return undefined
+  return rejection(
+    runtime,
+    LIMIT_CODES.tokens,
+    limitMessage('tokens', n, o.maxTokens, o.revealLimits),
+  )
+}
+
+/** The request-side facts `checkDocument` needs. */
+export interface CheckContext {
+  /** The schema (for `fieldCosts` below the root types). */
+  readonly schema?: GraphQLSchema | undefined
+  /** Check this operation only; every operation when absent. */
+  readonly operationName?: string | null | undefined
+  /** Whether the caller may introspect when `introspection` is `'authenticated'`. @default false */
+  readonly authenticated?: boolean | undefined
+  /** The request's variables: list sizes given by a variable then use its value. */
+  readonly variables?: Readonly<Record<string, unknown>> | null | undefined
+}
+
+/**
+ * Every limit of `options` applied to a parsed document, framework-free:
+ * the same rejections (GraphQLErrors with `extensions.code`) the validation
+ * rules and the mercurius hooks produce. Empty when the document passes.
+ * `options` is read once per object.
+ *
+ * @example
+ * ```ts
+ * import { parse } from 'graphql'
+ * import { checkDocument } from 'fraiseql-security/graphql'
+ * const errors = checkDocument(parse(query), { maxDepth: 10, introspection: 'authenticated' }, { authenticated: false })
+ * if (errors.length > 0) return { errors }
+ * ```
+ */
+export function checkDocument(
+  document: DocumentNode,
+  options?: GraphqlGuardOptions,
+  context: CheckContext = {},
+): GraphQLError[] {
+  const o = cachedGuardOptions('checkDocument', options)
+  const runtime = graphqlRuntime('checkDocument')
+  const out: GraphQLError[] = []
+  const tokens = tokenRejection(runtime, o, document)
+  if (tokens !== undefined) out.push(tokens)
+  const model = costModelFor(o.complexity)
+  const metrics = documentMetrics(document, model, context.schema)
+  const verdict = introspectionVerdict(o.introspection, context.authenticated === true)
+  for (const m of selectOperations(metrics, context.operationName)) {
+    const measured = withVariables(document, m, model, context.schema, context.variables)
+    operationRejections(runtime, o, measured, verdict, out)
+  }
+  return out
+}

@@ -1,0 +1,172 @@
+/**
+ * mercurius's `errorFormatter`, with three levels of detail. Every error
+ * answer of the GraphQL route goes through it (mercurius calls it for
+ * execution errors, validation failures and errors thrown by hooks), so this
+ * is where suggestions are removed and internals masked.
+ */
+import type { GraphQLError, GraphQLFormattedError, SourceLocation } from 'graphql'
+import { SECURITY_ERROR_CODES } from '../errors.js'
+import { limitMessage } from './errors.js'
+import {
+  type GraphqlGuardOptions,
+  parseGuardOptions,
+  type ResolvedGuardOptions,
+} from './options.js'
+import { tokenLimitOf } from './source.js'
+import { stripFieldSuggestions } from './suggestions.js'
+
+/** The part of a logger the formatter uses (Fastify's fits). */
+interface InfoLogger {
+  info(obj: object, msg?: string): void
+}
+
+/** What mercurius passes as the execution result (errors are always present). */
+export interface FormatterExecution {
+  readonly data?: unknown
+  readonly errors: readonly GraphQLError[]
+  /** Set by some mercurius paths; wins over anything the formatter would pick. */
+  readonly statusCode?: number
+}
+
+/** The part of mercurius's context the formatter reads. */
+export interface FormatterContext {
+  readonly reply?: { readonly request?: { readonly id?: unknown }; readonly log?: InfoLogger }
+  readonly app?: { readonly log?: InfoLogger }
+}
+
+/** A mercurius `errorFormatter`. */
+export type MercuriusErrorFormatter = (
+  execution: FormatterExecution,
+  context: FormatterContext,
+) => {
+  statusCode: number
+  response: { data: Record<string, unknown> | null; errors: GraphQLFormattedError[] }
+}
+
+const OUR_CODES: ReadonlySet<string> = new Set(SECURITY_ERROR_CODES)
+
+/** Extensions `safe` never sends: where Apollo-style servers put stacks and causes. */
+const INTERNAL_EXTENSIONS = new Set(['exception', 'stacktrace', 'originalError'])
+
+/** An error as mercurius hands it over: a GraphQLError, or a plain Error inside a validation wrapper. */
+interface ErrorLike {
+  readonly message?: unknown
+  readonly locations?: readonly SourceLocation[] | undefined
+  readonly path?: ReadonlyArray<string | number> | undefined
+  readonly extensions?: Readonly<Record<string, unknown>> | undefined
+}
+
+function httpStatus(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 400 && value <= 599
+    ? value
+    : undefined
+}
+
+function defaultRequestId(context: FormatterContext): string | undefined {
+  const id = context.reply?.request?.id
+  return id === undefined || id === null ? undefined : String(id)
+}
+
+/** {@link createErrorFormatter} from options already parsed. */
+export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormatter {
+  const detail = o.errorDetail
+  const strip = o.blockFieldSuggestions
+  const reveal = o.revealLimits
+  const requestIdOf =
+    (o.requestId as ((context: FormatterContext) => string) | undefined) ?? defaultRequestId
+
+  /** One error; `rejected` when it came inside a rejection (validation, a guard). */
+  function formatOne(e: ErrorLike, rejected: boolean, requestId: string | undefined) {
+    let message = typeof e.message === 'string' ? e.message : 'Error'
+    const given = e.extensions?.code
+    let code = typeof given === 'string' ? given : undefined
+    if (code === undefined) {
+      // graphql-js's own token-limit error has no code and states the limit.
+      const max = tokenLimitOf(message)
+      if (max !== undefined) {
+        code = 'ERR_GRAPHQL_TOKEN_LIMIT'
+        message = limitMessage('tokens', max + 1, max, reveal)
+      }
+    }
+    const ours = code !== undefined && OUR_CODES.has(code)
+    const out: { -readonly [K in keyof GraphQLFormattedError]: GraphQLFormattedError[K] } = {
+      message: '',
+    }
+    if (detail === 'minimal') {
+      out.message = ours || rejected ? 'Request rejected' : 'Internal error'
+      if (e.path !== undefined) out.path = e.path
+      const extensions: Record<string, unknown> = {}
+      if (ours) extensions.code = code
+      if (requestId !== undefined) extensions.requestId = requestId
+      out.extensions = extensions
+      return out
+    }
+    out.message = strip ? stripFieldSuggestions(message) : message
+    if (e.locations !== undefined) out.locations = e.locations
+    if (e.path !== undefined) out.path = e.path
+    let extensions: Record<string, unknown> | undefined
+    if (e.extensions !== undefined) {
+      extensions = {}
+      for (const [k, v] of Object.entries(e.extensions)) {
+        if (detail === 'full' || !INTERNAL_EXTENSIONS.has(k)) extensions[k] = v
+      }
+    }
+    if (code !== undefined) extensions = { ...extensions, code }
+    if (extensions !== undefined && Object.keys(extensions).length > 0) out.extensions = extensions
+    return out
+  }
+
+  return function errorFormatter(execution, context) {
+    const log = context.reply?.log ?? context.app?.log
+    const requestId = detail === 'minimal' ? requestIdOf(context) : undefined
+    const errors: GraphQLFormattedError[] = []
+    let rejectionStatus: number | undefined
+    for (const error of execution.errors) {
+      // What the client no longer sees, the log keeps (with the request id).
+      log?.info({ err: error }, error.message)
+      const original = error.originalError as { errors?: unknown; statusCode?: unknown } | undefined
+      const nested = original?.errors
+      if (Array.isArray(nested)) {
+        // mercurius's validation error or one of our rejections: a wrapper
+        // around the real errors, with the status to answer.
+        rejectionStatus ??= httpStatus(original?.statusCode) ?? 400
+        for (const inner of nested) errors.push(formatOne(inner as ErrorLike, true, requestId))
+      } else {
+        errors.push(formatOne(error, false, requestId))
+      }
+    }
+    // mercurius's defaults (GraphQL over HTTP): 200 when there is data;
+    // else the status a rejection carries, whatever the number of errors
+    // (mercurius answers 200 to a rejection with two); else 200.
+    const data = execution.data as Record<string, unknown> | null | undefined
+    let statusCode = 200
+    if (data === undefined || data === null) {
+      const only = execution.errors.length === 1 ? execution.errors[0] : undefined
+      statusCode =
+        execution.statusCode ??
+        rejectionStatus ??
+        httpStatus((only?.originalError as { statusCode?: unknown } | undefined)?.statusCode) ??
+        200
+    }
+    return { statusCode, response: { data: data ?? null, errors } }
+  }
+}
+
+/**
+ * A mercurius `errorFormatter`. `full` keeps graphql-js's messages; `safe`
+ * (the default) keeps messages but drops `extensions.exception` and stack
+ * traces; both remove "Did you mean …?" suggestions unless
+ * `blockFieldSuggestions` is `false`. `minimal` answers "Request rejected"
+ * (our codes, validation) or "Internal error" (anything else), keeps
+ * `extensions.code` for our codes so a client can tell why, and adds
+ * `extensions.requestId` (the Fastify request id) to find the log line.
+ * Rejections answer their own status (400, 429...), even with several errors.
+ *
+ * @example
+ * ```ts
+ * await app.register(mercurius, { schema, resolvers, errorFormatter: createErrorFormatter({ errorDetail: 'minimal' }) })
+ * ```
+ */
+export function createErrorFormatter(options?: GraphqlGuardOptions): MercuriusErrorFormatter {
+  return errorFormatterFor(parseGuardOptions('createErrorFormatter', options))
+}

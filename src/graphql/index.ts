@@ -1,0 +1,36 @@
+/**
+ * @module fraiseql-security/graphql
+ *
+ * GraphQL guards: depth, complexity, alias, directive and token limits and
+ * introspection control, as graphql-js validation rules and as mercurius
+ * hooks over one shared AST walk; persisted operations (APQ-compatible); an
+ * error formatter that masks internals and field suggestions. graphql-js and
+ * mercurius are optional peers, loaded on first use.
+ */
+
+export type { AnalyzeOptions, DocumentAnalysis } from './analysis.js'
+export { analyzeDocument, computeComplexity, MAX_NESTING } from './analysis.js'
+export type { CheckContext } from './check.js'
+export { checkDocument } from './check.js'
+export type {
+  FormatterContext,
+  FormatterExecution,
+  MercuriusErrorFormatter,
+} from './error-formatter.js'
+export { createErrorFormatter } from './error-formatter.js'
+export type { GraphqlRejectionCode } from './errors.js'
+export { GraphqlRejectedError } from './errors.js'
+export type { ComplexityOptions, GraphqlGuardOptions } from './options.js'
+export { ComplexityOptionsSchema, GraphqlGuardOptionsSchema } from './options.js'
+export type {
+  PersistedQueryOptions,
+  PersistedQueryProvider,
+  PersistedQueryRequest,
+} from './persisted.js'
+export {
+  APQ_CACHE_CHARS,
+  mercuriusPersistedQueryOptions,
+  PersistedOperations,
+} from './persisted.js'
+export { createValidationRules } from './rules.js'
+export { stripFieldSuggestions } from './suggestions.js'
