@@ -20,6 +20,9 @@ export type {
 export { createErrorFormatter } from './error-formatter.js'
 export type { GraphqlRejectionCode } from './errors.js'
 export { GraphqlRejectedError } from './errors.js'
+export { graphqlGuards } from './fastify.js'
+export type { MercuriusGuardOptions } from './mercurius.js'
+export { mercuriusGuardOptions } from './mercurius.js'
 export type { ComplexityOptions, GraphqlGuardOptions } from './options.js'
 export { ComplexityOptionsSchema, GraphqlGuardOptionsSchema } from './options.js'
 export type {

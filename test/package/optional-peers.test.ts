@@ -1,7 +1,8 @@
 /**
  * Every optional peer dependency really is optional: in a process whose
- * module resolution cannot find any of them, the built subpaths import, and
- * a provider names the package to install on first use.
+ * module resolution cannot find any of them (neither `import` nor
+ * `require`), the built subpaths import, and a provider names the package to
+ * install on first use.
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -22,6 +23,19 @@ const OPTIONAL = [
   'google-gax',
   '@grpc/grpc-js',
   '@grpc/proto-loader',
+  'graphql',
+  'mercurius',
+]
+
+/** The peers `fraiseql-security/graphql` loads with require(). */
+const REQUIRED_BY_GRAPHQL = ['graphql', 'mercurius']
+
+const SUBPATHS = [
+  'fraiseql-security',
+  'fraiseql-security/http',
+  'fraiseql-security/kms',
+  'fraiseql-security/kms/testing',
+  'fraiseql-security/graphql',
 ]
 
 describe('optional peer dependencies', () => {
@@ -40,15 +54,40 @@ export async function resolve(specifier, context, next) {
 }
 `,
     )
+    // graphql-js is loaded with require() (the guards' APIs are synchronous),
+    // which the ESM hook above does not see: block the GraphQL peers there too.
+    writeFileSync(
+      join(dir, 'block-require.cjs'),
+      `const Module = require('node:module')
+const blocked = ${JSON.stringify(REQUIRED_BY_GRAPHQL)}
+const resolve = Module._resolveFilename
+Module._resolveFilename = function (request, ...rest) {
+  if (blocked.some((p) => request === p || request.startsWith(p + '/'))) {
+    const err = new Error("Cannot find module '" + request + "'")
+    err.code = 'MODULE_NOT_FOUND'
+    throw err
+  }
+  return resolve.call(this, request, ...rest)
+}
+`,
+    )
     writeFileSync(
       join(dir, 'register.mjs'),
       `import { register } from 'node:module'\nregister('./hook.mjs', import.meta.url)\n`,
     )
     const script = `
 const out = {}
-for (const sub of ['fraiseql-security', 'fraiseql-security/http', 'fraiseql-security/kms', 'fraiseql-security/kms/testing']) {
+for (const sub of ${JSON.stringify(SUBPATHS)}) {
   out[sub] = Object.keys(await import(sub)).length
 }
+const graphql = await import('fraiseql-security/graphql')
+try {
+  graphql.createValidationRules({ maxDepth: 5 })
+  out.graphql = 'no error'
+} catch (err) {
+  out.graphql = err.code + ' ' + err.packageName
+}
+out.strip = graphql.stripFieldSuggestions('x. Did you mean "y"?')
 const kms = await import('fraiseql-security/kms')
 const providers = {
   vault: new kms.VaultKmsProvider({ address: 'http://127.0.0.1:1', token: 't' }),
@@ -67,7 +106,15 @@ console.log(JSON.stringify(out))`
     const root = fileURLToPath(new URL('../..', import.meta.url))
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      ['--import', join(dir, 'register.mjs'), '--input-type=module', '-e', script],
+      [
+        '--require',
+        join(dir, 'block-require.cjs'),
+        '--import',
+        join(dir, 'register.mjs'),
+        '--input-type=module',
+        '-e',
+        script,
+      ],
       { cwd: root, timeout: 20_000 },
     )
     const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
@@ -75,13 +122,10 @@ console.log(JSON.stringify(out))`
       vault: 'ERR_DEPENDENCY_MISSING node-vault',
       aws: 'ERR_DEPENDENCY_MISSING @aws-sdk/client-kms',
       gcp: 'ERR_DEPENDENCY_MISSING @google-cloud/kms',
+      graphql: 'ERR_DEPENDENCY_MISSING graphql',
+      strip: 'x.',
     })
-    for (const sub of [
-      'fraiseql-security',
-      'fraiseql-security/http',
-      'fraiseql-security/kms',
-      'fraiseql-security/kms/testing',
-    ]) {
+    for (const sub of SUBPATHS) {
       expect(result[sub]).toBeGreaterThan(0)
     }
   })
