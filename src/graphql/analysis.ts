@@ -65,8 +65,17 @@ export class CostModel {
 // preExecution fallback (built from the same options, parsed twice) hit the
 // same per-document cache entry. Bounded: configurations are few.
 const models = new Map<string, CostModel>()
+const modelOf = new WeakMap<ResolvedComplexityOptions, CostModel>()
 
 export function costModelFor(o: ResolvedComplexityOptions): CostModel {
+  const known = modelOf.get(o)
+  if (known !== undefined) return known
+  const model = internedModel(o)
+  modelOf.set(o, model)
+  return model
+}
+
+function internedModel(o: ResolvedComplexityOptions): CostModel {
   const key = JSON.stringify([
     o.defaultFieldCost,
     o.listArguments,
