@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   http: async () => (await import('./http/index.js')).httpBench,
   'http-breakdown': async () => (await import('./http/breakdown.js')).httpBreakdownBench,
   kms: async () => (await import('./kms/index.js')).kmsBench,
+  graphql: async () => (await import('./graphql/index.js')).graphqlBench,
 }
 
 const { names, knobs } = parseArgs(process.argv.slice(2))
