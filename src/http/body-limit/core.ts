@@ -17,7 +17,7 @@ import {
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
-import { type HttpAnswer, toHttpAnswer } from '../../internal/reply/index.js'
+import { type AnswerOptions, type HttpAnswer, toHttpAnswer } from '../../internal/reply/index.js'
 import { BodyTimeoutError, RequestTooLargeError, UnsupportedEncodingError } from '../errors.js'
 import { compilePathMatcher, type PathMatcher, PathPatternSchema } from '../paths.js'
 
@@ -108,8 +108,8 @@ export function parseRouteOverride(
  * still sends (what the guard exists to prevent) or to leave it paused
  * mid-body, where the next request never arrives.
  */
-export function refusal(error: SecurityError): HttpAnswer {
-  const answer = toHttpAnswer(error)
+export function refusal(error: SecurityError, options?: AnswerOptions): HttpAnswer {
+  const answer = toHttpAnswer(error, options)
   return { ...answer, headers: { ...answer.headers, connection: 'close' } }
 }
 

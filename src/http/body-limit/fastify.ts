@@ -3,7 +3,11 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SecurityError } from '../../errors.js'
-import { ensureErrorReply, sendFastifyAnswer } from '../../internal/reply/fastify.js'
+import {
+  answerOptionsFor,
+  ensureErrorReply,
+  sendFastifyAnswer,
+} from '../../internal/reply/fastify.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import { pathOf } from '../paths.js'
 import {
@@ -146,7 +150,7 @@ function unseenRouteLimit(
 }
 
 function reject(reply: FastifyReply, error: SecurityError): void {
-  sendFastifyAnswer(reply, refusal(error))
+  sendFastifyAnswer(reply, refusal(error, answerOptionsFor(reply.request)))
 }
 
 function writeContinue(request: FastifyRequest, reply: FastifyReply): void {

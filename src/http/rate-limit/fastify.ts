@@ -6,8 +6,7 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { routeConfigOf } from '../../internal/fastify-route.js'
-import { ensureErrorReply, sendFastifyAnswer } from '../../internal/reply/fastify.js'
-import { toHttpAnswer } from '../../internal/reply/index.js'
+import { ensureErrorReply, sendError } from '../../internal/reply/fastify.js'
 import type { RateLimitInfo } from '../errors.js'
 import { RateLimiter, type RateLimitOutcome } from './limiter.js'
 import type { RateLimitConfig, RateLimitRouteConfig } from './options.js'
@@ -58,7 +57,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
         if (outcome.info !== undefined) request.rateLimit = outcome.info
         // Answer here instead of throwing: cheaper, and the shape is the one
         // every other rejection has, through the same function.
-        sendFastifyAnswer(reply, toHttpAnswer(outcome.error))
+        sendError(reply, outcome.error)
     }
   }
 
