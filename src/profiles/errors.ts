@@ -1,0 +1,96 @@
+/**
+ * The answers of the profile gates. Each renders its own wire shape: a JSON
+ * body that names no internals, plus the header the status requires
+ * (`Upgrade` for 426, `WWW-Authenticate` for 401).
+ */
+import { SecurityError, type SecurityErrorOptions } from '../errors.js'
+import {
+  type HttpAnswer,
+  type HttpAnswerable,
+  jsonAnswer,
+  kHttpAnswer,
+} from '../internal/reply/index.js'
+
+function answer(err: SecurityError & { statusCode: number }, headers: Record<string, string>) {
+  return jsonAnswer(err.statusCode, { detail: err.message, code: err.code }, headers)
+}
+
+/** Plain HTTP (or TLS below the profile's minimum) where TLS is required. Answers 426. */
+export class TlsRequiredError extends SecurityError implements HttpAnswerable {
+  static override readonly code = 'ERR_PROFILE_TLS_REQUIRED'
+  override readonly statusCode = 426
+  /** The lowest TLS version the server accepts, e.g. `1.2`. */
+  readonly minTlsVersion: string
+
+  constructor(minTlsVersion: string, options?: SecurityErrorOptions) {
+    super(`TLS ${minTlsVersion} or later is required`, options)
+    this.minTlsVersion = minTlsVersion
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    // RFC 9110 §15.5.22: a 426 names the protocols to upgrade to.
+    return answer(this, { upgrade: `TLS/${this.minTlsVersion}, HTTP/1.1`, connection: 'Upgrade' })
+  }
+}
+
+/** No authorized client certificate where mTLS is required. Answers 403. */
+export class ClientCertificateRequiredError extends SecurityError {
+  static override readonly code = 'ERR_PROFILE_CLIENT_CERT_REQUIRED'
+  override readonly statusCode = 403
+
+  constructor(options?: SecurityErrorOptions) {
+    super('A valid client certificate is required', options)
+  }
+}
+
+/** No credentials, or credentials that did not authenticate. Answers 401. */
+export class AuthenticationRequiredError extends SecurityError implements HttpAnswerable {
+  static override readonly code: 'ERR_AUTH_REQUIRED' | 'ERR_AUTH_TOKEN_EXPIRED' =
+    'ERR_AUTH_REQUIRED'
+  override readonly statusCode = 401
+  /** The `WWW-Authenticate` challenge sent with the answer. */
+  readonly challenge: string
+
+  constructor(
+    challenge: string,
+    message = 'Authentication required',
+    options?: SecurityErrorOptions,
+  ) {
+    super(message, options)
+    this.challenge = challenge
+  }
+
+  [kHttpAnswer](): HttpAnswer {
+    return answer(this, { 'www-authenticate': this.challenge })
+  }
+}
+
+/** A bearer token older than the profile's `tokenExpiryMinutes`, or with no issue time. Answers 401. */
+export class TokenExpiredError extends AuthenticationRequiredError {
+  static override readonly code = 'ERR_AUTH_TOKEN_EXPIRED'
+
+  constructor(scheme: string, options?: SecurityErrorOptions) {
+    // RFC 6750 §3: the error attribute tells the client to get a new token.
+    super(`${scheme}, error="invalid_token"`, 'Token expired', options)
+  }
+}
+
+/** Authenticated, but not allowed (e.g. introspection without permission). Answers 403. */
+export class ForbiddenError extends SecurityError {
+  static override readonly code = 'ERR_AUTH_FORBIDDEN'
+  override readonly statusCode = 403
+
+  constructor(message = 'Forbidden', options?: SecurityErrorOptions) {
+    super(message, options)
+  }
+}
+
+/** A batched GraphQL request with more operations than the profile's `maxBatchSize`. Answers 400. */
+export class BatchTooLargeError extends SecurityError {
+  static override readonly code = 'ERR_GRAPHQL_BATCH_TOO_LARGE'
+  override readonly statusCode = 400
+
+  constructor(options?: SecurityErrorOptions) {
+    super('Too many operations in one batch', options)
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * @module fraiseql-security/profiles
+ *
+ * Security profiles (STANDARD, REGULATED, RESTRICTED, or your own through
+ * `defineProfile`) and the `ProfileEnforcer` that registers, on a Fastify
+ * app, the plugins and hooks that enforce every setting of one.
+ */
+
+export type {
+  AuditCategory,
+  AuditEvent,
+  AuditedOperation,
+  AuditLevel,
+  AuditSink,
+} from './audit.js'
+export { fastifyLogAuditSink } from './audit.js'
+export type {
+  AuthContext,
+  Authenticate,
+  MiddlewareStep,
+  ProfileEnforcerOptions,
+  ProfileServerOptions,
+  ProfileViolation,
+  RequestContextFacts,
+} from './enforcer.js'
+export { ProfileEnforcer } from './enforcer.js'
+export {
+  AuthenticationRequiredError,
+  BatchTooLargeError,
+  ClientCertificateRequiredError,
+  ForbiddenError,
+  TlsRequiredError,
+  TokenExpiredError,
+} from './errors.js'
+export type { ClientCertHeader, TrustProxy } from './gates.js'
+export type { ProfileOverrides, Quota, SecurityProfile } from './profile.js'
+export {
+  defineProfile,
+  PROFILES,
+  parseProfile,
+  QuotaSchema,
+  REGULATED,
+  RESTRICTED,
+  SecurityProfileSchema,
+  STANDARD,
+} from './profile.js'

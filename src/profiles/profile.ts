@@ -1,0 +1,215 @@
+/**
+ * Security profiles: one object that says how hard a server is, and that the
+ * {@link ProfileEnforcer} turns into registered plugins. Three frozen presets
+ * and `defineProfile` for custom ones; every field is enforced somewhere
+ * (docs/profiles.md maps each field to the hook that enforces it).
+ */
+import { z } from 'zod'
+import { parseOptions } from '../internal/options.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const MINUTE_MS = 60_000
+
+/** A quota over a window, as the `rateLimit` plugin takes it. */
+export const QuotaSchema = z
+  .object({
+    /** Units per window. */
+    max: z.number().int().min(1).max(10_000_000),
+    /** Window, in milliseconds. */
+    windowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(7 * 24 * 60 * MINUTE_MS),
+  })
+  .strict()
+export type Quota = z.infer<typeof QuotaSchema>
+
+const limit = (max: number) => z.number().int().min(1).max(max)
+
+export const SecurityProfileSchema = z
+  .object({
+    /** Shown in logs and audit events. */
+    name: z.string().min(1).max(64),
+    /** Plain HTTP is answered 426 (a trusted proxy may vouch for TLS). */
+    tlsRequired: z.boolean(),
+    /** Requests without an authorized client certificate are answered 403. */
+    mtlsRequired: z.boolean(),
+    /** Lowest TLS version the server negotiates (`serverOptions()`) and the gate accepts. */
+    minTlsVersion: z.enum(['1.2', '1.3']),
+    /** Longest age of a bearer token (`request.auth.kind === 'token'`), from its `issuedAt`. */
+    tokenExpiryMinutes: limit(24 * 60),
+    /** GraphQL introspection: for everyone, for authenticated requests, or never. */
+    introspection: z.enum(['enabled', 'authenticated', 'disabled']),
+    /** Deepest GraphQL selection (leaf fields count; fragments expanded). */
+    maxQueryDepth: limit(1000),
+    /** Highest GraphQL cost (1 per field, times list sizes from first/last/limit). */
+    maxQueryComplexity: limit(10_000_000),
+    /** Largest request body, in bytes. */
+    maxBodySize: limit(2 ** 40),
+    /** Requests per window and client IP, before authentication. */
+    rateLimit: QuotaSchema,
+    /** What is audited: `standard` security events; `enhanced` also mutations; `verbose` every operation. */
+    auditLevel: z.enum(['standard', 'enhanced', 'verbose']),
+    /** How much of an error reaches the client: `safe` messages, `minimal` a generic message and a request id. */
+    errorDetail: z.enum(['safe', 'minimal']),
+    /** Requests without credentials are answered 401. */
+    authRequired: z.boolean(),
+
+    // Beyond the seed's table: what a user of each level expects.
+    /** Most aliases in one GraphQL document (`__typename` aliases count). */
+    maxAliases: limit(100_000),
+    /** Most directive uses in one GraphQL document. */
+    maxDirectives: limit(100_000),
+    /** Most lexical tokens in one GraphQL document, counted by the parser before any AST exists. */
+    maxTokens: limit(10_000_000),
+    /** Most operations in one batched GraphQL request (when mercurius allows batches). */
+    maxBatchSize: limit(1000),
+    /** Remove "Did you mean …?" from GraphQL errors (they map a hidden schema). */
+    blockFieldSuggestions: z.boolean(),
+    /** Only operations in the persisted-operation manifest run; registering new ones is refused. */
+    persistedOperationsOnly: z.boolean(),
+    /** Cost units per window and principal, after authentication; GraphQL operations are charged their cost. */
+    principalRateLimit: QuotaSchema,
+    /** Charge GraphQL operations their computed cost against `principalRateLimit` instead of 1. */
+    costRateLimit: z.boolean(),
+  })
+  .strict()
+
+/** A complete, validated security profile. */
+export type SecurityProfile = Readonly<
+  Omit<z.infer<typeof SecurityProfileSchema>, 'rateLimit' | 'principalRateLimit'> & {
+    rateLimit: Readonly<Quota>
+    principalRateLimit: Readonly<Quota>
+  }
+>
+
+/** Fields a custom profile may change; nested quotas may be given in part. */
+export type ProfileOverrides = Partial<
+  Omit<SecurityProfile, 'rateLimit' | 'principalRateLimit'> & {
+    rateLimit: Partial<Quota>
+    principalRateLimit: Partial<Quota>
+  }
+>
+
+function freeze(profile: z.infer<typeof SecurityProfileSchema>): SecurityProfile {
+  Object.freeze(profile.rateLimit)
+  Object.freeze(profile.principalRateLimit)
+  return Object.freeze(profile)
+}
+
+/** General APIs: TLS optional, introspection for signed-in developers. */
+export const STANDARD: SecurityProfile = freeze({
+  name: 'STANDARD',
+  tlsRequired: false,
+  mtlsRequired: false,
+  minTlsVersion: '1.2',
+  tokenExpiryMinutes: 60,
+  introspection: 'authenticated',
+  maxQueryDepth: 15,
+  maxQueryComplexity: 1000,
+  maxBodySize: 1 * MiB,
+  rateLimit: { max: 100, windowMs: MINUTE_MS },
+  auditLevel: 'standard',
+  errorDetail: 'safe',
+  authRequired: true,
+  maxAliases: 30,
+  maxDirectives: 50,
+  maxTokens: 10_000,
+  maxBatchSize: 10,
+  blockFieldSuggestions: true,
+  persistedOperationsOnly: false,
+  principalRateLimit: { max: 10_000, windowMs: MINUTE_MS },
+  costRateLimit: false,
+})
+
+/** Personal, financial or health data (GDPR, PCI DSS, HIPAA scopes). */
+export const REGULATED: SecurityProfile = freeze({
+  name: 'REGULATED',
+  tlsRequired: true,
+  mtlsRequired: false,
+  minTlsVersion: '1.2',
+  tokenExpiryMinutes: 15,
+  introspection: 'disabled',
+  maxQueryDepth: 10,
+  maxQueryComplexity: 1000,
+  maxBodySize: 1 * MiB,
+  rateLimit: { max: 100, windowMs: MINUTE_MS },
+  auditLevel: 'enhanced',
+  errorDetail: 'safe',
+  authRequired: true,
+  maxAliases: 15,
+  maxDirectives: 20,
+  maxTokens: 5000,
+  maxBatchSize: 5,
+  blockFieldSuggestions: true,
+  persistedOperationsOnly: false,
+  principalRateLimit: { max: 5000, windowMs: MINUTE_MS },
+  costRateLimit: true,
+})
+
+/** Service-to-service only, client certificates, the least said on failure. */
+export const RESTRICTED: SecurityProfile = freeze({
+  name: 'RESTRICTED',
+  tlsRequired: true,
+  mtlsRequired: true,
+  minTlsVersion: '1.2',
+  tokenExpiryMinutes: 5,
+  introspection: 'disabled',
+  maxQueryDepth: 5,
+  maxQueryComplexity: 1000,
+  maxBodySize: 512 * KiB,
+  rateLimit: { max: 100, windowMs: MINUTE_MS },
+  auditLevel: 'verbose',
+  errorDetail: 'minimal',
+  authRequired: true,
+  maxAliases: 10,
+  maxDirectives: 10,
+  maxTokens: 2000,
+  maxBatchSize: 1,
+  blockFieldSuggestions: true,
+  persistedOperationsOnly: false,
+  principalRateLimit: { max: 2000, windowMs: MINUTE_MS },
+  costRateLimit: true,
+})
+
+/** The presets by name. */
+export const PROFILES: Readonly<Record<'STANDARD' | 'REGULATED' | 'RESTRICTED', SecurityProfile>> =
+  Object.freeze({ STANDARD, REGULATED, RESTRICTED })
+
+/**
+ * A custom profile: `base` with `overrides` applied, validated whole.
+ * Throws `ERR_CONFIG_INVALID` naming the field on any bad value, including a
+ * field no profile has (a typo must not leave a setting at its default).
+ *
+ * @example
+ * ```ts
+ * const internal = defineProfile(REGULATED, { name: 'INTERNAL', maxQueryDepth: 12, persistedOperationsOnly: true })
+ * ```
+ */
+export function defineProfile(
+  base: SecurityProfile,
+  overrides: ProfileOverrides = {},
+): SecurityProfile {
+  const o = overrides as Record<string, unknown>
+  const merged = {
+    ...base,
+    ...o,
+    name: o.name ?? `${base.name}+custom`,
+    rateLimit: mergeQuota(base.rateLimit, o.rateLimit),
+    principalRateLimit: mergeQuota(base.principalRateLimit, o.principalRateLimit),
+  }
+  return freeze(parseOptions('defineProfile', SecurityProfileSchema, merged))
+}
+
+/** Validates a whole profile (e.g. one read from configuration). */
+export function parseProfile(value: unknown): SecurityProfile {
+  return freeze(parseOptions('profile', SecurityProfileSchema, value))
+}
+
+function mergeQuota(base: Quota, override: unknown): unknown {
+  if (override === undefined) return { ...base }
+  if (typeof override !== 'object' || override === null) return override
+  return { ...base, ...override }
+}
