@@ -5,7 +5,7 @@
  * is where suggestions are removed and internals masked.
  */
 import type { GraphQLError, GraphQLFormattedError, SourceLocation } from 'graphql'
-import { SECURITY_ERROR_CODES } from '../errors.js'
+import { SECURITY_ERROR_CODES, SecurityError } from '../errors.js'
 import { limitMessage } from './errors.js'
 import {
   type GraphqlGuardOptions,
@@ -65,6 +65,20 @@ function httpStatus(value: unknown): number | undefined {
 function defaultRequestId(context: FormatterContext): string | undefined {
   const id = context.reply?.request?.id
   return id === undefined || id === null ? undefined : String(id)
+}
+
+/**
+ * Whether an execution error's cause is unexpected: not a GraphQLError,
+ * not an error that carries `extensions` on purpose (mercurius's
+ * `ErrorWithProps`), not one of our 4xx errors. Those keep their message in
+ * `safe`; anything else is masked, as envelop's `useMaskedErrors` does.
+ */
+function isUnexpected(original: unknown): boolean {
+  if (original === undefined || original === null) return false
+  if ((original as { name?: unknown }).name === 'GraphQLError') return false
+  if (typeof (original as { extensions?: unknown }).extensions === 'object') return false
+  const status = (original as { statusCode?: unknown }).statusCode
+  return !(original instanceof SecurityError && typeof status === 'number' && status < 500)
 }
 
 /** {@link createErrorFormatter} from options already parsed. */
@@ -131,6 +145,16 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         // around the real errors, with the status to answer.
         rejectionStatus ??= httpStatus(original?.statusCode) ?? 400
         for (const inner of nested) errors.push(formatOne(inner as ErrorLike, true, requestId))
+      } else if (detail === 'safe' && isUnexpected(error.originalError)) {
+        // A resolver's plain Error is a bug or a driver's message (a
+        // connection string, a row): its text is not for the client.
+        const out: GraphQLFormattedError = {
+          message: 'Internal error',
+          ...(error.locations === undefined ? {} : { locations: error.locations }),
+          ...(error.path === undefined ? {} : { path: error.path }),
+          extensions: { code: 'ERR_INTERNAL' },
+        }
+        errors.push(out)
       } else {
         errors.push(formatOne(error, false, requestId))
       }
@@ -155,7 +179,9 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
 /**
  * A mercurius `errorFormatter`. `full` keeps graphql-js's messages; `safe`
  * (the default) keeps messages but drops `extensions.exception` and stack
- * traces; both remove "Did you mean …?" suggestions unless
+ * traces, and masks a resolver's unexpected error (a plain `Error`, not a
+ * `GraphQLError`, an `ErrorWithProps` or one of our 4xx errors) as
+ * "Internal error" with code `ERR_INTERNAL`; both remove "Did you mean …?" suggestions unless
  * `blockFieldSuggestions` is `false`. `minimal` answers "Request rejected"
  * (our codes, validation) or "Internal error" (anything else), keeps
  * `extensions.code` for our codes so a client can tell why, and adds
