@@ -6,14 +6,12 @@
  * (the accept path every legitimate request takes). Writes
  * bench/results/graphql.md.
  *
- * In-process: each measurement is tinybench's median latency of one
- * `validate` call over a window, taken in the driver process (`taskset -c 1`).
- * Per document, interleaved rounds of the four contenders in a Williams
- * order; every figure is computed inside a round, then summarized by its
- * median over rounds.
+ * In-process, in the driver process (`taskset -c 1`). Per document, rounds
+ * of calls interleaved one by one (see `interleavedRound`); each
+ * contender's figure in a round is the median time of its calls, every
+ * ratio is taken inside a round, then summarized by its median over rounds.
  */
 import type { BenchContext, BenchDefinition } from '../lib/bench.js'
-import { tinybenchLatency } from '../lib/micro.js'
 import { knob } from '../lib/options.js'
 import { DRIVER_CORE } from '../lib/pin.js'
 import { coreTimes } from '../lib/proc.js'
@@ -23,10 +21,9 @@ import {
   compare,
   type Measurement,
   type RoundsResult,
-  runRounds,
   williamsOrders,
 } from '../lib/rounds.js'
-import { type Summary, summarize } from '../lib/stats.js'
+import { median, quantile, type Summary, summarize } from '../lib/stats.js'
 import {
   DESCRIPTIONS,
   DOCUMENTS,
@@ -41,9 +38,10 @@ import {
 /** Goals from the issue: ours adds less than armor on every document, and at most 15% on the large one. */
 const GOAL_LARGE = 0.15
 const LARGE: DocumentName = 'large'
-/** Multiple of 4: with four contenders a Williams design repeats every 4 rounds. */
+/** Multiple of 4, as the cycle orders within a round repeat every 4 cycles. */
 const DEFAULT_ROUNDS = 16
-const DEFAULT_TIME_MS = 400
+/** One round: this long of interleaved calls (a few hundred per contender on the large document). */
+const DEFAULT_TIME_MS = 2000
 
 interface DocResult {
   readonly name: DocumentName
@@ -55,15 +53,50 @@ interface DocResult {
   readonly armorOverOurs: readonly number[]
 }
 
-/** One tinybench window, with what else ran on the driver's core meanwhile. */
-async function window(fn: () => unknown, timeMs: number, pinned: boolean): Promise<Measurement> {
+/**
+ * One round: calls interleaved at the finest grain. Each cycle calls every
+ * contender once, in the next Williams order, timing each call; after
+ * `timeMs` each contender's figure is the median of its calls. This machine
+ * has slow phases lasting seconds that slow everything 2× (the A/A spread of
+ * whole-window rounds was 0.5×–1.6×): contenders measured in separate
+ * windows see different phases, calls a few milliseconds apart see the same.
+ */
+function interleavedRound(
+  calls: Record<Variant, () => unknown>,
+  timeMs: number,
+  pinned: boolean,
+): Record<Variant, Measurement> {
+  const orders = williamsOrders(VARIANTS)
+  const times = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<
+    Variant,
+    number[]
+  >
   const core0 = pinned ? coreTimes(DRIVER_CORE) : undefined
   const t0 = performance.now()
-  const m = await tinybenchLatency(fn, { timeMs })
+  const deadline = t0 + timeMs
+  for (let cycle = 0; performance.now() < deadline; cycle++) {
+    for (const v of orders[cycle % orders.length]!) {
+      const start = performance.now()
+      calls[v]()
+      times[v].push(performance.now() - start)
+    }
+  }
   const wall = (performance.now() - t0) / 1000
   const core1 = pinned ? coreTimes(DRIVER_CORE) : undefined
-  if (core0 === undefined || core1 === undefined) return m
-  return { value: m.value, extra: { ...m.extra, steal: (core1.steal - core0.steal) / wall } }
+  const steal = core0 && core1 ? (core1.steal - core0.steal) / wall : undefined
+  const out = {} as Record<Variant, Measurement>
+  for (const v of VARIANTS) {
+    const us = times[v].map((ms) => ms * 1000)
+    out[v] = {
+      value: median(us),
+      extra: {
+        p99Us: quantile(us, 0.99),
+        samples: us.length,
+        ...(steal === undefined ? {} : { steal }),
+      },
+    }
+  }
+  return out
 }
 
 async function measureDocument(
@@ -75,16 +108,25 @@ async function measureDocument(
   pinned: boolean,
 ): Promise<DocResult> {
   // Unmeasured: let the JIT settle on every contender before round 1.
-  for (const v of VARIANTS) await tinybenchLatency(calls[v], { timeMs })
-  const result = await runRounds({
+  interleavedRound(calls, timeMs, false)
+  const samples = Object.fromEntries(VARIANTS.map((v) => [v, [] as Measurement[]])) as Record<
+    Variant,
+    Measurement[]
+  >
+  for (let round = 0; round < rounds; round++) {
+    const r = interleavedRound(calls, timeMs, pinned)
+    for (const v of VARIANTS) samples[v].push(r[v])
+    ctx.log(
+      `graphql: ${name} round ${round + 1}/${rounds} ${VARIANTS.map((v) => `${v} ${r[v].value.toFixed(1)} µs`).join(', ')}`,
+    )
+    // Yield between rounds (timers, the log line).
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const result: RoundsResult<Variant> = {
     variants: VARIANTS,
-    rounds,
-    measure: (v) => window(calls[v], timeMs, pinned),
-    onMeasured: (v, round, m) =>
-      ctx.log(
-        `graphql: ${name} round ${round + 1}/${rounds} ${v.padEnd(12)} ${m.value.toFixed(2)} µs`,
-      ),
-  })
+    samples,
+    orders: williamsOrders(VARIANTS),
+  }
   const comparisons = [
     compare(
       result,
@@ -111,17 +153,17 @@ async function measureDocument(
       'lower-is-better',
     ),
   ]
-  const s = result.samples
-  const addedOf = (v: Variant) => s[v].map((m, i) => m.value / s.specified[i]!.value - 1)
+  const addedOf = (v: Variant) =>
+    samples[v].map((m, i) => m.value / samples.specified[i]!.value - 1)
   const added = {
     ours: addedOf('ours'),
     armor: addedOf('armor'),
     'specified-aa': addedOf('specified-aa'),
   }
-  const armorOverOurs = s.armor.map((m, i) => m.value / s.ours[i]!.value)
-  const o = summarize(added.ours).median
-  const a = summarize(added.armor).median
-  ctx.log(`graphql: ${name}: ours adds ${fmt.percent(o)}, armor adds ${fmt.percent(a)}`)
+  const armorOverOurs = samples.armor.map((m, i) => m.value / samples.ours[i]!.value)
+  ctx.log(
+    `graphql: ${name}: ours adds ${pct(median(added.ours))}, armor adds ${pct(median(added.armor))}`,
+  )
   return { name, result, comparisons, added, armorOverOurs }
 }
 
@@ -180,7 +222,7 @@ function verdicts(docs: readonly DocResult[]): string[] {
   return lines
 }
 
-function docSection(d: DocResult, timeMs: number, pinned: boolean): string {
+function docSection(d: DocResult, pinned: boolean): string {
   return [
     `## \`${d.name}\``,
     '',
@@ -190,13 +232,13 @@ function docSection(d: DocResult, timeMs: number, pinned: boolean): string {
     '',
     absoluteTable(
       d.result,
-      { label: 'validate µs (p50 of the window)', format: fmt.fixed(2) },
+      { label: 'validate µs (median of the round)', format: fmt.fixed(2) },
       {
         p99Us: { label: 'p99 µs', format: fmt.fixed(2) },
-        samples: { label: 'calls per window', format: fmt.int },
+        samples: { label: 'calls per round', format: fmt.int },
         ...(pinned ? { steal: { label: 'steal', format: fmt.percent } } : {}),
       },
-      (v) => `\`${v}\` (${timeMs} ms windows)`,
+      (v) => `\`${v}\``,
     ),
   ].join('\n')
 }
@@ -221,7 +263,7 @@ export const graphqlBench: BenchDefinition = {
       '',
       machineBlock(ctx.machine, ctx.pinning),
       '',
-      'What the guards add to graphql-js validation. The baseline is `validate(schema, document, specifiedRules)`, which every GraphQL server runs anyway; ours and graphql-armor\'s rules are each added to it at the same limits. Every document passes every limit: this is the accept path, the one legitimate traffic takes. A measurement is tinybench\'s median latency of one `validate` call over a window, in the driver process; each validates a fresh shallow copy of the parsed document, so no contender can answer from a per-document cache. Per document, the four contenders run in interleaved rounds (Williams order); "adds" is `contender ÷ specified − 1` inside each round, then the median over rounds.',
+      'What the guards add to graphql-js validation. The baseline is `validate(schema, document, specifiedRules)`, which every GraphQL server runs anyway; ours and graphql-armor\'s rules are each added to it at the same limits. Every document passes every limit: this is the accept path, the one legitimate traffic takes. Each call validates a fresh shallow copy of the parsed document, so no contender can answer from a per-document cache. Measured in the driver process, calls interleaved one by one: each cycle calls every contender once, in the next order of a Williams design, and times each call; a round lasts the window below, and a contender\'s figure in a round is the median of its calls. This machine has slow phases lasting seconds in which everything runs up to 2× slower (a first version timing each contender in its own 400 ms window had an A/A spread of 0.48×–1.60×): calls a few milliseconds apart share the phase, separate windows do not. "Adds" is `contender ÷ specified − 1` inside each round, then the median over rounds.',
       '',
       ...VARIANTS.map((v) => `- ${DESCRIPTIONS[v]}`),
       '',
@@ -235,7 +277,7 @@ export const graphqlBench: BenchDefinition = {
       '',
       '"armor added ÷ ours added" divides the two medians: how many times more validation time graphql-armor adds than ours. "armor time ÷ ours time" is per round (above 1.00×: ours faster). The A/A column is the noise floor: a difference no larger than it is not measurable here.',
       '',
-      ...docs.flatMap((d) => [docSection(d, timeMs, pinned), '']),
+      ...docs.flatMap((d) => [docSection(d, pinned), '']),
       '## Settings',
       '',
       table(
@@ -245,8 +287,11 @@ export const graphqlBench: BenchDefinition = {
             'Rounds',
             `${rounds} per document (order per round from a Williams design over ${VARIANTS.length} contenders, which repeats every ${williamsOrders(VARIANTS).length} rounds)`,
           ],
-          ['Window per measurement', `${timeMs} ms (\`--time\`), one call in flight`],
-          ['Warm-up', `one unmeasured ${timeMs} ms window per contender before each document`],
+          [
+            'Round',
+            `${timeMs} ms (\`--time\`) of calls interleaved one by one, one call in flight`,
+          ],
+          ['Warm-up', `one unmeasured ${timeMs} ms round before each document`],
           ['Versions', 'graphql-js, graphql-armor and mercurius as locked in package-lock.json'],
           [
             'NODE_ENV',
