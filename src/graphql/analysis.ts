@@ -157,8 +157,9 @@ class Walker {
   operation: OperationDefinitionNode | undefined = undefined
   /** Totals that read a variable: valid for the current operation only. */
   opMemo: Map<string, FragmentTotals> | undefined = undefined
-  readonly memo = new Map<string, FragmentTotals>()
-  readonly open = new Set<string>()
+  // Created on the first spread: most documents have no fragment at all.
+  memo: Map<string, FragmentTotals> | undefined = undefined
+  open: Set<string> | undefined = undefined
   readonly defaultFieldCost: number
   readonly defaultListSize: number
   readonly listArguments: ReadonlySet<string>
@@ -168,7 +169,7 @@ class Walker {
     model: CostModel,
     readonly schema: GraphQLSchema | undefined,
     readonly variables: Readonly<Record<string, unknown>> | undefined,
-    readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+    readonly fragments: ReadonlyMap<string, FragmentDefinitionNode> | undefined,
   ) {
     this.defaultFieldCost = model.defaultFieldCost
     this.defaultListSize = model.defaultListSize
@@ -271,12 +272,12 @@ class Walker {
 
   /** A fragment's totals, walked on first use and added at every use. */
   spread(name: string): FragmentTotals | undefined {
-    let totals = this.memo.get(name) ?? this.opMemo?.get(name)
+    let totals = this.memo?.get(name) ?? this.opMemo?.get(name)
     if (totals === undefined) {
-      const def = this.fragments.get(name)
+      const def = this.fragments?.get(name)
       // An unknown fragment or a cycle adds nothing here: graphql-js's
       // KnownFragmentNames and NoFragmentCycles rules refuse the document.
-      if (def === undefined || this.open.has(name)) return undefined
+      if (def === undefined || this.open?.has(name) === true) return undefined
       totals = this.walkFragment(name, def)
     }
     this.aliases += totals.aliases
@@ -298,6 +299,7 @@ class Walker {
     this.introspectionNode = undefined
     this.costVars = false
     this.truncated = false
+    if (this.open === undefined) this.open = new Set()
     this.open.add(name)
     const type = this.fieldCosts === undefined ? undefined : def.typeCondition.name.value
     const cost = this.selectionSet(def.selectionSet, type)
@@ -322,6 +324,7 @@ class Walker {
       if (this.opMemo === undefined) this.opMemo = new Map()
       this.opMemo.set(name, totals)
     } else {
+      if (this.memo === undefined) this.memo = new Map()
       this.memo.set(name, totals)
     }
     return totals
@@ -391,12 +394,16 @@ function walk(
   variables: Readonly<Record<string, unknown>> | undefined,
   only: OperationDefinitionNode | undefined,
 ): DocumentMetrics {
-  const fragments = new Map<string, FragmentDefinitionNode>()
+  let fragments: Map<string, FragmentDefinitionNode> | undefined
   const operations: OperationDefinitionNode[] = []
   for (const def of document.definitions) {
     // The last definition of a name wins, as in graphql-js's execution.
-    if (def.kind === 'FragmentDefinition') fragments.set(def.name.value, def)
-    else if (def.kind === 'OperationDefinition') operations.push(def)
+    if (def.kind === 'FragmentDefinition') {
+      if (fragments === undefined) fragments = new Map()
+      fragments.set(def.name.value, def)
+    } else if (def.kind === 'OperationDefinition') {
+      operations.push(def)
+    }
   }
   const walker = new Walker(model, schema, variables, fragments)
   const targets = only === undefined ? operations : [only]
@@ -404,29 +411,79 @@ function walk(
 }
 
 interface CacheEntry {
+  readonly document: DocumentNode
   readonly model: CostModel
   readonly schema: GraphQLSchema | undefined
   readonly metrics: DocumentMetrics
 }
 
-// One entry per document, shared by every guard of the process: mercurius
+// Measurements per document, shared by every guard of the process: mercurius
 // keeps the DocumentNode of a cached query, so the preExecution fallback
-// finds what validation measured. Documents are treated as immutable.
+// finds on every later request what was measured once. Documents are
+// treated as immutable.
 const cache = new WeakMap<DocumentNode, CacheEntry>()
 
-/** Every operation's metrics, measured once per document, model and schema. */
+// The validation rules' last measurement. A WeakMap write costs about as much
+// as the walk itself (and more in the collector), and most validations are
+// never looked up again (graphql-js without the plugin; mercurius asks for
+// the document only in preExecution, right after validating it). So the
+// rules keep one entry here, strongly held, and `cachedMetrics` moves it into
+// the WeakMap when the same document comes back.
+let last: CacheEntry | undefined
+
+function matches(
+  entry: CacheEntry | undefined,
+  document: DocumentNode,
+  model: CostModel,
+  schema: GraphQLSchema | undefined,
+): entry is CacheEntry {
+  return (
+    entry !== undefined &&
+    entry.document === document &&
+    entry.model === model &&
+    entry.schema === schema
+  )
+}
+
+/** Without field costs the schema changes nothing: do not key on it. */
+const keyOf = (model: CostModel, schema: GraphQLSchema | undefined) =>
+  model.fieldCosts === undefined ? undefined : schema
+
+/** Every operation's metrics, for a validation rule: measured, or found in the caches. */
 export function documentMetrics(
   document: DocumentNode,
   model: CostModel,
   schema: GraphQLSchema | undefined,
 ): DocumentMetrics {
-  // Without field costs the schema changes nothing: do not key on it.
-  const keySchema = model.fieldCosts === undefined ? undefined : schema
+  const keySchema = keyOf(model, schema)
   const hit = cache.get(document)
-  if (hit !== undefined && hit.model === model && hit.schema === keySchema) return hit.metrics
+  if (matches(hit, document, model, keySchema)) return hit.metrics
+  if (matches(last, document, model, keySchema)) return last.metrics
   const metrics = walk(document, model, keySchema, undefined, undefined)
-  cache.set(document, { model, schema: keySchema, metrics })
+  last = { document, model, schema: keySchema, metrics }
   return metrics
+}
+
+/** The same, kept per document for later requests (the plugin, per-request entry points). */
+export function cachedMetrics(
+  document: DocumentNode,
+  model: CostModel,
+  schema: GraphQLSchema | undefined,
+): DocumentMetrics {
+  const keySchema = keyOf(model, schema)
+  const hit = cache.get(document)
+  if (matches(hit, document, model, keySchema)) return hit.metrics
+  let entry = last
+  if (!matches(entry, document, model, keySchema)) {
+    entry = {
+      document,
+      model,
+      schema: keySchema,
+      metrics: walk(document, model, keySchema, undefined, undefined),
+    }
+  }
+  cache.set(document, entry)
+  return entry.metrics
 }
 
 /** One operation measured again with the request's variables (never cached). */
@@ -438,8 +495,7 @@ export function withVariables(
   variables: Readonly<Record<string, unknown>> | null | undefined,
 ): OperationMetrics {
   if (!metrics.costUsesVariables || variables === undefined || variables === null) return metrics
-  const keySchema = model.fieldCosts === undefined ? undefined : schema
-  return walk(document, model, keySchema, variables, metrics.operation).operations[0]!
+  return walk(document, model, keyOf(model, schema), variables, metrics.operation).operations[0]!
 }
 
 /** The operations `operationName` selects: that one, or every one when absent. */
@@ -514,7 +570,7 @@ export function analyzeDocument(
   options: AnalyzeOptions = {},
 ): DocumentAnalysis {
   const model = costModelFor(cachedComplexityOptions('analyzeDocument', options.complexity))
-  const metrics = documentMetrics(document, model, options.schema)
+  const metrics = cachedMetrics(document, model, options.schema)
   let operations = selectOperations(metrics, options.operationName)
   const variables = options.variables
   if (variables !== undefined && variables !== null) {

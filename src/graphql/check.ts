@@ -5,8 +5,8 @@
  */
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
 import {
+  cachedMetrics,
   costModelFor,
-  documentMetrics,
   MAX_NESTING,
   type OperationMetrics,
   selectOperations,
@@ -40,6 +40,22 @@ export function introspectionVerdict(
   return authenticated ? 'allow' : 'unauthenticated'
 }
 
+function overLimit(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  m: OperationMetrics,
+  kind: LimitKind,
+  value: number,
+  max: number,
+): GraphQLError {
+  return rejection(
+    runtime,
+    LIMIT_CODES[kind],
+    limitMessage(kind, value, max, o.revealLimits),
+    m.operation,
+  )
+}
+
 /** Appends to `out` every rejection `m` earns under `o`. */
 export function operationRejections(
   runtime: GraphqlRuntime,
@@ -48,28 +64,31 @@ export function operationRejections(
   introspection: IntrospectionVerdict,
   out: GraphQLError[],
 ): void {
-  const op = m.operation
-  const over = (kind: LimitKind, value: number, max: number) => {
-    out.push(
-      rejection(runtime, LIMIT_CODES[kind], limitMessage(kind, value, max, o.revealLimits), op),
-    )
-  }
   // Nesting past what the walk follows is refused whatever the limits: its
   // figures are lower bounds, and no real client nests a thousand levels.
-  if (m.depth === Number.POSITIVE_INFINITY) over('depth', m.depth, o.maxDepth ?? MAX_NESTING)
-  else if (o.maxDepth !== undefined && m.depth > o.maxDepth) over('depth', m.depth, o.maxDepth)
-  if (o.maxComplexity !== undefined && m.complexity > o.maxComplexity) {
-    over('complexity', m.complexity, o.maxComplexity)
+  if (m.depth === Number.POSITIVE_INFINITY) {
+    out.push(overLimit(runtime, o, m, 'depth', m.depth, o.maxDepth ?? MAX_NESTING))
+  } else if (o.maxDepth !== undefined && m.depth > o.maxDepth) {
+    out.push(overLimit(runtime, o, m, 'depth', m.depth, o.maxDepth))
   }
-  if (o.maxAliases !== undefined && m.aliases > o.maxAliases)
-    over('aliases', m.aliases, o.maxAliases)
+  if (o.maxComplexity !== undefined && m.complexity > o.maxComplexity) {
+    out.push(overLimit(runtime, o, m, 'complexity', m.complexity, o.maxComplexity))
+  }
+  if (o.maxAliases !== undefined && m.aliases > o.maxAliases) {
+    out.push(overLimit(runtime, o, m, 'aliases', m.aliases, o.maxAliases))
+  }
   if (o.maxDirectives !== undefined && m.directives > o.maxDirectives) {
-    over('directives', m.directives, o.maxDirectives)
+    out.push(overLimit(runtime, o, m, 'directives', m.directives, o.maxDirectives))
   }
   if (m.introspection !== 0 && introspection !== 'allow') {
     const message = introspection === 'disabled' ? INTROSPECTION_DISABLED : INTROSPECTION_NEEDS_AUTH
     out.push(
-      rejection(runtime, 'ERR_GRAPHQL_INTROSPECTION_DISABLED', message, m.introspectionNode ?? op),
+      rejection(
+        runtime,
+        'ERR_GRAPHQL_INTROSPECTION_DISABLED',
+        message,
+        m.introspectionNode ?? m.operation,
+      ),
     )
   }
 }
@@ -127,7 +146,7 @@ export function checkDocument(
   const tokens = tokenRejection(runtime, o, document)
   if (tokens !== undefined) out.push(tokens)
   const model = costModelFor(o.complexity)
-  const metrics = documentMetrics(document, model, context.schema)
+  const metrics = cachedMetrics(document, model, context.schema)
   const verdict = introspectionVerdict(o.introspection, context.authenticated === true)
   for (const m of selectOperations(metrics, context.operationName)) {
     const measured = withVariables(document, m, model, context.schema, context.variables)

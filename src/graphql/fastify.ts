@@ -16,8 +16,8 @@ import { ConfigError, SecurityError } from '../errors.js'
 import { type HttpAnswerable, kHttpAnswer } from '../internal/reply/index.js'
 import {
   type CostModel,
+  cachedMetrics,
   costModelFor,
-  documentMetrics,
   type OperationMetrics,
   withVariables,
 } from './analysis.js'
@@ -110,7 +110,7 @@ class OperationGuard {
     const o = this.#o
     const runtime = this.#runtime
     const request = context.reply?.request ?? context.request
-    const operations = documentMetrics(document, this.#model, schema).operations
+    const operations = cachedMetrics(document, this.#model, schema).operations
     const executed = executedOperation(operations, context)
     const errors: GraphQLError[] = []
     if (o.persistedOperations !== undefined && o.persistedOperationsOnly) {
