@@ -97,8 +97,9 @@ export const GraphqlGuardOptionsSchema = z
     revealLimits: z.boolean().default(false),
     /**
      * How much of an error reaches the client: `full` as graphql-js wrote
-     * it; `safe` without stacks, `extensions.exception` or suggestions;
-     * `minimal` a generic message, our `code` and the request id.
+     * it; `safe` without stacks or `extensions.exception`, a resolver's
+     * unexpected error masked as "Internal error"; `minimal` a generic
+     * message, our `code` and the request id.
      * @default 'safe'
      */
     errorDetail: z.enum(['full', 'safe', 'minimal']).default('safe'),
