@@ -449,42 +449,43 @@ function matches(
 const keyOf = (model: CostModel, schema: GraphQLSchema | undefined) =>
   model.fieldCosts === undefined ? undefined : schema
 
-/** Every operation's metrics, for a validation rule: measured, or found in the caches. */
-export function documentMetrics(
+/**
+ * Every operation's metrics, measured once per document, model and schema.
+ * `keep` puts them in the per-document cache (the plugin, per-request entry
+ * points); without it (validation rules) they go to the one-entry slot.
+ */
+function metricsFor(
   document: DocumentNode,
   model: CostModel,
   schema: GraphQLSchema | undefined,
-): DocumentMetrics {
-  const keySchema = keyOf(model, schema)
-  const hit = cache.get(document)
-  if (matches(hit, document, model, keySchema)) return hit.metrics
-  if (matches(last, document, model, keySchema)) return last.metrics
-  const metrics = walk(document, model, keySchema, undefined, undefined)
-  last = { document, model, schema: keySchema, metrics }
-  return metrics
-}
-
-/** The same, kept per document for later requests (the plugin, per-request entry points). */
-export function cachedMetrics(
-  document: DocumentNode,
-  model: CostModel,
-  schema: GraphQLSchema | undefined,
+  keep: boolean,
 ): DocumentMetrics {
   const keySchema = keyOf(model, schema)
   const hit = cache.get(document)
   if (matches(hit, document, model, keySchema)) return hit.metrics
   let entry = last
   if (!matches(entry, document, model, keySchema)) {
-    entry = {
-      document,
-      model,
-      schema: keySchema,
-      metrics: walk(document, model, keySchema, undefined, undefined),
-    }
+    const metrics = walk(document, model, keySchema, undefined, undefined)
+    entry = { document, model, schema: keySchema, metrics }
+    if (!keep) last = entry
   }
-  cache.set(document, entry)
+  if (keep) cache.set(document, entry)
   return entry.metrics
 }
+
+/** For a validation rule: measured, or found in either cache; kept in the slot. */
+export const documentMetrics = (
+  document: DocumentNode,
+  model: CostModel,
+  schema: GraphQLSchema | undefined,
+): DocumentMetrics => metricsFor(document, model, schema, false)
+
+/** For later requests: kept per document. */
+export const cachedMetrics = (
+  document: DocumentNode,
+  model: CostModel,
+  schema: GraphQLSchema | undefined,
+): DocumentMetrics => metricsFor(document, model, schema, true)
 
 /** One operation measured again with the request's variables (never cached). */
 export function withVariables(

@@ -163,18 +163,29 @@ const parsedComplexity = new WeakMap<object, ResolvedComplexityOptions>()
 const DEFAULT_COMPLEXITY: ResolvedComplexityOptions = ComplexityOptionsSchema.parse({})
 const DEFAULT_GUARDS: ResolvedGuardOptions = GraphqlGuardOptionsSchema.parse({})
 
+/** `schema` parsed once per options object (`fallback` for none). */
+function cachedParse<S extends z.ZodType>(
+  parsed: WeakMap<object, z.output<S>>,
+  component: string,
+  schema: S,
+  options: object | undefined,
+  fallback: z.output<S>,
+): z.output<S> {
+  if (options === undefined || options === null) return fallback
+  let o = parsed.get(options)
+  if (o === undefined) {
+    o = parseOptions(component, schema, options)
+    parsed.set(options, o)
+  }
+  return o
+}
+
 /** {@link parseGuardOptions}, once per options object. */
 export function cachedGuardOptions(
   component: string,
   options: GraphqlGuardOptions | undefined,
 ): ResolvedGuardOptions {
-  if (options === undefined || options === null) return DEFAULT_GUARDS
-  let o = parsedGuards.get(options)
-  if (o === undefined) {
-    o = parseGuardOptions(component, options)
-    parsedGuards.set(options, o)
-  }
-  return o
+  return cachedParse(parsedGuards, component, GraphqlGuardOptionsSchema, options, DEFAULT_GUARDS)
 }
 
 /** The same for a bare cost model. */
@@ -182,11 +193,11 @@ export function cachedComplexityOptions(
   component: string,
   options: ComplexityOptions | undefined,
 ): ResolvedComplexityOptions {
-  if (options === undefined || options === null) return DEFAULT_COMPLEXITY
-  let o = parsedComplexity.get(options)
-  if (o === undefined) {
-    o = parseOptions(component, ComplexityOptionsSchema, options)
-    parsedComplexity.set(options, o)
-  }
-  return o
+  return cachedParse(
+    parsedComplexity,
+    component,
+    ComplexityOptionsSchema,
+    options,
+    DEFAULT_COMPLEXITY,
+  )
 }
