@@ -64,6 +64,11 @@ export const SECURITY_ERROR_CODES = [
   'ERR_API_KEY_STORE',
   'ERR_API_KEY_REQUEST_INVALID',
   'ERR_API_KEY_LEAK_SIGNATURE_INVALID',
+  'ERR_SBOM_ERROR',
+  'ERR_SBOM_LOCKFILE_NOT_FOUND',
+  'ERR_SBOM_LOCKFILE_MALFORMED',
+  'ERR_SBOM_LOCKFILE_UNSUPPORTED',
+  'ERR_SBOM_MANIFEST_MALFORMED',
 ] as const
 
 /** Union of every code a {@link SecurityError} can carry; `switch` on it. */
