@@ -36,6 +36,7 @@ const SUBPATHS = [
   'fraiseql-security/kms',
   'fraiseql-security/kms/testing',
   'fraiseql-security/graphql',
+  'fraiseql-security/api-keys',
 ]
 
 describe('optional peer dependencies', () => {

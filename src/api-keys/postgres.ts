@@ -1,0 +1,217 @@
+import { type Kysely, sql } from 'kysely'
+import { z } from 'zod'
+import { describeError, type Logger, stderrLogger } from '../internal/logger.js'
+import { parseOptions } from '../internal/options.js'
+import { openSqlDatabase } from '../internal/sql/database.js'
+import { SqlIdentifierSchema } from '../internal/sql/identifiers.js'
+import { type PgPoolLike, PgPoolSchema } from '../internal/sql/postgres.js'
+import { databaseUrlSchema } from '../internal/sql/url.js'
+import { type ApiKeysDb, SqlApiKeyStore } from './sql.js'
+import type { ApiKeyChange } from './store.js'
+
+/** The channel every API-key store notifies on; payloads name their schema. */
+export const API_KEY_CHANNEL = 'fraiseql_api_keys'
+
+/**
+ * Options of {@link PostgresApiKeyStore}: a borrowed `pool` or a
+ * `connectionString`, and the schema of the tables.
+ *
+ * @example
+ * ```ts
+ * PostgresApiKeyStoreOptionsSchema.parse({ connectionString: process.env.DATABASE_URL, schema: 'security' })
+ * ```
+ */
+export const PostgresApiKeyStoreOptionsSchema = z
+  .object({
+    /** A `pg.Pool` to borrow; the store never ends it. Give this or `connectionString`. */
+    pool: PgPoolSchema.optional(),
+    /** `postgres://` URL: the store opens its own pool (needs `pg`) and ends it in `close()`. */
+    connectionString: databaseUrlSchema('postgres').optional(),
+    /**
+     * Schema of the tables (`migrate()` creates it if missing).
+     * @default 'public'
+     */
+    schema: SqlIdentifierSchema.default('public'),
+    /**
+     * First delay before re-opening a lost `LISTEN` connection (doubles, up to 30 s).
+     * @default 1000
+     */
+    reconnectDelayMs: z.number().int().min(1).max(60_000).default(1000),
+    /** Where connection failures are logged. @default stderr */
+    logger: z
+      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function', {
+        message: 'must be a logger (warn and error)',
+      })
+      .optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if ((o.pool === undefined) === (o.connectionString === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [o.pool === undefined ? 'pool' : 'connectionString'],
+        message: 'give exactly one of pool or connectionString',
+      })
+    }
+  })
+
+export type PostgresApiKeyStoreOptions = z.input<typeof PostgresApiKeyStoreOptionsSchema>
+
+/** What LISTEN needs of a checked-out pg client. */
+interface ListenClient {
+  query(text: string): Promise<unknown>
+  on(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown
+  on(event: 'error' | 'end', listener: (err?: Error) => void): unknown
+  removeAllListeners(event?: string): unknown
+  release(err?: boolean | Error): void
+}
+
+/**
+ * API keys in PostgreSQL: what several processes sharing one database use.
+ * Creation, rotation and revocation send `NOTIFY` in their transaction, and
+ * every store that {@link subscribe}s holds one `LISTEN` connection, so a
+ * revoked key leaves every process's cache as soon as the commit is
+ * delivered, not after a TTL. Nothing is imported or connected until the
+ * first call.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg'
+ * import { ApiKeyManager, PostgresApiKeyStore } from 'fraiseql-security/api-keys'
+ * const store = new PostgresApiKeyStore({ pool: new pg.Pool(), schema: 'security' })
+ * const keys = new ApiKeyManager({ store, keyManager })
+ * ```
+ */
+export class PostgresApiKeyStore extends SqlApiKeyStore {
+  readonly #schema: string
+  readonly #logger: Logger
+  readonly #reconnectDelayMs: number
+
+  constructor(options: PostgresApiKeyStoreOptions) {
+    const o = parseOptions('PostgresApiKeyStore', PostgresApiKeyStoreOptionsSchema, options)
+    super({
+      dialect: 'postgres',
+      chainLock: `fraiseql_api_key_audit:${o.schema}`,
+      pollIntervalMs: 1000,
+      open: () =>
+        openSqlDatabase('PostgresApiKeyStore', {
+          ...(o.pool === undefined ? { location: o.connectionString! } : { pool: o.pool }),
+          schema: o.schema,
+          ...(o.logger === undefined ? {} : { logger: o.logger }),
+        }),
+    })
+    this.#schema = o.schema
+    this.#logger = o.logger ?? stderrLogger
+    this.#reconnectDelayMs = o.reconnectDelayMs
+  }
+
+  protected override async notify(
+    trx: Kysely<ApiKeysDb>,
+    changes: readonly ApiKeyChange[],
+  ): Promise<void> {
+    for (const c of changes) {
+      const payload = JSON.stringify({ s: this.#schema, e: c.event, k: c.keyId })
+      await sql`select pg_notify(${API_KEY_CHANNEL}, ${payload})`.execute(trx)
+    }
+  }
+
+  /**
+   * Holds one connection in `LISTEN`. When it is lost, `onReset` fires (a
+   * notification may have been missed) and the connection is reopened with
+   * a doubling delay.
+   */
+  override async subscribe(
+    onChange: (change: ApiKeyChange) => void,
+    onReset: () => void,
+  ): Promise<() => Promise<void>> {
+    const pool = await this.op('listen for changes', async (h) => h.pgPool as PgPoolLike)
+    let client: ListenClient | undefined
+    let stopped = false
+    let timer: NodeJS.Timeout | undefined
+    let delay = this.#reconnectDelayMs
+
+    const onNotification = (msg: { channel: string; payload?: string }) => {
+      if (msg.channel !== API_KEY_CHANNEL || msg.payload === undefined) return
+      let data: { s?: unknown; e?: unknown; k?: unknown }
+      try {
+        data = JSON.parse(msg.payload) as typeof data
+      } catch {
+        return
+      }
+      if (data.s !== this.#schema) return
+      if (
+        data.e !== 'created' &&
+        data.e !== 'rotated' &&
+        data.e !== 'revoked' &&
+        data.e !== 'pepper'
+      )
+        return
+      onChange({ event: data.e, keyId: typeof data.k === 'string' ? data.k : null })
+    }
+
+    const connect = async (): Promise<void> => {
+      const c = (await pool.connect()) as unknown as ListenClient
+      let lost = false
+      const onLost = (err?: Error) => {
+        if (lost) return
+        lost = true
+        c.removeAllListeners('notification')
+        c.release(err ?? true)
+        if (client === c) client = undefined
+        if (stopped) return
+        this.#logger.warn(
+          { err: err === undefined ? undefined : describeError(err) },
+          'API-key LISTEN connection lost; caches are cleared and it reconnects',
+        )
+        onReset()
+        schedule()
+      }
+      c.on('notification', onNotification)
+      c.on('error', onLost)
+      c.on('end', onLost)
+      try {
+        await c.query(`LISTEN ${API_KEY_CHANNEL}`)
+      } catch (err) {
+        onLost(err as Error)
+        throw err
+      }
+      client = c
+      delay = this.#reconnectDelayMs
+    }
+
+    const schedule = () => {
+      if (stopped || timer !== undefined) return
+      timer = setTimeout(() => {
+        timer = undefined
+        connect().then(
+          // Whatever happened while disconnected is unknown: start clean.
+          () => onReset(),
+          () => {
+            delay = Math.min(30_000, delay * 2)
+            schedule()
+          },
+        )
+      }, delay)
+      timer.unref?.()
+    }
+
+    await this.op('listen for changes', () => connect())
+    const stop = async () => {
+      stopped = true
+      if (timer !== undefined) clearTimeout(timer)
+      const c = client
+      client = undefined
+      if (c !== undefined) {
+        c.removeAllListeners('notification')
+        try {
+          await c.query(`UNLISTEN ${API_KEY_CHANNEL}`)
+          c.release()
+        } catch {
+          c.release(true)
+        }
+      }
+    }
+    this.registerUnsubscriber(stop)
+    return stop
+  }
+}

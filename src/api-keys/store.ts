@@ -1,0 +1,130 @@
+/**
+ * The API-key store contract. PostgreSQL and SQLite implement it on the
+ * shared SQL layer (sql.ts); a store of your own passes the same contract
+ * suite. The store never sees a key: only its HMAC.
+ */
+import type { AuditEventInput, AuditRecord } from './audit-chain.js'
+
+/** One row of `api_keys`, as the store reads and writes it. */
+export interface ApiKeyRow {
+  readonly keyId: string
+  /** HMAC-SHA256(pepper, key): 32 bytes. */
+  readonly hash: Uint8Array
+  readonly pepperVersion: number
+  readonly name: string
+  readonly prefix: string
+  readonly region: string
+  /** Display start: the key up to the first 4 characters of its secret. */
+  readonly start: string
+  readonly tier: string
+  readonly permissions: readonly string[]
+  /** IPs/CIDRs the key may be used from; null for anywhere. */
+  readonly allowedIps: readonly string[] | null
+  /** Milliseconds since the epoch, like every time below. */
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly rotatedAt: number | null
+  readonly graceUntil: number | null
+  readonly replacedBy: string | null
+  readonly revokedAt: number | null
+  readonly revokedReason: string | null
+  readonly lastUsedAt: number | null
+  /** Who created it (admin principal), if known. */
+  readonly createdBy: string | null
+  /** The key sealed with `KeyManager.localEncrypt` (with `retainEncryptedKey`), else null. */
+  readonly encryptedKey: string | null
+}
+
+/** A pepper, wrapped by the KMS (EncryptedData JSON). Never the plaintext. */
+export interface PepperRow {
+  readonly version: number
+  readonly wrapped: string
+  readonly createdAt: number
+}
+
+/** A change another process must apply to its cache. */
+export interface ApiKeyChange {
+  readonly event: 'created' | 'rotated' | 'revoked' | 'pepper'
+  readonly keyId: string | null
+}
+
+/** What one flush writes, in one transaction. */
+export interface ApiKeyFlush {
+  /** Latest use per key. Only ever moves `last_used_at` forward. */
+  readonly lastUsed: ReadonlyMap<string, number>
+  /** Lazy rehashes under the current pepper, guarded by the version they replace. */
+  readonly rehash: ReadonlyArray<{
+    readonly keyId: string
+    readonly hash: Uint8Array
+    readonly pepperVersion: number
+    readonly fromVersion: number
+  }>
+  readonly audit: readonly AuditEventInput[]
+}
+
+export interface ListApiKeysOptions {
+  /** Include revoked keys. @default true */
+  readonly includeRevoked?: boolean
+  /** @default 1000 */
+  readonly limit?: number
+  /** @default 0 */
+  readonly offset?: number
+}
+
+/** Outcome of {@link ApiKeyStore.rotateKey}. */
+export type RotateOutcome = 'rotated' | 'missing' | 'conflict'
+
+export interface ApiKeyStore {
+  /** Creates or upgrades the tables; idempotent, safe when processes start together. */
+  migrate(): Promise<void>
+
+  /** Every pepper, oldest first. */
+  listPeppers(): Promise<PepperRow[]>
+  /** Adds a pepper unless its version exists; true when this call added it. */
+  addPepper(row: PepperRow, audit: AuditEventInput): Promise<boolean>
+
+  /** Adds a key unless its id exists (true when added), with its audit event, atomically. */
+  insertKey(row: ApiKeyRow, audit: AuditEventInput): Promise<boolean>
+  getKey(keyId: string): Promise<ApiKeyRow | undefined>
+  /** Keys, newest first. */
+  listKeys(options?: ListApiKeysOptions): Promise<ApiKeyRow[]>
+  /**
+   * Atomically: if `keyId` exists, is not revoked and was never rotated,
+   * marks it rotated (`rotatedAt`, `graceUntil`, `replacedBy`), inserts
+   * `replacement`, and appends `audit`.
+   */
+  rotateKey(
+    keyId: string,
+    change: { rotatedAt: number; graceUntil: number; replacement: ApiKeyRow },
+    audit: readonly AuditEventInput[],
+  ): Promise<RotateOutcome>
+  /**
+   * Revokes `keyId` (first revocation wins; later calls change nothing and
+   * append nothing). Returns the row afterwards, undefined when unknown.
+   */
+  revokeKey(
+    keyId: string,
+    change: { revokedAt: number; reason: string },
+    audit: AuditEventInput,
+  ): Promise<ApiKeyRow | undefined>
+
+  /** Writes a batch of deferred work (last use, rehashes, audit) in one transaction. */
+  flush(batch: ApiKeyFlush): Promise<void>
+  /** Appends events to the chain. */
+  appendAudit(events: readonly AuditEventInput[]): Promise<void>
+  /** Audit rows with `seq > afterSeq`, in order, at most `limit`. */
+  readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]>
+
+  /**
+   * Calls `onChange` for every key change made by any process sharing the
+   * store, and `onReset` when changes may have been missed (a lost
+   * connection): drop the whole cache then. Resolves once listening.
+   */
+  subscribe(
+    onChange: (change: ApiKeyChange) => void,
+    onReset: () => void,
+  ): Promise<() => Promise<void>>
+
+  /** Releases what the store opened; never a pool or database the caller passed in. */
+  close(): Promise<void>
+}
