@@ -14,7 +14,7 @@
  * periodic flush. Other processes' changes reach the cache through the
  * store's `subscribe` (PostgreSQL `LISTEN/NOTIFY`, SQLite polling).
  */
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
+import { createSecretKey, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
 import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
@@ -64,6 +64,7 @@ import {
   scanApiKey,
   sortPrefixes,
 } from './format.js'
+import { hashesEqual, hmacSha256 } from './hash.js'
 import { SqliteApiKeyStore } from './sqlite.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
@@ -561,8 +562,8 @@ export class ApiKeyManager {
     }
     const pepper = this.#peppers.get(entry.pepperVersion)
     if (pepper === undefined) throw new ApiKeyStoreError('API key hashed with an unknown pepper')
-    const hash = createHmac('sha256', pepper).update(key).digest()
-    if (!timingSafeEqual(hash, entry.hash)) {
+    const hash = hmacSha256(pepper, key)
+    if (!hashesEqual(hash, entry.hash)) {
       throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
     }
     if (entry.revokedAt !== null) throw this.#reject(new ApiKeyRevokedError(), keyId, ip, now)
@@ -596,7 +597,7 @@ export class ApiKeyManager {
     if (entry.pepperVersion !== this.#currentPepper) {
       const pepper = this.#peppers.get(this.#currentPepper)
       if (pepper !== undefined) {
-        const hash = createHmac('sha256', pepper).update(key).digest()
+        const hash = hmacSha256(pepper, key)
         this.#pendingRehash.set(entry.keyId, {
           keyId: entry.keyId,
           hash,
@@ -1003,8 +1004,8 @@ export class ApiKeyManager {
     if (!this.#peppers.has(row.pepperVersion)) await this.#loadPeppers()
     const pepper = this.#peppers.get(row.pepperVersion)
     if (pepper === undefined) return false
-    const hash = createHmac('sha256', pepper).update(token).digest()
-    if (!timingSafeEqual(hash, Buffer.from(row.hash))) return false
+    const hash = hmacSha256(pepper, token)
+    if (!hashesEqual(hash, row.hash)) return false
     const where = [details.source, details.url].filter((x) => typeof x === 'string' && x !== '')
     await this.revoke(
       keyId,
@@ -1198,7 +1199,7 @@ export class ApiKeyManager {
       : null
     return {
       keyId,
-      hash: createHmac('sha256', pepper).update(key).digest(),
+      hash: hmacSha256(pepper, key),
       pepperVersion: version,
       name: f.name,
       prefix: f.prefix,
