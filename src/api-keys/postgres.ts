@@ -62,7 +62,7 @@ interface ListenClient {
   query(text: string): Promise<unknown>
   on(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown
   on(event: 'error' | 'end', listener: (err?: Error) => void): unknown
-  removeAllListeners(event?: string): unknown
+  removeListener(event: string, listener: (...args: never[]) => void): unknown
   release(err?: boolean | Error): void
 }
 
@@ -149,16 +149,27 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
       onChange({ event: data.e, keyId: typeof data.k === 'string' ? data.k : null })
     }
 
+    /** The live connection and how to let go of it exactly once. */
+    let release: ((err?: Error | boolean) => void) | undefined
+
     const connect = async (): Promise<void> => {
       const c = (await pool.connect()) as unknown as ListenClient
-      let lost = false
+      let released = false
+      const letGo = (err?: Error | boolean) => {
+        if (released) return false
+        released = true
+        c.removeListener('notification', onNotification)
+        c.removeListener('error', onLost)
+        c.removeListener('end', onLost)
+        if (release === letGo) {
+          release = undefined
+          client = undefined
+        }
+        c.release(err)
+        return true
+      }
       const onLost = (err?: Error) => {
-        if (lost) return
-        lost = true
-        c.removeAllListeners('notification')
-        c.release(err ?? true)
-        if (client === c) client = undefined
-        if (stopped) return
+        if (!letGo(err ?? true) || stopped) return
         this.#logger.warn(
           { err: err === undefined ? undefined : describeError(err) },
           'API-key LISTEN connection lost; caches are cleared and it reconnects',
@@ -172,10 +183,11 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
       try {
         await c.query(`LISTEN ${API_KEY_CHANNEL}`)
       } catch (err) {
-        onLost(err as Error)
+        letGo(err as Error)
         throw err
       }
       client = c
+      release = letGo
       delay = this.#reconnectDelayMs
     }
 
@@ -200,15 +212,13 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
       stopped = true
       if (timer !== undefined) clearTimeout(timer)
       const c = client
-      client = undefined
-      if (c !== undefined) {
-        c.removeAllListeners('notification')
-        try {
-          await c.query(`UNLISTEN ${API_KEY_CHANNEL}`)
-          c.release()
-        } catch {
-          c.release(true)
-        }
+      const letGo = release
+      if (c === undefined || letGo === undefined) return
+      try {
+        await c.query(`UNLISTEN ${API_KEY_CHANNEL}`)
+        letGo()
+      } catch {
+        letGo(true)
       }
     }
     this.registerUnsubscriber(stop)

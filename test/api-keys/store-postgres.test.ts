@@ -1,0 +1,122 @@
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type ApiKeyChange,
+  ApiKeyStoreError,
+  PostgresApiKeyStore,
+} from '../../src/api-keys/index.js'
+import { rejection } from '../helpers/rejection.js'
+import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
+import { apiKeyRow, describeApiKeyStoreContract } from './store.contract.js'
+
+describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
+  let db: PgSchema
+  let n = 0
+  const schemas: string[] = []
+  const freshSchema = () => {
+    const s = `${db.schema}_${++n}`
+    schemas.push(s)
+    return s
+  }
+  beforeAll(async () => {
+    db = await createPgSchema(import.meta.url)
+  })
+  afterAll(async () => {
+    for (const s of schemas) await db.pool.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
+    await db.drop()
+  })
+
+  // The store borrows the shared pool; the other opens its own pool from a
+  // connection string: two processes' worth of connections on one schema.
+  describeApiKeyStoreContract('PostgresApiKeyStore (two pools on one schema)', async () => {
+    const schema = freshSchema()
+    const store = new PostgresApiKeyStore({ pool: db.pool, schema })
+    let other: PostgresApiKeyStore | undefined
+    return {
+      store,
+      other: async () => {
+        other = new PostgresApiKeyStore({ connectionString: DATABASE_URL, schema })
+        return other
+      },
+      close: async () => {
+        await store.close()
+        await other?.close()
+      },
+    }
+  })
+
+  it('a lost LISTEN connection resets the subscriber, which reconnects and keeps receiving', async () => {
+    const schema = freshSchema()
+    const url = new URL(DATABASE_URL)
+    url.searchParams.set('application_name', `listen_${schema}`.slice(0, 60))
+    const listener = new PostgresApiKeyStore({
+      connectionString: url.toString(),
+      schema,
+      reconnectDelayMs: 20,
+      logger: { warn: () => {}, error: () => {} },
+    })
+    const writer = new PostgresApiKeyStore({ pool: db.pool, schema })
+    await listener.migrate()
+    const seen: ApiKeyChange[] = []
+    let resets = 0
+    await listener.subscribe(
+      (c) => seen.push(c),
+      () => resets++,
+    )
+    await db.pool.query({
+      text: 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+      values: [`listen_${schema}`.slice(0, 60)],
+    })
+    const row = apiKeyRow()
+    for (let i = 0; i < 200 && !seen.some((c) => c.keyId === row.keyId); i++) {
+      if (resets >= 2) {
+        await writer
+          .insertKey(row, {
+            event: 'created',
+            keyId: row.keyId,
+            actor: null,
+            ip: null,
+            at: 1,
+            detail: {},
+          })
+          .catch(() => {})
+      }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(resets).toBeGreaterThanOrEqual(2) // once when lost, once after reconnecting
+    expect(seen).toContainEqual({ event: 'created', keyId: row.keyId })
+    await listener.close()
+    await writer.close()
+  })
+
+  it('a borrowed pool stays open after close(); failures are ERR_API_KEY_STORE with only the SQLSTATE', async () => {
+    const schema = freshSchema()
+    const store = new PostgresApiKeyStore({ pool: db.pool, schema })
+    const err = await rejection(store.getKey('AbCdEfGhIjKl'))
+    expect(err).toBeInstanceOf(ApiKeyStoreError)
+    expect((err as Error).cause).toEqual({ service: 'postgres', code: '42P01' })
+    await store.migrate()
+    await store.close()
+    expect((await db.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }])
+  })
+
+  it('refuses bad options with ERR_CONFIG_INVALID naming the field', () => {
+    for (const [options, field] of [
+      [{}, 'pool'],
+      [{ pool: db.pool, connectionString: DATABASE_URL }, 'connectionString'],
+      [{ connectionString: 'sqlite:/tmp/x.db' }, 'connectionString'],
+      [{ pool: db.pool, schema: 'pg_catalog' }, 'schema'],
+      [{ pool: {} }, 'pool'],
+    ] as const) {
+      let thrown: unknown
+      try {
+        new PostgresApiKeyStore(options as never)
+      } catch (e) {
+        thrown = e
+      }
+      expect(thrown, field).toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+      expect((thrown as Error).message, field).toContain(`\`${field}\``)
+    }
+    expect(pg).toBeDefined()
+  })
+})
