@@ -23,6 +23,7 @@ import {
 } from './analysis.js'
 import { type IntrospectionVerdict, operationRejections, tokenRejection } from './check.js'
 import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
+import { type HookContext, requestedOperationName } from './mercurius-context.js'
 import {
   type GraphqlGuardOptions,
   parseGuardOptions,
@@ -31,13 +32,6 @@ import {
 import { markIntrospectionPerRequest } from './rules.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 import { looksLikeJson } from './source.js'
-
-/** The context mercurius passes to hooks: `reply` over HTTP, `request` over WebSocket. */
-interface HookContext {
-  readonly reply?: FastifyReply
-  readonly request?: FastifyRequest
-  readonly operationId?: number
-}
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
@@ -76,14 +70,8 @@ function executedOperation(
   context: HookContext,
 ): OperationMetrics | undefined {
   if (operations.length === 1) return operations[0]
-  const request = context.reply?.request
-  let body = request?.body as unknown
-  if (Array.isArray(body)) body = body[context.operationId ?? 0]
-  let name = (body as { operationName?: unknown } | null | undefined)?.operationName
-  if (typeof name !== 'string') {
-    name = (request?.query as { operationName?: unknown } | undefined)?.operationName
-  }
-  if (typeof name !== 'string') return undefined
+  const name = requestedOperationName(context)
+  if (name === undefined) return undefined
   return operations.find((m) => m.operation.name?.value === name)
 }
 

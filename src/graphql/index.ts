@@ -4,8 +4,9 @@
  * GraphQL guards: depth, complexity, alias, directive and token limits and
  * introspection control, as graphql-js validation rules and as mercurius
  * hooks over one shared AST walk; persisted operations (APQ-compatible); an
- * error formatter that masks internals and field suggestions. graphql-js and
- * mercurius are optional peers, loaded on first use.
+ * error formatter that masks internals and field suggestions; an
+ * OpenTelemetry tracer that records no secret, and the redaction it uses.
+ * graphql-js and mercurius are optional peers, loaded on first use.
  */
 
 export type { AnalyzeOptions, DocumentAnalysis } from './analysis.js'
@@ -35,5 +36,12 @@ export {
   mercuriusPersistedQueryOptions,
   PersistedOperations,
 } from './persisted.js'
+export type { RedactOptions } from './redact.js'
+export { DEFAULT_SENSITIVE_PATTERNS, REDACTED, redactSensitive } from './redact.js'
 export { createValidationRules } from './rules.js'
 export { stripFieldSuggestions } from './suggestions.js'
+export type { ResolvedTracingConfig, TracingConfig } from './tracing/config.js'
+export { TracingConfigSchema } from './tracing/config.js'
+export type { GraphqlTracingOptions, MercuriusTracingHooks } from './tracing/mercurius.js'
+export { graphqlTracing, mercuriusTracingHooks } from './tracing/mercurius.js'
+export { GraphQLTracer } from './tracing/tracer.js'

@@ -9,8 +9,11 @@ import { createRequire } from 'node:module'
 import type * as GraphqlModule from 'graphql'
 import { MissingDependencyError } from '../internal/optional-import.js'
 
-/** The parts of graphql-js the guards use at run time. */
-export type GraphqlRuntime = Pick<typeof GraphqlModule, 'GraphQLError'>
+/** The parts of graphql-js the guards and the tracer use at run time. */
+export type GraphqlRuntime = Pick<
+  typeof GraphqlModule,
+  'GraphQLError' | 'defaultFieldResolver' | 'print' | 'visit'
+>
 
 let loaded: GraphqlRuntime | undefined
 

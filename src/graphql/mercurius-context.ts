@@ -1,0 +1,30 @@
+/**
+ * What a mercurius hook can learn about the request it runs for. mercurius
+ * passes hooks the schema, the document and its context, never the
+ * `operationName`: that stays in the HTTP request, which the context reaches
+ * through `reply` (HTTP) or `request` (WebSocket).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/** The context mercurius passes to hooks: `reply` over HTTP, `request` over WebSocket. */
+export interface HookContext {
+  readonly reply?: FastifyReply
+  readonly request?: FastifyRequest
+  /** The index of this operation in a batch. */
+  readonly operationId?: number
+}
+
+/**
+ * The `operationName` the request asked for: from the body, the body's item
+ * in a batch, or the query string (GET). `undefined` when it names none.
+ */
+export function requestedOperationName(context: HookContext): string | undefined {
+  const request = context.reply?.request
+  let body = request?.body as unknown
+  if (Array.isArray(body)) body = body[context.operationId ?? 0]
+  let name = (body as { operationName?: unknown } | null | undefined)?.operationName
+  if (typeof name !== 'string') {
+    name = (request?.query as { operationName?: unknown } | undefined)?.operationName
+  }
+  return typeof name === 'string' ? name : undefined
+}

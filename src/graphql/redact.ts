@@ -1,0 +1,286 @@
+/**
+ * Redaction by key: the rule the tracer applies to variables, and that
+ * users can apply to their own logs with {@link redactSensitive}.
+ *
+ * Keys are compared by segment, not by substring. A key is split into words
+ * at case changes, digits and any non-alphanumeric character (`apiToken`,
+ * `API-Key`, `x_auth_header`, `user.credentials[0].secret`), lowercased, and
+ * a pattern (split the same way) matches when its words appear in a row, a
+ * trailing `s` allowed (`credentials` matches `credential`). So `keyboard`,
+ * `monkey` and `author` stay readable while `apiKey` and `authToken` do not;
+ * the price is that a pattern must be listed as its own word to match
+ * (`authorization` is not `auth`, `apikey` is not `api_key`).
+ */
+
+/** What a redacted value is replaced with. */
+export const REDACTED = '[REDACTED]'
+
+/**
+ * The default sensitive key patterns: password, token, secret, key, auth,
+ * credential, api_key, apikey, authorization, cookie, session, jwt.
+ */
+export const DEFAULT_SENSITIVE_PATTERNS: readonly string[] = Object.freeze([
+  'password',
+  'token',
+  'secret',
+  'key',
+  'auth',
+  'credential',
+  'api_key',
+  'apikey',
+  'authorization',
+  'cookie',
+  'session',
+  'jwt',
+])
+
+/** Options of {@link redactSensitive}. */
+export interface RedactOptions {
+  /**
+   * Key patterns, matched by segment (see the module comment). Replaces the
+   * defaults; extend them with `[...DEFAULT_SENSITIVE_PATTERNS, 'ssn']`.
+   * @default DEFAULT_SENSITIVE_PATTERNS
+   */
+  readonly patterns?: readonly string[]
+}
+
+/** Deeper than this, a value is cut (`[Truncated]`): request variables can nest as deep as the body allows. */
+export const MAX_REDACT_DEPTH = 64
+const TRUNCATED = '[Truncated]'
+const CIRCULAR = '[Circular]'
+
+// Words: an uppercase run not followed by a lowercase letter (the `API` of
+// `APIKey`), an optionally capitalized lowercase run, a digit run, or a run
+// of letters without case. Everything else separates.
+const WORD = /\p{Lu}+(?!\p{Ll})|\p{Lu}?\p{Ll}+|\p{Nd}+|[\p{Lo}\p{Lm}]+/gu
+
+/** The lowercased words of a key or pattern. */
+export function keySegments(key: string): string[] {
+  const out: string[] = []
+  for (const m of key.matchAll(WORD)) out.push(m[0].toLowerCase())
+  return out
+}
+
+/** Keys whose verdict is kept per matcher; variable names repeat from request to request. */
+const KEY_CACHE_SIZE = 2048
+
+/** Decides whether a key is sensitive under one list of patterns. */
+export class KeyMatcher {
+  readonly #patterns: readonly (readonly string[])[]
+  readonly #cache = new Map<string, boolean>()
+
+  constructor(patterns: readonly string[]) {
+    this.#patterns = patterns.map(keySegments).filter((p) => p.length > 0)
+  }
+
+  isSensitive(key: string): boolean {
+    let verdict = this.#cache.get(key)
+    if (verdict === undefined) {
+      verdict = this.#match(keySegments(key))
+      // Keys come from requests: bound the memory an attacker can make us keep.
+      if (this.#cache.size >= KEY_CACHE_SIZE) this.#cache.clear()
+      this.#cache.set(key, verdict)
+    }
+    return verdict
+  }
+
+  #match(words: readonly string[]): boolean {
+    for (const pattern of this.#patterns) {
+      const last = words.length - pattern.length
+      for (let start = 0; start <= last; start++) {
+        let i = 0
+        while (i < pattern.length && sameWord(words[start + i]!, pattern[i]!)) i++
+        if (i === pattern.length) return true
+      }
+    }
+    return false
+  }
+}
+
+/** `word` is `p`, or its plural with an `s`. */
+function sameWord(word: string, p: string): boolean {
+  return word === p || (word.length === p.length + 1 && word.endsWith('s') && word.startsWith(p))
+}
+
+const DEFAULT_MATCHER = new KeyMatcher(DEFAULT_SENSITIVE_PATTERNS)
+const matchers = new WeakMap<readonly string[], KeyMatcher>()
+
+/** The matcher of a pattern list, compiled once per array. */
+export function matcherFor(patterns: readonly string[] | undefined): KeyMatcher {
+  if (patterns === undefined || patterns === DEFAULT_SENSITIVE_PATTERNS) return DEFAULT_MATCHER
+  let m = matchers.get(patterns)
+  if (m === undefined) {
+    m = new KeyMatcher(patterns)
+    matchers.set(patterns, m)
+  }
+  return m
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** A redacted copy of `value`; `ancestors` holds the objects being copied above it (cycles). */
+export function redactValue(
+  value: unknown,
+  matcher: KeyMatcher,
+  depth: number,
+  ancestors: Set<object>,
+): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (depth >= MAX_REDACT_DEPTH) return TRUNCATED
+  if (ancestors.has(value)) return CIRCULAR
+  ancestors.add(value)
+  try {
+    if (Array.isArray(value)) {
+      return value.map((item) => redactValue(item, matcher, depth + 1, ancestors))
+    }
+    if (value instanceof Map) {
+      const out = new Map<unknown, unknown>()
+      for (const [k, v] of value) {
+        out.set(
+          k,
+          typeof k === 'string' && matcher.isSensitive(k)
+            ? REDACTED
+            : redactValue(v, matcher, depth + 1, ancestors),
+        )
+      }
+      return out
+    }
+    if (value instanceof Set) {
+      return new Set([...value].map((v) => redactValue(v, matcher, depth + 1, ancestors)))
+    }
+    if (!isPlainObject(value)) {
+      // What a logger would serialize: toJSON's result (Date, Buffer), an
+      // Error's name and message, a class instance's own fields.
+      const toJSON = (value as { toJSON?: unknown }).toJSON
+      if (typeof toJSON === 'function') {
+        return redactValue(toJSON.call(value), matcher, depth + 1, ancestors)
+      }
+      if (value instanceof Error) {
+        return redactObject(
+          { ...value, name: value.name, message: value.message },
+          matcher,
+          depth,
+          ancestors,
+        )
+      }
+    }
+    return redactObject(value as Record<string, unknown>, matcher, depth, ancestors)
+  } finally {
+    ancestors.delete(value)
+  }
+}
+
+function redactObject(
+  value: Record<string, unknown>,
+  matcher: KeyMatcher,
+  depth: number,
+  ancestors: Set<object>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    // defineProperty, not assignment: a `__proto__` key stays a plain key.
+    Object.defineProperty(out, key, {
+      value: matcher.isSensitive(key)
+        ? REDACTED
+        : redactValue(value[key], matcher, depth + 1, ancestors),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  return out
+}
+
+/**
+ * A deep copy of `value` in which the value of every sensitive key, at any
+ * depth (objects, arrays, Maps), is replaced by `"[REDACTED]"`, whatever it
+ * was (a string, a number, a whole object). Keys match by segment (see the
+ * module comment): `apiToken`, `API-Key`, `x_auth_header` and the `secret`
+ * of `user.credentials[0].secret` are redacted; `keyboard`, `monkey` and
+ * `author` are not. Class instances are copied as what a logger would print
+ * (`toJSON()`, an Error's name and message, own fields); cycles become
+ * `"[Circular]"` and anything nested deeper than 64 levels `"[Truncated]"`.
+ * The input is never modified. The tracer records variables with the same
+ * rules; apply them to logs too.
+ *
+ * The result has the input's type for convenience, but redacted values are
+ * strings whatever the type said.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SENSITIVE_PATTERNS, redactSensitive } from 'fraiseql-security/graphql'
+ * redactSensitive({ user: 'ada', apiToken: 't0k', profile: { keyboard: 'qwerty' } })
+ * // { user: 'ada', apiToken: '[REDACTED]', profile: { keyboard: 'qwerty' } }
+ * redactSensitive(body, { patterns: [...DEFAULT_SENSITIVE_PATTERNS, 'ssn'] })
+ * ```
+ */
+export function redactSensitive<T>(value: T, options?: RedactOptions): T {
+  return redactValue(value, matcherFor(options?.patterns), 0, new Set()) as T
+}
+
+/**
+ * Adds to `out` the text of every scalar under a sensitive key of `value`
+ * (strings, and numbers as written), for scrubbing them from free text such
+ * as an error message that echoes a variable. Iterative and unbounded in
+ * depth (a secret nested past the redaction depth is still scrubbed);
+ * shared and cyclic objects are walked once.
+ */
+export function collectSensitiveValues(
+  value: unknown,
+  matcher: KeyMatcher,
+  out: Set<string>,
+  sensitive = false,
+): void {
+  const stack: [unknown, boolean][] = [[value, sensitive]]
+  // Per flag: an object reached under a plain key is walked again under a sensitive one.
+  const seen = [new Set<object>(), new Set<object>()] as const
+  while (stack.length > 0) {
+    const [v, secret] = stack.pop()!
+    if (typeof v === 'string') {
+      if (secret && v !== '') out.add(v)
+    } else if (typeof v === 'number' || typeof v === 'bigint') {
+      if (secret) out.add(String(v))
+    } else if (typeof v === 'object' && v !== null && !seen[secret ? 1 : 0].has(v)) {
+      seen[secret ? 1 : 0].add(v)
+      if (Array.isArray(v)) {
+        for (const item of v) stack.push([item, secret])
+      } else {
+        for (const key of Object.keys(v)) {
+          stack.push([(v as Record<string, unknown>)[key], secret || matcher.isSensitive(key)])
+        }
+      }
+    }
+  }
+}
+
+/**
+ * `text` with every occurrence of each secret replaced by `"[REDACTED]"`,
+ * as written and as JSON escapes it (graphql-js quotes values it echoes).
+ * Longest first, so a secret that contains another is removed whole.
+ */
+export function scrubText(text: string, secrets: readonly string[]): string {
+  let out = text
+  for (const secret of secrets) {
+    if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+    const escaped = JSON.stringify(secret).slice(1, -1)
+    if (escaped !== secret && out.includes(escaped)) out = out.split(escaped).join(REDACTED)
+  }
+  return out
+}
+
+/** Secrets sorted for {@link scrubText}: longest first. */
+export function scrubList(secrets: Iterable<string>): string[] {
+  return [...secrets].sort((a, b) => b.length - a.length)
+}
+
+/** `text` cut to `max` UTF-16 units, ending with `…` when cut, never splitting a surrogate pair. */
+export function truncate(text: string, max: number): string {
+  if (text.length <= max) return text
+  let end = max - 1
+  const code = text.charCodeAt(end - 1)
+  if (code >= 0xd800 && code <= 0xdbff) end--
+  return `${text.slice(0, end)}…`
+}
