@@ -762,7 +762,7 @@ export class ApiKeyManager {
         const plain = await this.#keyManager.decrypt(wrapped, pepperContext(row.version))
         try {
           if (plain.length !== 32) throw new ApiKeyStoreError('API-key pepper has the wrong length')
-          this.#peppers.set(row.version, createSecretKey(Buffer.from(plain)))
+          this.#peppers.set(row.version, createSecretKey(plain))
         } finally {
           plain.fill(0)
         }
@@ -780,14 +780,19 @@ export class ApiKeyManager {
       if (plain.length !== 32) throw new ApiKeyStoreError('randomBytes returned the wrong length')
       const wrapped = await this.#keyManager.encrypt(plain, { context: pepperContext(version) })
       const at = this.#clock()
-      await this.#store.addPepper(
+      const added = await this.#store.addPepper(
         { version, wrapped: JSON.stringify(wrapped.toJSON()), createdAt: at },
         { event: 'pepper', keyId: null, actor, ip: null, at, detail: { version } },
       )
+      if (added) {
+        // Ours won the version: keep it without a KMS round trip to unwrap it again.
+        this.#peppers.set(version, createSecretKey(plain))
+        if (version > this.#currentPepper) this.#currentPepper = version
+      }
     } finally {
       plain.fill(0)
     }
-    // Ours or another process's, whichever won the version: read it back.
+    // Another process's, if it won the version; and any version added meanwhile.
     await this.#loadPeppers()
   }
 

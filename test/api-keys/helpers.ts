@@ -1,0 +1,154 @@
+/**
+ * Shared set-up of the ApiKeyManager suites: a counting store (reads and
+ * writes per method), a counting local KMS, an injected clock, a logger
+ * that keeps every line.
+ */
+import { randomBytes } from 'node:crypto'
+import Database from 'better-sqlite3'
+import {
+  ApiKeyManager,
+  type ApiKeyManagerOptions,
+  type ApiKeyStore,
+  SqliteApiKeyStore,
+} from '../../src/api-keys/index.js'
+import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
+
+export const T0 = 1_795_000_000_000
+export const DAY = 86_400_000
+
+const READS = ['getKey', 'listKeys', 'listPeppers', 'readAudit'] as const
+const WRITES = ['insertKey', 'rotateKey', 'revokeKey', 'flush', 'appendAudit', 'addPepper'] as const
+
+export interface Counted {
+  store: ApiKeyStore
+  reads: () => number
+  writes: () => number
+  calls: Record<string, number>
+}
+
+/** Wraps a store so every read and write method call is counted. */
+export function countCalls(inner: ApiKeyStore): Counted {
+  const calls: Record<string, number> = {}
+  const store = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        calls[String(prop)] = (calls[String(prop)] ?? 0) + 1
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+  const sum = (names: readonly string[]) => names.reduce((n, k) => n + (calls[k] ?? 0), 0)
+  return { store, reads: () => sum(READS), writes: () => sum(WRITES), calls }
+}
+
+/** A KeyManager over a local provider whose KMS operations are counted. */
+export function countingKms(): { keyManager: KeyManager; kmsCalls: () => number } {
+  const provider = new LocalKmsProvider({ keys: { app: randomBytes(32) } })
+  let n = 0
+  for (const op of ['encrypt', 'decrypt', 'generateDataKey'] as const) {
+    const original = provider[op].bind(provider) as (...a: unknown[]) => Promise<unknown>
+    ;(provider as unknown as Record<string, unknown>)[op] = (...args: unknown[]) => {
+      n++
+      return original(...args)
+    }
+  }
+  const keyManager = new KeyManager({
+    providers: { local: provider },
+    defaultProvider: 'local',
+    defaultKeyId: 'app',
+    logger: { warn: () => {}, error: () => {} },
+  })
+  return { keyManager, kmsCalls: () => n }
+}
+
+export interface LogLine {
+  level: string
+  obj: object
+  msg: string | undefined
+}
+
+export function memoryLogger(): { logger: ApiKeyManagerOptions['logger']; lines: LogLine[] } {
+  const lines: LogLine[] = []
+  return {
+    lines,
+    logger: {
+      warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
+      error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
+    },
+  }
+}
+
+export interface Fixture {
+  manager: ApiKeyManager
+  /** A second manager on the same database: another process. */
+  peer(options?: Partial<ApiKeyManagerOptions>): ApiKeyManager
+  db: Database.Database
+  counted: Counted
+  keyManager: KeyManager
+  kmsCalls: () => number
+  clock: { now: number }
+  lines: LogLine[]
+  close(): Promise<void>
+}
+
+/** A manager on a borrowed in-memory SQLite database, with counters and an injected clock. */
+export function fixture(options: Partial<ApiKeyManagerOptions> = {}): Fixture {
+  const db = new Database(':memory:')
+  const counted = countCalls(new SqliteApiKeyStore({ database: db, pollIntervalMs: 20 }))
+  const { keyManager, kmsCalls } = countingKms()
+  const clock = { now: T0 }
+  const { logger, lines } = memoryLogger()
+  const base: ApiKeyManagerOptions = {
+    store: counted.store,
+    keyManager,
+    clock: () => clock.now,
+    logger,
+    flushIntervalMs: 3_600_000,
+    ...options,
+  }
+  const managers = [new ApiKeyManager(base)]
+  return {
+    manager: managers[0]!,
+    peer(extra = {}) {
+      const m = new ApiKeyManager({
+        ...base,
+        store: new SqliteApiKeyStore({ database: db, pollIntervalMs: 20 }),
+        ...extra,
+      })
+      managers.push(m)
+      return m
+    },
+    db,
+    counted,
+    keyManager,
+    kmsCalls,
+    clock,
+    lines,
+    async close() {
+      for (const m of managers) await m.close()
+      await counted.store.close()
+      db.close()
+    },
+  }
+}
+
+/** Polls `predicate` (bounded: about 5 s), for changes that arrive asynchronously. */
+export async function eventually(predicate: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (await predicate()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error('condition not met in time')
+}
+
+/** The code a promise rejects with, or 'resolved'. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'resolved'
+  } catch (err) {
+    return String((err as { code?: unknown }).code)
+  }
+}
