@@ -1,0 +1,18 @@
+/**
+ * The command registry. Commands load on first use, so `fraiseql-security
+ * sbom` never imports what `keys` or `profile` would need. To add one: a file
+ * beside this one exporting a {@link Command}, and a line here.
+ */
+import type { Command } from '../command.js'
+
+export interface CommandEntry {
+  readonly summary: string
+  readonly load: () => Promise<Command>
+}
+
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  sbom: {
+    summary: 'Write a CycloneDX or SPDX SBOM of an npm project from its lockfile',
+    load: async () => (await import('./sbom.js')).sbomCommand,
+  },
+}

@@ -1,0 +1,66 @@
+/**
+ * A component's licenses as each format can hold them. CycloneDX 1.6 takes
+ * either any number of `license` entries or exactly one `expression`, never
+ * both; SPDX 2.3 takes one expression per package, where a license that is
+ * not on the SPDX list must be a `LicenseRef-` with its text extracted.
+ */
+import { License } from './license.js'
+
+/**
+ * Several declared licenses (npm's legacy `licenses` array) are alternatives
+ * the user may choose from, as npm's documentation describes dual licensing.
+ */
+function combined(licenses: readonly License[]): string | undefined {
+  const parts = licenses.map((l) => l.spdxExpression)
+  if (parts.some((p) => p === undefined)) return undefined
+  return parts.map((p) => (licenses.length > 1 && /\s/.test(p!) ? `(${p})` : p)).join(' OR ')
+}
+
+/**
+ * The licenses to write to CycloneDX: unchanged unless an expression sits
+ * beside other licenses, which the schema forbids; then one OR-expression
+ * when every part is SPDX, else every part as a named license.
+ */
+export function cycloneDxLicenses(licenses: readonly License[]): readonly License[] {
+  if (licenses.length < 2 || licenses.every((l) => l.kind !== 'expression')) return licenses
+  const expression = combined(licenses)
+  if (expression !== undefined) return [new License({ expression })]
+  return licenses.map((l) =>
+    l.kind === 'expression'
+      ? new License({ name: l.toString() })
+      : l.url === undefined
+        ? l
+        : new License({ name: l.toString(), url: l.url }),
+  )
+}
+
+/** `LicenseRef-` idstring: letters, digits, `.` and `-` (SPDX 2.3 §10.1). */
+export function licenseRefFor(name: string): string {
+  const id = name
+    .replace(/[^A-Za-z0-9.-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .replace(/-{2,}/g, '-')
+  return `LicenseRef-${id === '' ? 'unnamed' : id}`
+}
+
+/**
+ * One SPDX expression for the package, with every named license turned
+ * into a `LicenseRef-`; `refs` collects those for `hasExtractedLicensingInfos`.
+ * `NOASSERTION` when nothing was declared.
+ */
+export function spdxExpression(licenses: readonly License[], refs: Map<string, string>): string {
+  if (licenses.length === 0) return 'NOASSERTION'
+  const parts = licenses.map((l) => {
+    const spdx = l.spdxExpression
+    if (spdx !== undefined) return spdx
+    const text = l.toString()
+    const base = licenseRefFor(text)
+    let ref = base
+    // Two names that sanitize alike ("Public Domain", "Public-Domain") keep distinct refs.
+    for (let n = 2; refs.has(ref) && refs.get(ref) !== text; n++) ref = `${base}-${n}`
+    refs.set(ref, text)
+    return ref
+  })
+  if (parts.length === 1) return parts[0]!
+  return parts.map((p) => (/\s/.test(p) ? `(${p})` : p)).join(' OR ')
+}
