@@ -730,6 +730,11 @@ export class ApiKeyManager {
       return
     }
     if (change.keyId === null) return
+    // A new key only makes an "unknown" entry wrong; a cached row of it is current.
+    if (change.event === 'created') {
+      this.#negative.delete(change.keyId)
+      return
+    }
     this.#generation++
     this.#keys.delete(change.keyId)
     this.#negative.delete(change.keyId)
