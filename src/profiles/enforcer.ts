@@ -17,8 +17,10 @@ import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import {
   type ComplexityOptions,
+  GraphQLTracer,
   type GraphqlGuardOptions,
   graphqlGuards,
+  graphqlTracing,
   mercuriusGuardOptions,
   PersistedOperations,
 } from '../graphql/index.js'
@@ -130,6 +132,12 @@ const EnforcerOptionsSchema = z
         z.instanceof(Map),
       ])
       .optional(),
+    /**
+     * Traces GraphQL operations (OpenTelemetry, secrets redacted): the last
+     * step of the stack. `true` builds a `GraphQLTracer` with its defaults.
+     * @default off
+     */
+    tracer: z.union([z.instanceof(GraphQLTracer), z.boolean()]).default(false),
     /** GraphQL cost model (field costs, list arguments). */
     complexity: z.custom<ComplexityOptions>((v) => typeof v === 'object' && v !== null).optional(),
     /** The GraphQL route's path, as given to mercurius. @default '/graphql' */
@@ -303,6 +311,9 @@ export class ProfileEnforcer {
       enforces: ['errorDetail', 'blockFieldSuggestions'],
     })
     steps.push({ name: 'auditLog', phase: 'onResponse', enforces: ['auditLevel'] })
+    if (this.#options.tracer !== false) {
+      steps.push({ name: 'tracing', phase: 'preExecution', enforces: [] })
+    }
     return steps
   }
 
@@ -455,6 +466,14 @@ export class ProfileEnforcer {
       case 'auditLog':
         this.#installAudit(app)
         return true
+      case 'tracing': {
+        if (!('graphql' in app)) return false
+        const t = o.tracer
+        await app.register(graphqlTracing, {
+          tracer: t instanceof GraphQLTracer ? t : new GraphQLTracer(),
+        })
+        return true
+      }
       default:
         throw new Error(`unknown step ${step.name}`)
     }

@@ -50,6 +50,24 @@ describe('getMiddlewareStack', () => {
   })
 })
 
+describe('tracing', () => {
+  it('is the last step when a tracer is given, and records the operation', async () => {
+    const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import(
+      '@opentelemetry/sdk-trace-base'
+    )
+    const { GraphQLTracer } = await import('../../src/graphql/index.js')
+    const exporter = new InMemorySpanExporter()
+    const tracerProvider = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    })
+    const tracer = new GraphQLTracer({ tracerProvider })
+    const h = await harness(STANDARD, { enforcer: { tracer } })
+    expect(h.enforcer.registeredStack.at(-1)?.name).toBe('tracing')
+    expect((await h.gql('query Hello { hello }')).statusCode).toBe(200)
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toContain('query Hello')
+  })
+})
+
 describe('forgetting mercuriusOptions() is never a hole', () => {
   for (const profile of [STANDARD, RESTRICTED]) {
     it(`depth, aliases and introspection are still enforced in preExecution (${profile.name})`, async () => {
