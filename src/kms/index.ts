@@ -16,6 +16,8 @@ export type {
   KmsOperation,
 } from './base-provider.js'
 export { BaseKmsProvider, BaseKmsProviderOptionsSchema, baseOptionsOf } from './base-provider.js'
+export type { KmsFromEnv, KmsProviderName } from './env.js'
+export { kmsFromEnv } from './env.js'
 export type { ConnectionFailure, KmsErrorOptions, SanitizedCause } from './errors.js'
 export {
   DecryptionError,

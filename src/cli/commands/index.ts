@@ -11,6 +11,14 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  dek: {
+    summary: "Show or rotate the KeyManager's data keys (keyring)",
+    load: async () => (await import('./dek.js')).dekCommand,
+  },
+  profile: {
+    summary: 'Show a security profile preset, resolved, and what enforces each setting',
+    load: async () => (await import('./profile.js')).profileCommand,
+  },
   sbom: {
     summary: 'Write a CycloneDX or SPDX SBOM of an npm project from its lockfile',
     load: async () => (await import('./sbom.js')).sbomCommand,
