@@ -18,22 +18,20 @@ import type { BenchContext, BenchDefinition } from '../lib/bench.js'
 import { closedLoop } from '../lib/micro.js'
 import { knob } from '../lib/options.js'
 import { DRIVER_CORE } from '../lib/pin.js'
-import { coreTimes } from '../lib/proc.js'
 import { absoluteTable, fmt, machineBlock, ratioTable, table } from '../lib/report.js'
 import {
   type Comparison,
   type ComparisonResult,
   compare,
-  type Measurement,
   type RoundsResult,
   runRounds,
   williamsOrders,
 } from '../lib/rounds.js'
 import { median } from '../lib/stats.js'
+import { ATTEMPTS, DISTURBED, measureWindow, type WindowSettings } from '../lib/window.js'
 import {
   AAD,
   DESCRIPTIONS,
-  type Op,
   type Setup,
   SLOW_VARIANTS,
   setup,
@@ -56,9 +54,6 @@ const DEFAULT_FAST_MS = 500
 const WARMUP_FAST = 1
 /** The AWS client needs about 2 s of its own work to reach a steady speed (1,400 → 4,000 cached encrypts/s here). */
 const WARMUP_SLOW = 4
-/** A measurement is taken again (up to 3 attempts) when the hypervisor or another process took this share of the driver's core. */
-const DISTURBED = 0.1
-const ATTEMPTS = 3
 
 interface RoundSet {
   readonly key: 'local' | 'aws'
@@ -131,40 +126,12 @@ interface Group {
   readonly sets: readonly SetResult[]
 }
 
-interface Settings {
+interface Settings extends WindowSettings {
   readonly fastMs: number
-  /** Whether this process runs alone on DRIVER_CORE, so that core's counters describe it. */
-  readonly pinned: boolean
-  retaken: number
 }
 
 const sizeLabel = (size: number) => `${size / 1024} KiB`
 const windowMs = (v: Variant, fastMs: number) => (SLOW_VARIANTS.has(v) ? 2 * fastMs : fastMs)
-
-/**
- * One closed-loop window with one call in flight, plus what else happened on
- * the driver's core meanwhile (steal, other processes), retaken when disturbed.
- */
-async function measureWindow(op: Op, timeMs: number, settings: Settings): Promise<Measurement> {
-  let m: Measurement | undefined
-  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const core0 = coreTimes(DRIVER_CORE)
-    const t0 = performance.now()
-    const loop = await closedLoop(op, { concurrency: 1, timeMs })
-    const wall = (performance.now() - t0) / 1000
-    const core1 = coreTimes(DRIVER_CORE)
-    const extra: Record<string, number> = { ...loop.extra }
-    if (settings.pinned && core0 !== undefined && core1 !== undefined) {
-      extra.steal = (core1.steal - core0.steal) / wall
-      extra.foreignCpu = Math.max(0, (core1.busy - core0.busy) / wall - (extra.driverCpu ?? 0))
-    }
-    m = { value: loop.value, extra }
-    const disturbed = (extra.steal ?? 0) > DISTURBED || (extra.foreignCpu ?? 0) > DISTURBED
-    if (!disturbed || attempt === ATTEMPTS) break
-    settings.retaken++
-  }
-  return m!
-}
 
 async function measureGroup(
   ctx: BenchContext,
