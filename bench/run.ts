@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   'http-breakdown': async () => (await import('./http/breakdown.js')).httpBreakdownBench,
   kms: async () => (await import('./kms/index.js')).kmsBench,
   graphql: async () => (await import('./graphql/index.js')).graphqlBench,
+  'api-keys': async () => (await import('./api-keys/index.js')).apiKeysBench,
 }
 
 const { names, knobs } = parseArgs(process.argv.slice(2))
