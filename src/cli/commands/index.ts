@@ -15,6 +15,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "Show or rotate the KeyManager's data keys (keyring)",
     load: async () => (await import('./dek.js')).dekCommand,
   },
+  keys: {
+    summary: 'Create, list, rotate or revoke API keys',
+    load: async () => (await import('./keys.js')).keysCommand,
+  },
   profile: {
     summary: 'Show a security profile preset, resolved, and what enforces each setting',
     load: async () => (await import('./profile.js')).profileCommand,
