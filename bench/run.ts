@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   kms: async () => (await import('./kms/index.js')).kmsBench,
   graphql: async () => (await import('./graphql/index.js')).graphqlBench,
   'api-keys': async () => (await import('./api-keys/index.js')).apiKeysBench,
+  'graphql-tracing': async () => (await import('./graphql/tracing.js')).graphqlTracingBench,
 }
 
 const { names, knobs } = parseArgs(process.argv.slice(2))

@@ -1,62 +1,60 @@
 /**
- * Interleaved HTTP comparison of server variants, shared by the overhead
- * bench and the overhead breakdown: fresh pinned server per variant per round,
+ * Interleaved HTTP comparison of server variants, shared by every
+ * per-process server bench (the HTTP overhead bench and its breakdown, the
+ * GraphQL tracer bench): a fresh pinned server per variant per round,
  * warm-up, guarded measurement, ratios and the tables.
  */
-import { fileURLToPath } from 'node:url'
-import type { BenchContext } from '../lib/bench.js'
+import type { BenchContext } from './bench.js'
 import {
   measureHttp,
   measureHttpGuarded,
-  probe,
+  type RequestSpec,
   type ServerHandle,
   startServer,
-} from '../lib/http.js'
-import { knob } from '../lib/options.js'
-import { absoluteTable, fmt, ratioTable, table } from '../lib/report.js'
-import { type Comparison, compare, runRounds } from '../lib/rounds.js'
-import { VARIANTS, type Variant } from './variants.js'
+} from './http.js'
+import { knob } from './options.js'
+import { absoluteTable, fmt, ratioTable, table } from './report.js'
+import { type Comparison, compare, type RoundsResult, runRounds } from './rounds.js'
 
-const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url))
-
-/** A header each variant must send, so a plugin that silently failed to register is caught. */
-const EXPECTED_HEADER: Record<Variant, string | undefined> = {
-  bare: undefined,
-  ours: 'ratelimit-policy',
-  'ours-rate-limit': 'ratelimit-policy',
-  'fastify-rate-limit': 'x-ratelimit-limit',
-  'ours-redis': 'ratelimit-policy',
-  'ours-postgres': 'ratelimit-policy',
-  'onrequest-headers': 'ratelimit-policy',
-  'like-ours': 'ratelimit-policy',
+/** What the servers of one bench are: their module, how to check one, how to describe it. */
+export interface ServerKind<S extends string> {
+  /** Absolute path of the server module, run with tsx as `<entry> <variant>`. */
+  readonly entry: string
+  /** Throws unless the server answers as its variant must (a plugin that failed to register). */
+  readonly check: (variant: S, server: ServerHandle) => Promise<void>
+  readonly describe: (variant: S) => string
+  /** What autocannon sends. @default `GET /` */
+  readonly request?: RequestSpec
+  /** What the request is, for the settings table. @default `GET /` */
+  readonly requestLabel?: string
+  /**
+   * autocannon's load when BENCH_CONNECTIONS / BENCH_PIPELINING are unset.
+   * Enough in flight to keep the server busy, few enough that a slow
+   * variant still answers within a measurement.
+   * @default 100 connections, pipelining 10 (Fastify's own benchmark settings)
+   */
+  readonly load?: { readonly connections: number; readonly pipelining: number }
 }
 
-async function checkVariant(variant: Variant, server: ServerHandle): Promise<void> {
-  const { status, headers } = await probe(server.url)
-  if (status !== 200) throw new Error(`${variant}: GET / answered ${status}`)
-  const expected = EXPECTED_HEADER[variant]
-  if (expected !== undefined && !headers.has(expected))
-    throw new Error(`${variant}: no ${expected} header, is the plugin registered?`)
-  if (expected === undefined && (headers.has('ratelimit') || headers.has('x-ratelimit-limit')))
-    throw new Error(`${variant}: rate-limit headers on the bare server`)
-}
-
-export interface ServerComparison<R extends string> {
+export interface ServerComparison<R extends string, S extends string> {
   /** Log prefix, e.g. `http/overhead`. */
   readonly tag: string
   readonly title: string
   readonly intro: string
+  readonly kind: ServerKind<S>
   /** Round variant → the server variant it runs (two round variants may run the same server: A/A). */
-  readonly variants: Readonly<Record<R, Variant>>
+  readonly variants: Readonly<Record<R, S>>
   /** Descriptions for round variants that are not plain server variants. */
   readonly describe?: Partial<Record<R, string>>
   readonly comparisons: readonly Comparison<R>[]
   readonly defaultRounds: number
+  /** More markdown from the same rounds (a figure derived from several variants), after the ratios. */
+  readonly derived?: (result: RoundsResult<R>) => string[]
 }
 
-export async function compareServers<R extends string>(
+export async function compareServers<R extends string, S extends string>(
   ctx: BenchContext,
-  spec: ServerComparison<R>,
+  spec: ServerComparison<R, S>,
 ): Promise<string> {
   const { knobs } = ctx
   const rounds = knob(knobs.rounds, spec.defaultRounds)
@@ -67,9 +65,11 @@ export async function compareServers<R extends string>(
   // server at ~100% of its core with autocannon at ~80% of the other; without
   // pipelining autocannon needs about as much CPU per request as bare Fastify
   // and would cap the bare server first, flattering every plugin.
-  const connections = Number(process.env.BENCH_CONNECTIONS ?? 100)
-  const pipelining = Number(process.env.BENCH_PIPELINING ?? 10)
-  const load = { connections, pipelining }
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? spec.kind.load?.connections ?? 100)
+  const pipelining = Number(process.env.BENCH_PIPELINING ?? spec.kind.load?.pipelining ?? 10)
+  const request = spec.kind.request
+  const load =
+    request === undefined ? { connections, pipelining } : { connections, pipelining, request }
   // A measurement whose server got under 90% of its core did not measure the
   // server (a neighbour or the hypervisor had the core, or autocannon ran
   // short): take it again, up to three times, and count how often.
@@ -91,12 +91,12 @@ export async function compareServers<R extends string>(
       const variant = spec.variants[v]
       const server = await startServer({
         name: `${v}-${round + 1}`,
-        entry: SERVER,
+        entry: spec.kind.entry,
         args: [variant],
         cpuProfileDir: ctx.cpuProfileDir,
       })
       try {
-        await checkVariant(variant, server)
+        await spec.kind.check(variant, server)
         await measureHttp(server, { ...load, durationS: warmupS })
         return await measureHttpGuarded(server, {
           ...load,
@@ -128,6 +128,7 @@ export async function compareServers<R extends string>(
     '',
     ratioTable(comparisons),
     '',
+    ...(spec.derived?.(result) ?? []),
     absoluteTable(
       result,
       { label: 'req/s', format: fmt.int },
@@ -139,7 +140,7 @@ export async function compareServers<R extends string>(
         foreignCpu: { label: 'rest of server core', format: fmt.percent },
         steal: { label: 'steal', format: fmt.percent },
       },
-      (v) => `\`${v}\`: ${spec.describe?.[v] ?? VARIANTS[spec.variants[v]]}`,
+      (v) => `\`${v}\`: ${spec.describe?.[v] ?? spec.kind.describe(spec.variants[v])}`,
     ),
     '',
     table(
@@ -151,6 +152,7 @@ export async function compareServers<R extends string>(
           'Server processes',
           `a fresh one per variant per round, warmed with ${warmupS} s of the same load`,
         ],
+        ['Request', spec.kind.requestLabel ?? '`GET /`'],
         ['autocannon', `${connections} connections, pipelining ${pipelining}`],
         ['Server pinning', '`taskset -c 0`, Fastify logger off'],
         ['Load generator', 'autocannon in the driver process, `taskset -c 1`'],

@@ -125,8 +125,18 @@ export async function startServer(spec: ServerSpec): Promise<ServerHandle> {
   }
 }
 
+/** What autocannon sends, when not `GET /`. */
+export interface RequestSpec {
+  readonly method?: 'GET' | 'POST'
+  /** Appended to the server's URL. @default '/' */
+  readonly path?: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly body?: string
+}
+
 export interface LoadOptions {
   readonly url: string
+  readonly request?: RequestSpec
   readonly connections: number
   readonly pipelining: number
   /** Seconds of load; ignored when `amount` is set. */
@@ -148,8 +158,12 @@ export interface LoadResult {
 
 /** One autocannon run; throws if any answer was not 2xx (a variant that refuses is not "faster"). */
 export async function load(options: LoadOptions): Promise<LoadResult> {
+  const request = options.request
   const result = await autocannon({
-    url: options.url,
+    url: request?.path === undefined ? options.url : `${options.url}${request.path}`,
+    ...(request?.method === undefined ? {} : { method: request.method }),
+    ...(request?.headers === undefined ? {} : { headers: { ...request.headers } }),
+    ...(request?.body === undefined ? {} : { body: request.body }),
     connections: options.connections,
     pipelining: options.pipelining,
     ...(options.amount !== undefined
