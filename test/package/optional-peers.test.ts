@@ -25,10 +25,14 @@ const OPTIONAL = [
   '@grpc/proto-loader',
   'graphql',
   'mercurius',
+  'xmlbuilder2',
 ]
 
 /** The peers `fraiseql-security/graphql` loads with require(). */
 const REQUIRED_BY_GRAPHQL = ['graphql', 'mercurius']
+
+/** @cyclonedx/cyclonedx-library (CommonJS) looks for xmlbuilder2 with require(). */
+const REQUIRED_BY_CYCLONEDX = ['xmlbuilder2']
 
 const SUBPATHS = [
   'fraiseql-security',
@@ -37,6 +41,7 @@ const SUBPATHS = [
   'fraiseql-security/kms/testing',
   'fraiseql-security/graphql',
   'fraiseql-security/api-keys',
+  'fraiseql-security/sbom',
 ]
 
 describe('optional peer dependencies', () => {
@@ -60,7 +65,7 @@ export async function resolve(specifier, context, next) {
     writeFileSync(
       join(dir, 'block-require.cjs'),
       `const Module = require('node:module')
-const blocked = ${JSON.stringify(REQUIRED_BY_GRAPHQL)}
+const blocked = ${JSON.stringify([...REQUIRED_BY_GRAPHQL, ...REQUIRED_BY_CYCLONEDX])}
 const resolve = Module._resolveFilename
 Module._resolveFilename = function (request, ...rest) {
   if (blocked.some((p) => request === p || request.startsWith(p + '/'))) {
@@ -103,6 +108,16 @@ for (const [name, p] of Object.entries(providers)) {
     out[name] = err.code + ' ' + err.packageName
   }
 }
+const sbom = await import('fraiseql-security/sbom')
+const bom = await new sbom.SBOMGenerator().generate('test/sbom/fixtures/v2')
+out.sbomJson = JSON.parse(await sbom.toCycloneDX(bom, 'json')).bomFormat
+out.sbomSpdx = JSON.parse(sbom.toSPDX(bom)).spdxVersion
+try {
+  await sbom.toCycloneDX(bom, 'xml')
+  out.sbomXml = 'no error'
+} catch (err) {
+  out.sbomXml = err.code + ' ' + err.packageName
+}
 console.log(JSON.stringify(out))`
     const root = fileURLToPath(new URL('../..', import.meta.url))
     const { stdout } = await promisify(execFile)(
@@ -125,6 +140,9 @@ console.log(JSON.stringify(out))`
       gcp: 'ERR_DEPENDENCY_MISSING @google-cloud/kms',
       graphql: 'ERR_DEPENDENCY_MISSING graphql',
       strip: 'x.',
+      sbomJson: 'CycloneDX',
+      sbomSpdx: 'SPDX-2.3',
+      sbomXml: 'ERR_DEPENDENCY_MISSING xmlbuilder2',
     })
     for (const sub of SUBPATHS) {
       expect(result[sub]).toBeGreaterThan(0)
