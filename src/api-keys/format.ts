@@ -19,7 +19,7 @@
  * (base62 has no underscore), and only what is left is split into prefix
  * and region. Splitting from the left breaks on regions with underscores.
  */
-import { encodeBase62, isBase62, randomBase62 } from '../internal/base62.js'
+import { decodeBase62, encodeBase62, isBase62, randomBase62 } from '../internal/base62.js'
 import { crc32 } from '../internal/crc32.js'
 import type { RandomBytes } from '../internal/random.js'
 import { ApiKeyMalformedError } from './errors.js'
@@ -92,7 +92,8 @@ export function scanApiKey(key: unknown, sortedPrefixes: readonly string[]): str
   )
     return undefined
   // The checksum first: it rejects nearly every random or mistyped string.
-  if (checksumOf(key.slice(0, n - CHECKSUM_LENGTH)) !== key.slice(n - CHECKSUM_LENGTH))
+  // (Compared as numbers: no string is built for the expected checksum.)
+  if (crc32(key.slice(0, n - CHECKSUM_LENGTH)) !== decodeBase62(key, n - CHECKSUM_LENGTH, n))
     return undefined
   let prefix: string | undefined
   for (const p of sortedPrefixes) {

@@ -1,16 +1,92 @@
 /**
- * What the store keeps of a key: HMAC-SHA256 under the pepper (RFC 2104;
- * FIPS 198-1), never the key. A pepper is a 32-byte secret held as a
- * `KeyObject`, so its bytes are not copied around per call.
+ * What the store keeps of a key: HMAC-SHA256 under the pepper (RFC 2104,
+ * FIPS 198-1), never the key.
+ *
+ * The hot path computes the HMAC from its definition,
+ * `H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))`, with two one-shot `crypto.hash`
+ * calls over preallocated buffers: `createHmac` builds a new native object
+ * per call, which costs more than the two hashes themselves (≈ 20 % of a
+ * whole validation here). The padded keys live only in this object and are
+ * zeroed by `dispose()`. Where `crypto.hash` is missing (Node.js < 20.12),
+ * or for a message that does not fit the buffer, `createHmac` computes the
+ * same value. Checked against the Wycheproof HMAC-SHA256 vectors.
  */
-import { createHmac, type KeyObject, timingSafeEqual } from 'node:crypto'
+import * as crypto from 'node:crypto'
 
 /** Bytes of a full HMAC-SHA256 tag: the only length ever compared. */
 export const HASH_BYTES = 32
+/** SHA-256 block size (FIPS 180-4). */
+const BLOCK = 64
+/** Largest message (in UTF-16 units) the preallocated buffer takes; keys are far shorter. */
+const MAX_INLINE = 1024
 
-/** HMAC-SHA256 of `data` (a string is taken as UTF-8) under `pepper`. */
-export function hmacSha256(pepper: KeyObject, data: string | Uint8Array): Buffer {
-  return createHmac('sha256', pepper).update(data).digest()
+type OneShotHash = (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer
+const oneShot = (crypto as { hash?: unknown }).hash as OneShotHash | undefined
+
+/** Whether this Node.js has `crypto.hash` with Buffer output (checked once). */
+const HAS_ONE_SHOT = (() => {
+  if (typeof oneShot !== 'function') return false
+  try {
+    const out = oneShot('sha256', new Uint8Array(0), 'buffer')
+    return Buffer.isBuffer(out) && out.toString('hex').startsWith('e3b0c442')
+  } catch {
+    return false
+  }
+})()
+
+/** A pepper: an HMAC-SHA256 key, used only through {@link Pepper.mac}. */
+export class Pepper {
+  readonly #key: crypto.KeyObject
+  /** `K ⊕ ipad`, then room for the message. */
+  readonly #inner: Buffer | undefined
+  /** `K ⊕ opad`, then room for the inner digest. */
+  readonly #outer: Buffer | undefined
+  #disposed = false
+
+  /** `key` is copied; zero your copy afterwards. */
+  constructor(key: Uint8Array) {
+    this.#key = crypto.createSecretKey(key)
+    if (!HAS_ONE_SHOT) return
+    // RFC 2104 §2: a key longer than the block is hashed first; shorter ones are zero-padded.
+    const k = key.length > BLOCK ? crypto.createHash('sha256').update(key).digest() : key
+    this.#inner = Buffer.alloc(BLOCK + 3 * MAX_INLINE)
+    this.#outer = Buffer.alloc(BLOCK + HASH_BYTES)
+    for (let i = 0; i < BLOCK; i++) {
+      const b = i < k.length ? k[i]! : 0
+      this.#inner[i] = b ^ 0x36
+      this.#outer[i] = b ^ 0x5c
+    }
+    if (k !== key) k.fill(0)
+  }
+
+  /** HMAC-SHA256 of `data` (a string is taken as UTF-8). */
+  mac(data: string | Uint8Array): Buffer {
+    if (this.#disposed) throw new Error('this pepper was disposed')
+    const inner = this.#inner
+    const outer = this.#outer
+    if (inner === undefined || outer === undefined || data.length > MAX_INLINE) {
+      return crypto.createHmac('sha256', this.#key).update(data).digest()
+    }
+    // At most 3 UTF-8 bytes per UTF-16 unit: the message always fits.
+    let n: number
+    if (typeof data === 'string') {
+      n = inner.write(data, BLOCK, 'utf8')
+    } else {
+      inner.set(data, BLOCK)
+      n = data.length
+    }
+    const innerDigest = oneShot!('sha256', inner.subarray(0, BLOCK + n), 'buffer')
+    inner.fill(0, BLOCK, BLOCK + n) // the message (a key) does not stay behind
+    innerDigest.copy(outer, BLOCK)
+    return oneShot!('sha256', outer, 'buffer')
+  }
+
+  /** Zeroes the padded keys. The pepper computes nothing after this. */
+  dispose(): void {
+    this.#disposed = true
+    this.#inner?.fill(0)
+    this.#outer?.fill(0)
+  }
 }
 
 /**
@@ -19,5 +95,5 @@ export function hmacSha256(pepper: KeyObject, data: string | Uint8Array): Buffer
  */
 export function hashesEqual(computed: Uint8Array, stored: Uint8Array): boolean {
   if (computed.length !== HASH_BYTES || stored.length !== HASH_BYTES) return false
-  return timingSafeEqual(computed, stored)
+  return crypto.timingSafeEqual(computed, stored)
 }

@@ -14,7 +14,6 @@
  * periodic flush. Other processes' changes reach the cache through the
  * store's `subscribe` (PostgreSQL `LISTEN/NOTIFY`, SQLite polling).
  */
-import { createSecretKey, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
 import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
@@ -64,7 +63,7 @@ import {
   scanApiKey,
   sortPrefixes,
 } from './format.js'
-import { hashesEqual, hmacSha256 } from './hash.js'
+import { hashesEqual, Pepper } from './hash.js'
 import { SqliteApiKeyStore } from './sqlite.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
@@ -342,8 +341,11 @@ interface CachedKey {
   /** null: any address. */
   readonly allow: ((ip: string) => boolean) | null
   readonly loadedAt: number
+  /** The aggregate this key's last successful validation went to (the hot path's shortcut). */
+  use: PendingAudit | undefined
 }
 
+/** Validations or rejections of one (key, address, reason), counted until the next flush. */
 interface PendingAudit {
   readonly event: 'validated' | 'rejected'
   readonly keyId: string | null
@@ -352,6 +354,8 @@ interface PendingAudit {
   count: number
   readonly firstAt: number
   lastAt: number
+  /** The flush batch it belongs to: a cached pointer to it is stale once the batch is written. */
+  batch: number
 }
 
 interface PendingRehash {
@@ -407,11 +411,15 @@ export class ApiKeyManager {
   #generation = 0
   readonly #blocked = new Map<string, Blocked>()
 
-  readonly #peppers = new Map<number, KeyObject>()
+  readonly #peppers = new Map<number, Pepper>()
   #currentPepper = 0
   #loadingPeppers: Promise<void> | undefined
 
-  #pendingLastUsed = new Map<string, number>()
+  /** The latest `validated` aggregate per key, for `lastUsedAt` in records before a flush. */
+  #pendingUse = new Map<string, PendingAudit>()
+  /** Last use of a failed flush, written by the next one. */
+  #carriedLastUsed = new Map<string, number>()
+  #batch = 0
   #pendingRehash = new Map<string, PendingRehash>()
   #pendingAudit = new Map<string, PendingAudit>()
   #overflow = 0
@@ -529,6 +537,7 @@ export class ApiKeyManager {
     this.#ready = false
     await this.#unsubscribe?.().catch(() => {})
     await this.#failures?.close()
+    for (const pepper of this.#peppers.values()) pepper.dispose()
     this.#peppers.clear()
     this.#keys.clear()
     this.#negative.clear()
@@ -562,7 +571,7 @@ export class ApiKeyManager {
     }
     const pepper = this.#peppers.get(entry.pepperVersion)
     if (pepper === undefined) throw new ApiKeyStoreError('API key hashed with an unknown pepper')
-    const hash = hmacSha256(pepper, key)
+    const hash = pepper.mac(key)
     if (!hashesEqual(hash, entry.hash)) {
       throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
     }
@@ -589,15 +598,22 @@ export class ApiKeyManager {
 
   /** Queues what a successful validation must eventually write. */
   #used(entry: CachedKey, key: string, ip: string | null, now: number): void {
-    const last = this.#pendingLastUsed.get(entry.keyId)
-    if (last === undefined || last < now) this.#pendingLastUsed.set(entry.keyId, now)
-    if (this.#o.auditValidations) this.#queueAudit('validated', entry.keyId, ip, null, now)
+    // The same client as last time, in the same batch: one increment, no lookup.
+    const use = entry.use
+    if (use !== undefined && use.ip === ip && use.batch === this.#batch) {
+      use.count++
+      if (now > use.lastAt) use.lastAt = now
+    } else {
+      const agg = this.#queueAudit('validated', entry.keyId, ip, null, now)
+      entry.use = agg
+      if (agg !== undefined) this.#pendingUse.set(entry.keyId, agg)
+    }
     // Lazy rehash under the current pepper: queued for the flush, and the
     // cache switches at once (both peppers stay loaded).
     if (entry.pepperVersion !== this.#currentPepper) {
       const pepper = this.#peppers.get(this.#currentPepper)
       if (pepper !== undefined) {
-        const hash = hmacSha256(pepper, key)
+        const hash = pepper.mac(key)
         this.#pendingRehash.set(entry.keyId, {
           keyId: entry.keyId,
           hash,
@@ -717,6 +733,7 @@ export class ApiKeyManager {
           ? null
           : compileIpList(row.allowedIps),
       loadedAt: now,
+      use: undefined,
     }
   }
 
@@ -767,7 +784,7 @@ export class ApiKeyManager {
         const plain = await this.#keyManager.decrypt(wrapped, pepperContext(row.version))
         try {
           if (plain.length !== 32) throw new ApiKeyStoreError('API-key pepper has the wrong length')
-          this.#peppers.set(row.version, createSecretKey(plain))
+          this.#peppers.set(row.version, new Pepper(plain))
         } finally {
           plain.fill(0)
         }
@@ -791,7 +808,7 @@ export class ApiKeyManager {
       )
       if (added) {
         // Ours won the version: keep it without a KMS round trip to unwrap it again.
-        this.#peppers.set(version, createSecretKey(plain))
+        this.#peppers.set(version, new Pepper(plain))
         if (version > this.#currentPepper) this.#currentPepper = version
       }
     } finally {
@@ -1014,7 +1031,7 @@ export class ApiKeyManager {
     if (!this.#peppers.has(row.pepperVersion)) await this.#loadPeppers()
     const pepper = this.#peppers.get(row.pepperVersion)
     if (pepper === undefined) return false
-    const hash = hmacSha256(pepper, token)
+    const hash = pepper.mac(token)
     if (!hashesEqual(hash, row.hash)) return false
     const where = [details.source, details.url].filter((x) => typeof x === 'string' && x !== '')
     await this.revoke(
@@ -1091,22 +1108,32 @@ export class ApiKeyManager {
 
   async #flush(): Promise<void> {
     if (
-      this.#pendingLastUsed.size === 0 &&
+      this.#carriedLastUsed.size === 0 &&
       this.#pendingRehash.size === 0 &&
       this.#pendingAudit.size === 0 &&
       this.#overflow === 0
     ) {
       return
     }
-    const lastUsed = this.#pendingLastUsed
+    const lastUsed = this.#carriedLastUsed
     const rehash = this.#pendingRehash
     const aggregates = this.#pendingAudit
     const overflow = this.#overflow
-    this.#pendingLastUsed = new Map()
+    this.#carriedLastUsed = new Map()
     this.#pendingRehash = new Map()
     this.#pendingAudit = new Map()
+    this.#pendingUse = new Map()
     this.#overflow = 0
-    const audit: AuditEventInput[] = [...aggregates.values()].map((a) => ({
+    this.#batch++
+    for (const a of aggregates.values()) {
+      if (a.event !== 'validated' || a.keyId === null) continue
+      const last = lastUsed.get(a.keyId)
+      if (last === undefined || last < a.lastAt) lastUsed.set(a.keyId, a.lastAt)
+    }
+    const audited = this.#o.auditValidations
+      ? [...aggregates.values()]
+      : [...aggregates.values()].filter((a) => a.event !== 'validated')
+    const audit: AuditEventInput[] = audited.map((a) => ({
       event: a.event,
       keyId: a.keyId,
       actor: null,
@@ -1146,42 +1173,67 @@ export class ApiKeyManager {
     overflow: number,
   ): void {
     for (const [k, at] of lastUsed) {
-      const now = this.#pendingLastUsed.get(k)
-      if (now === undefined || now < at) this.#pendingLastUsed.set(k, at)
+      const carried = this.#carriedLastUsed.get(k)
+      if (carried === undefined || carried < at) this.#carriedLastUsed.set(k, at)
     }
     for (const [k, r] of rehash) if (!this.#pendingRehash.has(k)) this.#pendingRehash.set(k, r)
     for (const [k, a] of aggregates) {
       const current = this.#pendingAudit.get(k)
       if (current !== undefined) {
         current.count += a.count
+        if (a.lastAt > current.lastAt) current.lastAt = a.lastAt
       } else if (this.#pendingAudit.size < this.#o.maxPendingAudit) {
+        a.batch = this.#batch
         this.#pendingAudit.set(k, a)
-      } else {
+      } else if (a.event === 'rejected') {
         this.#overflow += a.count
       }
     }
     this.#overflow += overflow
   }
 
+  /**
+   * Counts one event in its (event, reason, key, address) aggregate. Past
+   * `maxPendingAudit` aggregates, rejections go to the overflow count and
+   * validations to one address-less aggregate per key (bounded by the
+   * number of valid keys), so last use is never lost.
+   */
   #queueAudit(
     event: 'validated' | 'rejected',
     keyId: string | null,
     ip: string | null,
     reason: ApiKeyRejectionReason | null,
     now: number,
-  ): void {
-    const id = `${event}|${reason ?? ''}|${keyId ?? ''}|${ip ?? ''}`
-    const current = this.#pendingAudit.get(id)
+  ): PendingAudit | undefined {
+    let id = `${event}|${reason ?? ''}|${keyId ?? ''}|${ip ?? ''}`
+    let current = this.#pendingAudit.get(id)
+    if (current === undefined && this.#pendingAudit.size >= this.#o.maxPendingAudit) {
+      if (event === 'rejected' || keyId === null) {
+        this.#overflow++
+        return undefined
+      }
+      id = `${event}||${keyId}|`
+      ip = null
+      current = this.#pendingAudit.get(id)
+    }
     if (current !== undefined) {
       current.count++
       if (now > current.lastAt) current.lastAt = now
-      return
+      current.batch = this.#batch
+      return current
     }
-    if (this.#pendingAudit.size >= this.#o.maxPendingAudit) {
-      this.#overflow++
-      return
+    const created: PendingAudit = {
+      event,
+      keyId,
+      ip,
+      reason,
+      count: 1,
+      firstAt: now,
+      lastAt: now,
+      batch: this.#batch,
     }
-    this.#pendingAudit.set(id, { event, keyId, ip, reason, count: 1, firstAt: now, lastAt: now })
+    this.#pendingAudit.set(id, created)
+    return created
   }
 
   // ------------------------------------------------------------ helpers
@@ -1209,7 +1261,7 @@ export class ApiKeyManager {
       : null
     return {
       keyId,
-      hash: hmacSha256(pepper, key),
+      hash: pepper.mac(key),
       pepperVersion: version,
       name: f.name,
       prefix: f.prefix,
@@ -1251,7 +1303,8 @@ export class ApiKeyManager {
 
   #record(row: ApiKeyRow): ApiKeyRecord {
     const now = this.#clock()
-    const pendingUse = this.#pendingLastUsed.get(row.keyId)
+    const pendingUse =
+      this.#pendingUse.get(row.keyId)?.lastAt ?? this.#carriedLastUsed.get(row.keyId)
     const lastUsedAt =
       pendingUse !== undefined && (row.lastUsedAt === null || pendingUse > row.lastUsedAt)
         ? pendingUse

@@ -20,6 +20,18 @@ export function isBase62(s: string, from = 0, to = s.length): boolean {
   return true
 }
 
+/** The value of `s[from, to)` read as base62, or -1 if a character is outside the alphabet. */
+export function decodeBase62(s: string, from: number, to: number): number {
+  let v = 0
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    const d = c < 128 ? VALUE[c]! : -1
+    if (d < 0) return -1
+    v = v * 62 + d
+  }
+  return v
+}
+
 /** A non-negative safe integer in base62, left-padded with `0` to `width` characters. */
 export function encodeBase62(value: number, width: number): string {
   if (!Number.isSafeInteger(value) || value < 0)

@@ -25,7 +25,9 @@ afterEach(async () => {
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
 
-async function server(register: (app: FastifyInstance) => PromiseLike<unknown>): Promise<FastifyInstance> {
+async function server(
+  register: (app: FastifyInstance) => PromiseLike<unknown>,
+): Promise<FastifyInstance> {
   app = Fastify()
   await register(app)
   app.get('/me', async (request) => ({ apiKey: request.apiKey, auth: request.auth }))

@@ -1,8 +1,7 @@
-import { createSecretKey } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { checksumOf } from '../../src/api-keys/format.js'
-import { hashesEqual, hmacSha256 } from '../../src/api-keys/hash.js'
+import { hashesEqual, Pepper } from '../../src/api-keys/hash.js'
 import {
   API_KEY_PATTERN,
   ApiKeyMalformedError,
@@ -79,8 +78,13 @@ describe('HMAC-SHA256 (Wycheproof hmac_sha256_test.json)', () => {
       let full = 0
       for (const group of file.testGroups) {
         for (const t of group.tests) {
-          const key = createSecretKey(Buffer.from(t.key, 'hex'))
-          const computed = hmacSha256(key, Buffer.from(t.msg, 'hex'))
+          const pepper = new Pepper(Buffer.from(t.key, 'hex'))
+          const msg = Buffer.from(t.msg, 'hex')
+          const computed = pepper.mac(msg)
+          // The same tag again (the buffers are reused), and from the string form.
+          expect(pepper.mac(msg)).toEqual(computed)
+          if (msg.every((b) => b < 0x80))
+            expect(pepper.mac(msg.toString('latin1'))).toEqual(computed)
           const tag = Buffer.from(t.tag, 'hex')
           if (group.tagSize === 256) {
             full++
@@ -230,5 +234,26 @@ describe('API_KEY_PATTERN', () => {
     expect(
       apiKeyPattern(['acme_live']).test(formatApiKey({ prefix: 'acme_live', region: 'x' })),
     ).toBe(true)
+  })
+})
+
+describe('Pepper', () => {
+  it('computes HMAC-SHA256 exactly as createHmac does, for UTF-8 strings and long messages too', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto')
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 100 }),
+        fc.oneof(fc.string({ maxLength: 300 }), fc.string({ minLength: 1000, maxLength: 1100 })),
+        (key, msg) => {
+          expect(new Pepper(key).mac(msg)).toEqual(
+            createHmac('sha256', key).update(msg, 'utf8').digest(),
+          )
+        },
+      ),
+      { numRuns: 200 },
+    )
+    const pepper = new Pepper(randomBytes(32))
+    pepper.dispose()
+    expect(() => pepper.mac('x')).toThrow(/disposed/)
   })
 })
