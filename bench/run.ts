@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   'http-breakdown': async () => (await import('./http/breakdown.js')).httpBreakdownBench,
   kms: async () => (await import('./kms/index.js')).kmsBench,
   graphql: async () => (await import('./graphql/index.js')).graphqlBench,
+  sbom: async () => (await import('./sbom/index.js')).sbomBench,
   'api-keys': async () => (await import('./api-keys/index.js')).apiKeysBench,
   'graphql-tracing': async () => (await import('./graphql/tracing.js')).graphqlTracingBench,
 }
