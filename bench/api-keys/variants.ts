@@ -34,6 +34,8 @@ export type Op = () => Promise<unknown>
 
 /** Store calls and KMS calls seen so far, for the per-validation counts. */
 export interface Counters {
+  /** `validate()` calls made by the timed ops. */
+  calls: number
   reads: number
   writes: number
   kms: number
@@ -72,7 +74,7 @@ function counted(store: ApiKeyStore, counters: Counters): ApiKeyStore {
 const sync = (fn: () => unknown): Op => fn as Op
 
 export async function setup(): Promise<Setup> {
-  const counters: Counters = { reads: 0, writes: 0, kms: 0 }
+  const counters: Counters = { calls: 0, reads: 0, writes: 0, kms: 0 }
   const provider = new LocalKmsProvider({ keys: { app: randomBytes(32) } })
   for (const op of ['encrypt', 'decrypt', 'generateDataKey'] as const) {
     const original = provider[op].bind(provider) as (...a: unknown[]) => Promise<unknown>
@@ -168,8 +170,14 @@ export async function setup(): Promise<Setup> {
 
   return {
     ops: {
-      warm: () => warmManager.validate(key),
-      miss: () => missManager.validate(key),
+      warm: () => {
+        counters.calls++
+        return warmManager.validate(key)
+      },
+      miss: () => {
+        counters.calls++
+        return missManager.validate(key)
+      },
       prefixed: sync(() => checkAPIKey(token, tokenHash)),
       hmac: sync(hmac),
       'hmac-aa': sync(hmacAa),

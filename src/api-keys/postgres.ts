@@ -6,8 +6,8 @@ import { openSqlDatabase } from '../internal/sql/database.js'
 import { SqlIdentifierSchema } from '../internal/sql/identifiers.js'
 import { type PgPoolLike, PgPoolSchema } from '../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../internal/sql/url.js'
-import { type ApiKeysDb, SqlApiKeyStore } from './sql.js'
-import type { ApiKeyChange } from './store.js'
+import { type ApiKeysDb, KEY_COLUMNS, type KeyRowDb, SqlApiKeyStore, toRow } from './sql.js'
+import type { ApiKeyChange, ApiKeyRow } from './store.js'
 
 /** The channel every API-key store notifies on; payloads name their schema. */
 export const API_KEY_CHANNEL = 'fraiseql_api_keys'
@@ -86,6 +86,8 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
   readonly #schema: string
   readonly #logger: Logger
   readonly #reconnectDelayMs: number
+  /** The cache-miss read as a named prepared statement: parsed and planned once per connection. */
+  readonly #getKey: { name: string; text: string }
 
   constructor(options: PostgresApiKeyStoreOptions) {
     const o = parseOptions('PostgresApiKeyStore', PostgresApiKeyStoreOptionsSchema, options)
@@ -103,6 +105,24 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
     this.#schema = o.schema
     this.#logger = o.logger ?? stderrLogger
     this.#reconnectDelayMs = o.reconnectDelayMs
+    const columns = KEY_COLUMNS.map((c) => `"${c}"`).join(', ')
+    this.#getKey = {
+      // Statement names are per connection; the schema is part of the text, so of the name.
+      name: `fraiseql_api_key_get_${o.schema}`.slice(0, 63),
+      text: `select ${columns} from "${o.schema}"."api_keys" where "key_id" = $1`,
+    }
+  }
+
+  /**
+   * The one read of a cache miss, bypassing the query builder: a named
+   * statement, so PostgreSQL parses and plans it once per connection.
+   */
+  override async getKey(keyId: string): Promise<ApiKeyRow | undefined> {
+    const { rows } = await this.op('read a key', (h) =>
+      (h.pgPool as PgPoolLike).query({ ...this.#getKey, values: [keyId] }),
+    )
+    const row = rows[0] as KeyRowDb | undefined
+    return row === undefined ? undefined : toRow(row)
   }
 
   protected override async notify(

@@ -145,7 +145,7 @@ export const API_KEY_MIGRATIONS: SqlMigrationSet = {
   },
 }
 
-const KEY_COLUMNS = [
+export const KEY_COLUMNS = [
   'key_id',
   'hash',
   'pepper_version',
@@ -168,7 +168,7 @@ const KEY_COLUMNS = [
   'encrypted_key',
 ] as const
 
-type KeyRowDb = {
+export type KeyRowDb = {
   key_id: string
   hash: Uint8Array
   pepper_version: number
@@ -214,7 +214,7 @@ function stringArray(text: string | null): string[] | null {
   return v as string[]
 }
 
-function toRow(r: KeyRowDb): ApiKeyRow {
+export function toRow(r: KeyRowDb): ApiKeyRow {
   const hash = r.hash instanceof Uint8Array ? r.hash : undefined
   if (hash === undefined || hash.length !== 32) throw corrupt()
   return {
