@@ -375,7 +375,9 @@ export class SBOMGenerator {
     let facts = NO_FACTS
     if (this.#readInstalled) {
       for (const entry of node.entries) {
-        const read = readJsonFile(join(lockfile.dir, entry.location, 'package.json'))
+        // Plain concatenation: path.join's normalization was a visible share of a run
+        // over hundreds of packages, and lockfile locations are already normalized.
+        const read = readJsonFile(`${lockfile.dir}/${entry.location}/package.json`)
         // An installed copy that is unreadable is ignored: the lockfile is the input of record.
         if (read.ok && isJsonObject(read.value)) {
           facts = factsFrom(read.value)
