@@ -20,7 +20,7 @@ import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-
 import { RateLimiter } from '../http/rate-limit/limiter.js'
 import type { RateLimitStore } from '../http/rate-limit/store.js'
 import { type Clock, systemClock } from '../internal/clock.js'
-import { describeError, type Logger, stderrLogger } from '../internal/logger.js'
+import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
 import { KeyManager } from '../kms/key-manager/key-manager.js'
@@ -207,11 +207,7 @@ export const ApiKeyManagerOptionsSchema = z
     /** Source of keys and peppers. @default crypto.randomBytes */
     randomBytes: fn<RandomBytes>('size => bytes').optional(),
     /** Where warnings go (failed flush, lost notifications). @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function', {
-        message: 'must be a logger (warn and error)',
-      })
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
 

@@ -1,9 +1,10 @@
 import { type Kysely, sql } from 'kysely'
 import { z } from 'zod'
-import { describeError, type Logger, stderrLogger } from '../internal/logger.js'
+import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { openSqlDatabase } from '../internal/sql/database.js'
 import { SqlIdentifierSchema } from '../internal/sql/identifiers.js'
+import { refinePgStoreOptions } from '../internal/sql/options.js'
 import { type PgPoolLike, PgPoolSchema } from '../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../internal/sql/url.js'
 import { type ApiKeysDb, KEY_COLUMNS, type KeyRowDb, SqlApiKeyStore, toRow } from './sql.js'
@@ -38,22 +39,10 @@ export const PostgresApiKeyStoreOptionsSchema = z
      */
     reconnectDelayMs: z.number().int().min(1).max(60_000).default(1000),
     /** Where connection failures are logged. @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function', {
-        message: 'must be a logger (warn and error)',
-      })
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    if ((o.pool === undefined) === (o.connectionString === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [o.pool === undefined ? 'pool' : 'connectionString'],
-        message: 'give exactly one of pool or connectionString',
-      })
-    }
-  })
+  .superRefine(refinePgStoreOptions)
 
 export type PostgresApiKeyStoreOptions = z.input<typeof PostgresApiKeyStoreOptionsSchema>
 

@@ -10,9 +10,8 @@
  * with `LISTEN/NOTIFY`.
  */
 import { type ColumnType, type Kysely, sql } from 'kysely'
-import { SecurityError } from '../errors.js'
 import type { SqlDatabase } from '../internal/sql/database.js'
-import { SqlMigrationError, sanitizeSqlError } from '../internal/sql/errors.js'
+import { LazySqlHandle } from '../internal/sql/lazy-handle.js'
 import type { SqlDialect, SqlMigrationSet } from '../internal/sql/migrate.js'
 import {
   AUDIT_EVENT_TYPES,
@@ -321,17 +320,18 @@ export interface SqlApiKeyStoreInit {
  * failed open.
  */
 export abstract class SqlApiKeyStore implements ApiKeyStore {
-  readonly #dialect: SqlDialect
-  readonly #open: () => Promise<SqlDatabase<ApiKeysDb>>
+  readonly #handle: LazySqlHandle<ApiKeysDb>
   readonly #chainLock: string
   readonly #pollIntervalMs: number
-  #handle: Promise<SqlDatabase<ApiKeysDb>> | undefined
-  #closed = false
   readonly #unsubscribers = new Set<() => Promise<void>>()
 
   protected constructor(init: SqlApiKeyStoreInit) {
-    this.#dialect = init.dialect
-    this.#open = init.open as () => Promise<SqlDatabase<ApiKeysDb>>
+    this.#handle = new LazySqlHandle<ApiKeysDb>({
+      dialect: init.dialect,
+      open: init.open,
+      noun: 'API-key store',
+      fail: (message, options) => new ApiKeyStoreError(message, options),
+    })
     this.#chainLock = init.chainLock
     this.#pollIntervalMs = init.pollIntervalMs
   }
@@ -545,7 +545,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     let failed = false
     let running = false
     const poll = async () => {
-      if (running || this.#closed) return
+      if (running || this.#handle.closed) return
       running = true
       try {
         for (;;) {
@@ -592,12 +592,8 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   }
 
   async close(): Promise<void> {
-    this.#closed = true
     for (const stop of [...this.#unsubscribers]) await stop()
-    const handle = this.#handle
-    this.#handle = undefined
-    const h = await handle?.catch(() => undefined)
-    await h?.close()
+    await this.#handle.close()
   }
 
   /** A write transaction holding the chain's lock. */
@@ -639,30 +635,8 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     }
   }
 
-  /** Opens the handle on first use and maps every failure to a sanitized ApiKeyStoreError. */
-  protected async op<T>(what: string, fn: (h: SqlDatabase<ApiKeysDb>) => Promise<T>): Promise<T> {
-    try {
-      if (this.#closed) throw new ApiKeyStoreError('API-key store is closed')
-      this.#handle ??= this.#open().catch((err: unknown) => {
-        this.#handle = undefined
-        throw err
-      })
-      return await fn(await this.#handle)
-    } catch (err) {
-      throw this.#mapError(what, err)
-    }
-  }
-
-  #mapError(what: string, err: unknown): SecurityError {
-    if (err instanceof SecurityError) return err
-    if (err instanceof SqlMigrationError) {
-      return new ApiKeyStoreError(
-        `API-key store could not ${what}: migration ${err.migration} failed`,
-        { cause: err.cause },
-      )
-    }
-    return new ApiKeyStoreError(`API-key store could not ${what}`, {
-      cause: sanitizeSqlError(this.#dialect, err),
-    })
+  /** Runs `fn` on the handle (opened on first use); failures become a sanitized ApiKeyStoreError. */
+  protected op<T>(what: string, fn: (h: SqlDatabase<ApiKeysDb>) => Promise<T>): Promise<T> {
+    return this.#handle.op(what, fn)
   }
 }

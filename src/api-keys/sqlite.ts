@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseOptions } from '../internal/options.js'
 import { openSqlDatabase } from '../internal/sql/database.js'
+import { refineSqliteStoreOptions } from '../internal/sql/options.js'
 import { SqliteDatabaseSchema } from '../internal/sql/sqlite.js'
 import { SqlApiKeyStore } from './sql.js'
 
@@ -39,22 +40,7 @@ export const SqliteApiKeyStoreOptionsSchema = z
     pollIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    if ((o.database === undefined) === (o.filename === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [o.database === undefined ? 'database' : 'filename'],
-        message: 'give exactly one of database or filename',
-      })
-    }
-    if (o.database !== undefined && o.busyTimeoutMs !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['busyTimeoutMs'],
-        message: 'applies only to a filename (set the timeout on your own Database)',
-      })
-    }
-  })
+  .superRefine(refineSqliteStoreOptions)
 
 export type SqliteApiKeyStoreOptions = z.input<typeof SqliteApiKeyStoreOptionsSchema>
 

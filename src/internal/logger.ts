@@ -3,10 +3,18 @@
  * and `console` all fit. Messages are constant strings; data goes in the
  * object so log pipelines can redact it by key.
  */
+import { z } from 'zod'
+
 export interface Logger {
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
 }
+
+/** A logger option (pino, `app.log`, `console` fit). */
+export const LoggerOptionSchema = z.custom<Logger>(
+  (v) => typeof (v as Partial<Logger> | null)?.warn === 'function',
+  { message: 'must be a logger (warn and error)' },
+)
 
 /** Writes one structured line to stderr; used when the caller gave no logger. */
 export const stderrLogger: Logger = {

@@ -18,7 +18,7 @@
  */
 import { Kysely, sql } from 'kysely'
 import { z } from 'zod'
-import { type Logger, stderrLogger } from '../logger.js'
+import { LoggerOptionSchema, stderrLogger } from '../logger.js'
 import { parseOptions } from '../options.js'
 import { SqlIdentifierSchema } from './identifiers.js'
 import { runMigrations, type SqlDialect, type SqlMigrationSet } from './migrate.js'
@@ -68,11 +68,7 @@ export const OpenSqlDatabaseOptionsSchema = z
      */
     busyTimeoutMs: z.number().int().min(0).max(600_000).default(5000),
     /** Where errors of an owned pool's idle connections are logged. @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function', {
-        message: 'must be a logger (warn and error)',
-      })
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
   .superRefine((o, ctx) => {

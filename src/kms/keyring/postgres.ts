@@ -1,8 +1,9 @@
 import { z } from 'zod'
-import type { Logger } from '../../internal/logger.js'
+import { LoggerOptionSchema } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import { openSqlDatabase } from '../../internal/sql/database.js'
 import { SqlIdentifierSchema } from '../../internal/sql/identifiers.js'
+import { refinePgStoreOptions } from '../../internal/sql/options.js'
 import { PgPoolSchema } from '../../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../../internal/sql/url.js'
 import { DEFAULT_KEYRING_TABLE, KeyringTableSchema, SqlKeyringStore } from './sql.js'
@@ -41,22 +42,10 @@ export const PostgresKeyringStoreOptionsSchema = z
      */
     table: KeyringTableSchema.default(DEFAULT_KEYRING_TABLE),
     /** Where failures of an owned pool's idle connections are logged. @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function', {
-        message: 'must be a logger (warn and error)',
-      })
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    if ((o.pool === undefined) === (o.connectionString === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [o.pool === undefined ? 'pool' : 'connectionString'],
-        message: 'give exactly one of pool or connectionString',
-      })
-    }
-  })
+  .superRefine(refinePgStoreOptions)
 
 export type PostgresKeyringStoreOptions = z.input<typeof PostgresKeyringStoreOptionsSchema>
 

@@ -14,10 +14,9 @@
  *   uses_reserved + ? <= ? RETURNING uses_reserved`.
  */
 import { type ColumnType, type Kysely, sql } from 'kysely'
-import { SecurityError } from '../../errors.js'
 import type { SqlDatabase } from '../../internal/sql/database.js'
-import { SqlMigrationError, sanitizeSqlError } from '../../internal/sql/errors.js'
 import { sqlIdentifier } from '../../internal/sql/identifiers.js'
+import { LazySqlHandle } from '../../internal/sql/lazy-handle.js'
 import type { SqlDialect, SqlMigrationSet } from '../../internal/sql/migrate.js'
 import type { EncryptedDataJson } from '../models.js'
 import {
@@ -136,21 +135,22 @@ function toEntry(row: Row): KeyringEntry {
  * and connects nowhere) and reopened after a failed open.
  */
 export abstract class SqlKeyringStore implements KeyringStore {
-  readonly #dialect: SqlDialect
   readonly #table: 'keyring'
-  readonly #open: () => Promise<SqlDatabase<KeyringDb>>
-  #handle: Promise<SqlDatabase<KeyringDb>> | undefined
-  #closed = false
+  readonly #handle: LazySqlHandle<KeyringDb>
 
   protected constructor(
     dialect: SqlDialect,
     table: string,
     open: () => Promise<SqlDatabase<unknown>>,
   ) {
-    this.#dialect = dialect
     // The row type is fixed; only the name varies (see KeyringDb).
     this.#table = table as 'keyring'
-    this.#open = open as () => Promise<SqlDatabase<KeyringDb>>
+    this.#handle = new LazySqlHandle<KeyringDb>({
+      dialect,
+      open,
+      noun: 'Keyring store',
+      fail: (message, options) => new KeyringStoreError(message, options),
+    })
   }
 
   /** Creates or upgrades the keyring table; idempotent, serialized across processes. */
@@ -248,11 +248,7 @@ export abstract class SqlKeyringStore implements KeyringStore {
 
   /** Closes the connection or database the store opened itself; a borrowed one stays open. */
   async close(): Promise<void> {
-    this.#closed = true
-    const handle = this.#handle
-    this.#handle = undefined
-    const h = await handle?.catch(() => undefined)
-    await h?.close()
+    await this.#handle.close()
   }
 
   #selectActive(db: Kysely<KeyringDb>): Promise<Row | undefined> {
@@ -290,31 +286,7 @@ export abstract class SqlKeyringStore implements KeyringStore {
     return guarded.returning(COLUMNS).executeTakeFirst()
   }
 
-  /** Opens the handle on first use and maps every failure to a sanitized KeyringStoreError. */
-  async #op<T>(what: string, fn: (h: SqlDatabase<KeyringDb>) => Promise<T>): Promise<T> {
-    try {
-      if (this.#closed) throw new KeyringStoreError('Keyring store is closed')
-      this.#handle ??= this.#open().catch((err: unknown) => {
-        this.#handle = undefined
-        throw err
-      })
-      return await fn(await this.#handle)
-    } catch (err) {
-      throw this.#mapError(what, err)
-    }
-  }
-
-  #mapError(what: string, err: unknown): SecurityError {
-    // Ours already (closed store, missing package, bad option): unchanged.
-    if (err instanceof SecurityError) return err
-    if (err instanceof SqlMigrationError) {
-      return new KeyringStoreError(
-        `Keyring store could not ${what}: migration ${err.migration} failed`,
-        { cause: err.cause },
-      )
-    }
-    return new KeyringStoreError(`Keyring store could not ${what}`, {
-      cause: sanitizeSqlError(this.#dialect, err),
-    })
+  #op<T>(what: string, fn: (h: SqlDatabase<KeyringDb>) => Promise<T>): Promise<T> {
+    return this.#handle.op(what, fn)
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseOptions } from '../../internal/options.js'
 import { openSqlDatabase } from '../../internal/sql/database.js'
+import { refineSqliteStoreOptions } from '../../internal/sql/options.js'
 import { SqliteDatabaseSchema } from '../../internal/sql/sqlite.js'
 import { DEFAULT_KEYRING_TABLE, KeyringTableSchema, SqlKeyringStore } from './sql.js'
 
@@ -45,22 +46,7 @@ export const SqliteKeyringStoreOptionsSchema = z
     busyTimeoutMs: z.number().int().min(0).max(600_000).optional(),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    if ((o.database === undefined) === (o.filename === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [o.database === undefined ? 'database' : 'filename'],
-        message: 'give exactly one of database or filename',
-      })
-    }
-    if (o.database !== undefined && o.busyTimeoutMs !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['busyTimeoutMs'],
-        message: 'applies only to a filename (set the timeout on your own Database)',
-      })
-    }
-  })
+  .superRefine(refineSqliteStoreOptions)
 
 export type SqliteKeyringStoreOptions = z.input<typeof SqliteKeyringStoreOptionsSchema>
 
