@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
+import { expect } from 'vitest'
 import {
   ApiKeyManager,
   type ApiKeyManagerOptions,
@@ -150,5 +151,39 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return 'resolved'
   } catch (err) {
     return String((err as { code?: unknown }).code)
+  }
+}
+
+/** Constructing with each `[options, field]` throws ERR_CONFIG_INVALID naming that field. */
+export function expectConfigErrors(
+  make: (options: never) => unknown,
+  cases: ReadonlyArray<readonly [unknown, string]>,
+): void {
+  for (const [options, field] of cases) {
+    let thrown: unknown
+    try {
+      make(options as never)
+    } catch (err) {
+      thrown = err
+    }
+    expect(thrown, field).toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+    expect((thrown as Error).message, field).toContain(`\`${field}`)
+  }
+}
+
+/** Fresh PostgreSQL schemas under a test file's own, dropped together at the end. */
+export function schemasOf(
+  base: () => { schema: string; pool: { query(text: string): Promise<unknown> } },
+) {
+  const made: string[] = []
+  return {
+    fresh(): string {
+      const s = `${base().schema}_${made.length + 1}`
+      made.push(s)
+      return s
+    },
+    async dropAll(): Promise<void> {
+      for (const s of made) await base().pool.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
+    },
   }
 }

@@ -9,7 +9,7 @@ import { ApiKeyManager, PostgresApiKeyStore } from '../../src/api-keys/index.js'
 import { KeyManager } from '../../src/kms/index.js'
 import { emulatedProvider, PROVIDER_NAMES } from '../helpers/kms-emulators.js'
 import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
-import { codeOf, countCalls, countingKms, eventually } from './helpers.js'
+import { codeOf, countCalls, countingKms, eventually, schemasOf } from './helpers.js'
 
 const quiet = { warn: () => {}, error: () => {} }
 
@@ -19,18 +19,13 @@ const DECRYPT: Record<string, string> = { vault: 'decrypt', aws: 'Decrypt', gcp:
 
 describe.skipIf(!HAS_POSTGRES)('ApiKeyManager on PostgreSQL', () => {
   let db: PgSchema
-  let n = 0
-  const schemas: string[] = []
-  const freshSchema = () => {
-    const s = `${db.schema}_${++n}`
-    schemas.push(s)
-    return s
-  }
+  const schemas = schemasOf(() => db)
+  const freshSchema = () => schemas.fresh()
   beforeAll(async () => {
     db = await createPgSchema(import.meta.url)
   })
   afterAll(async () => {
-    for (const s of schemas) await db.pool.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
+    await schemas.dropAll()
     await db.drop()
   })
 

@@ -1,4 +1,3 @@
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type ApiKeyChange,
@@ -7,22 +6,18 @@ import {
 } from '../../src/api-keys/index.js'
 import { rejection } from '../helpers/rejection.js'
 import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
+import { expectConfigErrors, schemasOf } from './helpers.js'
 import { apiKeyRow, describeApiKeyStoreContract } from './store.contract.js'
 
 describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
   let db: PgSchema
-  let n = 0
-  const schemas: string[] = []
-  const freshSchema = () => {
-    const s = `${db.schema}_${++n}`
-    schemas.push(s)
-    return s
-  }
+  const schemas = schemasOf(() => db)
+  const freshSchema = () => schemas.fresh()
   beforeAll(async () => {
     db = await createPgSchema(import.meta.url)
   })
   afterAll(async () => {
-    for (const s of schemas) await db.pool.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
+    await schemas.dropAll()
     await db.drop()
   })
 
@@ -101,22 +96,15 @@ describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
   })
 
   it('refuses bad options with ERR_CONFIG_INVALID naming the field', () => {
-    for (const [options, field] of [
-      [{}, 'pool'],
-      [{ pool: db.pool, connectionString: DATABASE_URL }, 'connectionString'],
-      [{ connectionString: 'sqlite:/tmp/x.db' }, 'connectionString'],
-      [{ pool: db.pool, schema: 'pg_catalog' }, 'schema'],
-      [{ pool: {} }, 'pool'],
-    ] as const) {
-      let thrown: unknown
-      try {
-        new PostgresApiKeyStore(options as never)
-      } catch (e) {
-        thrown = e
-      }
-      expect(thrown, field).toMatchObject({ code: 'ERR_CONFIG_INVALID' })
-      expect((thrown as Error).message, field).toContain(`\`${field}\``)
-    }
-    expect(pg).toBeDefined()
+    expectConfigErrors(
+      (o) => new PostgresApiKeyStore(o),
+      [
+        [{}, 'pool'],
+        [{ pool: db.pool, connectionString: DATABASE_URL }, 'connectionString'],
+        [{ connectionString: 'sqlite:/tmp/x.db' }, 'connectionString'],
+        [{ pool: db.pool, schema: 'pg_catalog' }, 'schema'],
+        [{ pool: {} }, 'pool'],
+      ],
+    )
   })
 })

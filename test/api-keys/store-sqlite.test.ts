@@ -6,6 +6,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ApiKeyStoreError, SqliteApiKeyStore } from '../../src/api-keys/index.js'
 import { rejection } from '../helpers/rejection.js'
+import { expectConfigErrors } from './helpers.js'
 import { apiKeyRow, describeApiKeyStoreContract } from './store.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fsl-api-keys-sqlite-'))
@@ -87,22 +88,16 @@ describe('SqliteApiKeyStore', () => {
 
   it('refuses bad options with ERR_CONFIG_INVALID naming the field', () => {
     const db = new Database(':memory:')
-    for (const [options, field] of [
-      [{}, 'database'],
-      [{ filename: 'x.db', database: db }, 'filename'],
-      [{ database: db, busyTimeoutMs: 5 }, 'busyTimeoutMs'],
-      [{ filename: 'x.db', pollIntervalMs: 1 }, 'pollIntervalMs'],
-      [{ filename: 'x.db', schema: 'public' }, 'schema'],
-    ] as const) {
-      let thrown: unknown
-      try {
-        new SqliteApiKeyStore(options as never)
-      } catch (err) {
-        thrown = err
-      }
-      expect(thrown, field).toMatchObject({ code: 'ERR_CONFIG_INVALID' })
-      expect((thrown as Error).message, field).toContain(`\`${field}\``)
-    }
+    expectConfigErrors(
+      (o) => new SqliteApiKeyStore(o),
+      [
+        [{}, 'database'],
+        [{ filename: 'x.db', database: db }, 'filename'],
+        [{ database: db, busyTimeoutMs: 5 }, 'busyTimeoutMs'],
+        [{ filename: 'x.db', pollIntervalMs: 1 }, 'pollIntervalMs'],
+        [{ filename: 'x.db', schema: 'public' }, 'schema'],
+      ],
+    )
     db.close()
   })
 })
