@@ -1,0 +1,58 @@
+/**
+ * The configuration references in docs/ are checked against the zod schemas
+ * the code parses options with: every option a schema accepts is documented
+ * (as `` `name` `` in the page), so a new option cannot ship undocumented.
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import type { z } from 'zod'
+import * as apiKeys from '../../src/api-keys/index.js'
+import * as graphql from '../../src/graphql/index.js'
+import * as http from '../../src/http/index.js'
+import * as kms from '../../src/kms/index.js'
+import * as profiles from '../../src/profiles/index.js'
+import * as sbom from '../../src/sbom/index.js'
+
+const doc = (name: string) =>
+  readFileSync(fileURLToPath(new URL(`../../docs/${name}`, import.meta.url)), 'utf8')
+
+/** The top-level keys of an object schema (through pipes, defaults and effects). */
+function keysOf(schema: z.ZodType): string[] {
+  let s = schema as unknown as {
+    shape?: Record<string, unknown>
+    def?: { in?: unknown; innerType?: unknown; schema?: unknown }
+  }
+  for (let i = 0; i < 10 && s.shape === undefined; i++) {
+    const next = s.def?.in ?? s.def?.innerType ?? s.def?.schema
+    if (next === undefined) break
+    s = next as typeof s
+  }
+  return Object.keys(s.shape ?? {})
+}
+
+const REFERENCES: ReadonlyArray<readonly [string, z.ZodType, string]> = [
+  ['bodyLimit', http.BodySizeConfigSchema, 'http.md'],
+  ['rateLimit', http.RateLimitConfigSchema, 'http.md'],
+  ['security profile', profiles.SecurityProfileSchema, 'profiles.md'],
+  ['GraphQL guards', graphql.GraphqlGuardOptionsSchema, 'graphql.md'],
+  ['GraphQL cost model', graphql.ComplexityOptionsSchema, 'graphql.md'],
+  ['tracing', graphql.TracingConfigSchema, 'graphql.md'],
+  ['KeyManager', kms.KeyManagerOptionsSchema, 'key-manager.md'],
+  ['KeyManager limits', kms.KeyManagerLimitsSchema, 'key-manager.md'],
+  ['ApiKeyManager', apiKeys.ApiKeyManagerOptionsSchema, 'api-keys.md'],
+  ['apiKeyAuth', apiKeys.ApiKeyAuthOptionsSchema, 'api-keys.md'],
+  ['SBOMGenerator', sbom.SBOMGeneratorOptionsSchema, 'sbom.md'],
+]
+
+describe('configuration references match the schemas', () => {
+  for (const [what, schema, page] of REFERENCES) {
+    it(`docs/${page} documents every ${what} option`, () => {
+      const keys = keysOf(schema)
+      expect(keys.length).toBeGreaterThan(0)
+      const text = doc(page)
+      const missing = keys.filter((k) => !text.includes(`\`${k}\``))
+      expect(missing, `undocumented ${what} options in docs/${page}`).toEqual([])
+    })
+  }
+})
