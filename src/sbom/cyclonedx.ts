@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module'
 import { importOptional } from '../internal/optional-import.js'
 import { cycloneDxLicenses } from './licenses.js'
-import type { SBOM, SBOMComponent } from './models.js'
+import type { SBOM, SBOMComponent, SBOMOrganization } from './models.js'
 
 type Library = {
   Models: typeof import('@cyclonedx/cyclonedx-library/Models')
@@ -47,6 +47,10 @@ function splitName(name: string): { group: string | undefined; name: string } {
     : { group: name.slice(0, slash), name: name.slice(slash + 1) }
 }
 
+function organization(lib: Library, org: SBOMOrganization) {
+  return new lib.Models.OrganizationalEntity({ name: org.name, url: new Set(org.url ?? []) })
+}
+
 function toComponent(lib: Library, c: SBOMComponent, isRoot: boolean): CdxComponent {
   const { Models, Enums, SPDX } = lib
   const { group, name } = splitName(c.name)
@@ -67,10 +71,7 @@ function toComponent(lib: Library, c: SBOMComponent, isRoot: boolean): CdxCompon
           : Enums.ComponentScope.Excluded
   }
   if (c.supplier !== undefined) {
-    component.supplier = new Models.OrganizationalEntity({
-      name: c.supplier.name,
-      url: new Set(c.supplier.url ?? []),
-    })
+    component.supplier = organization(lib, c.supplier)
   }
   for (const h of c.hashes) component.hashes.set(h.algorithm as never, h.value)
   for (const l of cycloneDxLicenses(c.licenses)) {
@@ -126,10 +127,7 @@ function toBom(lib: Library, sbom: SBOM) {
     )
   }
   if (meta.supplier !== undefined) {
-    bom.metadata.supplier = new Models.OrganizationalEntity({
-      name: meta.supplier.name,
-      url: new Set(meta.supplier.url ?? []),
-    })
+    bom.metadata.supplier = organization(lib, meta.supplier)
   }
   const root = toComponent(lib, meta.component, true)
   bom.metadata.component = root

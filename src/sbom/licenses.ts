@@ -8,12 +8,18 @@ import { License } from './license.js'
 
 /**
  * Several declared licenses (npm's legacy `licenses` array) are alternatives
- * the user may choose from, as npm's documentation describes dual licensing.
+ * the user may choose from, as npm's documentation describes dual licensing:
+ * one OR-expression, compound parts in parentheses.
  */
+function anyOf(parts: readonly string[]): string {
+  if (parts.length === 1) return parts[0]!
+  return parts.map((p) => (/\s/.test(p) ? `(${p})` : p)).join(' OR ')
+}
+
+/** The licenses as one SPDX expression, or undefined when one of them is a plain name. */
 function combined(licenses: readonly License[]): string | undefined {
   const parts = licenses.map((l) => l.spdxExpression)
-  if (parts.some((p) => p === undefined)) return undefined
-  return parts.map((p) => (licenses.length > 1 && /\s/.test(p!) ? `(${p})` : p)).join(' OR ')
+  return parts.every((p) => p !== undefined) ? anyOf(parts as string[]) : undefined
 }
 
 /**
@@ -34,12 +40,17 @@ export function cycloneDxLicenses(licenses: readonly License[]): readonly Licens
   )
 }
 
-/** `LicenseRef-` idstring: letters, digits, `.` and `-` (SPDX 2.3 §10.1). */
-export function licenseRefFor(name: string): string {
-  const id = name
+/** An SPDX idstring (SPDX 2.3 §3.2, §10.1): letters, digits, `.` and `-`. */
+export function idstring(text: string): string {
+  return text
     .replace(/[^A-Za-z0-9.-]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .replace(/-{2,}/g, '-')
+}
+
+/** The `LicenseRef-` for a license known only by its name. */
+export function licenseRefFor(name: string): string {
+  const id = idstring(name)
   return `LicenseRef-${id === '' ? 'unnamed' : id}`
 }
 
@@ -61,6 +72,5 @@ export function spdxExpression(licenses: readonly License[], refs: Map<string, s
     refs.set(ref, text)
     return ref
   })
-  if (parts.length === 1) return parts[0]!
-  return parts.map((p) => (/\s/.test(p) ? `(${p})` : p)).join(' OR ')
+  return anyOf(parts)
 }

@@ -6,7 +6,7 @@
  * relationship.
  */
 import { createHash } from 'node:crypto'
-import { spdxExpression } from './licenses.js'
+import { idstring, spdxExpression } from './licenses.js'
 import type { ComponentType, HashAlgorithm, SBOM, SBOMComponent } from './models.js'
 import { personFrom } from './npm.js'
 
@@ -32,14 +32,6 @@ const PURPOSES: Partial<Record<ComponentType, string>> = {
 /** §6.6: seconds precision, UTC. */
 function spdxDate(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
-
-/** An idstring: letters, digits, `.` and `-` (§3.2). */
-function idstring(text: string): string {
-  return text
-    .replace(/[^A-Za-z0-9.-]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .replace(/-{2,}/g, '-')
 }
 
 /** `Person: name (email)` (§7.6), or undefined. */
