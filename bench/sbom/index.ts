@@ -8,10 +8,10 @@
  * output, how many components it lists and the share that carry a hash.
  * Writes bench/results/sbom.md.
  *
- * Each measurement is `runs` back-to-back processes of one tool, pinned to
- * the server core, timed from spawn to exit; its figure is their median.
- * Rounds interleave the tools in Williams orders and the ratios are taken
- * inside each round (see lib/rounds.ts).
+ * Every run is a fresh process pinned to the server core, timed from spawn
+ * to exit. A round is `runs` cycles, each running every tool once in the next
+ * Williams order; a tool's figure in a round is the median of its runs, and
+ * every ratio is taken inside a round (see lib/rounds.ts).
  */
 import { spawn } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
@@ -25,7 +25,13 @@ import { tinybenchLatency } from '../lib/micro.js'
 import { knob } from '../lib/options.js'
 import { pinned, SERVER_CORE } from '../lib/pin.js'
 import { absoluteTable, fmt, machineBlock, ratioTable, spread, table } from '../lib/report.js'
-import { type Comparison, compare, type Measurement, runRounds } from '../lib/rounds.js'
+import {
+  type Comparison,
+  compare,
+  type Measurement,
+  type RoundsResult,
+  roundOrder,
+} from '../lib/rounds.js'
 import { median, summarize } from '../lib/stats.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -186,16 +192,33 @@ export const sbomBench: BenchDefinition = {
       Coverage
     >
 
-    const result = await runRounds<Variant>({
-      variants: VARIANTS,
-      rounds,
-      measure: async (v): Promise<Measurement> => {
-        const times: number[] = []
-        for (let i = 0; i < runs; i++) times.push(await runOnce(all[v], fileOf(v)))
-        return { value: median(times), extra: { minMs: Math.min(...times) } }
-      },
-      onMeasured: (v, r, m) => ctx.log(`  round ${r + 1}/${rounds} ${v}: ${m.value.toFixed(0)} ms`),
-    })
+    // Runs interleaved tool by tool: a round is `runs` cycles, each cycle runs
+    // every tool once in the next Williams order, and a tool's figure in the
+    // round is the median of its runs. Runs of different tools seconds apart
+    // share the machine's slow phases; a tool's runs back to back would not.
+    const samples = Object.fromEntries(VARIANTS.map((v) => [v, [] as Measurement[]])) as Record<
+      Variant,
+      Measurement[]
+    >
+    const orders: Variant[][] = []
+    for (let round = 0; round < rounds; round++) {
+      const times = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<
+        Variant,
+        number[]
+      >
+      for (let cycle = 0; cycle < runs; cycle++) {
+        const order = roundOrder(VARIANTS, round * runs + cycle)
+        if (cycle === 0) orders.push(order)
+        for (const v of order) times[v].push(await runOnce(all[v], fileOf(v)))
+      }
+      for (const v of VARIANTS) {
+        samples[v][round] = { value: median(times[v]), extra: { minMs: Math.min(...times[v]) } }
+      }
+      ctx.log(
+        `  round ${round + 1}/${rounds}: ${VARIANTS.map((v) => `${v} ${samples[v][round]!.value.toFixed(0)} ms`).join(', ')}`,
+      )
+    }
+    const result: RoundsResult<Variant> = { variants: VARIANTS, samples, orders }
     const comparisons = COMPARISONS.map((c) => compare(result, c, 'lower-is-better'))
 
     // Context: our generator in-process, Node.js start-up and module loading excluded.
@@ -215,7 +238,7 @@ export const sbomBench: BenchDefinition = {
       '',
       machineBlock(ctx.machine, ctx.pinning),
       '',
-      `What one SBOM of this repository costs, as a user pays it: a fresh process per run, Node.js start-up and module loading included, from spawn to exit, output written to a file. Every tool writes CycloneDX JSON with dev dependencies (each tool's default). A measurement is the median of ${runs} back-to-back runs of one tool, pinned to core ${SERVER_CORE}; each round measures every tool once in a Williams order, and every ratio is taken inside a round. Ratios are "baseline time ÷ our time": above 1.00× we are faster; the goal of at most 0.5× npm sbom's time is a ratio of at least ${fmt.ratio(GOAL_SPEEDUP)}.`,
+      `What one SBOM of this repository costs, as a user pays it: a fresh process per run, Node.js start-up and module loading included, from spawn to exit, output written to a file. Every tool writes CycloneDX JSON with dev dependencies (each tool's default). Each run is pinned to core ${SERVER_CORE}. A round is ${runs} cycles, each running every tool once in the next order of a Williams design, so runs of different tools are seconds apart and share the machine's slow phases; a tool's figure in a round is the median of its ${runs} runs, and every ratio is taken inside a round. Ratios are "baseline time ÷ our time": above 1.00× we are faster; the goal of at most 0.5× npm sbom's time is a ratio of at least ${fmt.ratio(GOAL_SPEEDUP)}.`,
       '',
       ...VARIANTS.map((v) => `- \`${v}\`: ${all[v].describe}`),
       '',

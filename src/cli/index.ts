@@ -5,8 +5,15 @@
  * The `fraiseql-security` executable: `fraiseql-security <command> [options]`.
  * See `fraiseql-security --help`.
  */
+import module from 'node:module'
 import type { CliIO } from './command.js'
-import { runCli } from './main.js'
+
+// Node.js 22.1+: keep compiled code on disk between runs (a CLI is all
+// start-up). Absent on Node.js 20, where this is a no-op. It must run before
+// the rest of the CLI is imported, hence the dynamic import below.
+;(module as { enableCompileCache?: () => unknown }).enableCompileCache?.()
+
+const { runCli } = await import('./main.js')
 
 const io: CliIO = {
   stdout: (text) => {
