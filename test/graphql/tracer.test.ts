@@ -616,6 +616,18 @@ describe('the plugin and the hooks', () => {
     await app.close()
   })
 
+  it('refuses a second registration on the same app', async () => {
+    const o = otel()
+    const app = Fastify()
+    await app.register(mercurius, { schema: TRACING_SDL } as never)
+    await app.register(graphqlTracing, { tracer: o.tracer() })
+    await expect(app.register(graphqlTracing, { tracer: o.tracer() })).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: expect.stringContaining('already registered'),
+    })
+    await app.close()
+  })
+
   it('builds a tracer from a configuration and exposes it as app.graphqlTracer', async () => {
     const o = otel()
     const app = Fastify()

@@ -31,7 +31,8 @@ const kPending = Symbol('fraiseql-security.graphql.tracing.pending')
 
 type TracedRequest = FastifyRequest & {
   [kParent]?: Context
-  [kPending]?: OperationTrace[] | null
+  /** One operation (the usual case), several (a batch), or none yet. */
+  [kPending]?: OperationTrace | OperationTrace[] | null
 }
 type TracedContext = HookContext & {
   [kOperation]?: OperationTrace | typeof NOT_RECORDING
@@ -39,21 +40,22 @@ type TracedContext = HookContext & {
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
-/** The hooks {@link mercuriusTracingHooks} returns, by mercurius hook name. */
+/**
+ * The hooks {@link mercuriusTracingHooks} returns, by mercurius hook name.
+ * Synchronous: mercurius awaits whatever a hook returns, and a promise of
+ * our own per hook would only add allocations (and, with an
+ * AsyncLocalStorage context manager, a hook call per promise).
+ */
 export interface MercuriusTracingHooks {
-  preParsing(schema: GraphQLSchema, source: string, context: object): Promise<void>
+  preParsing(schema: GraphQLSchema, source: string, context: object): void
   preExecution(
     schema: GraphQLSchema,
     document: DocumentNode,
     context: object,
     variables: Variables,
-  ): Promise<void>
-  onResolution(execution: ExecutionResult, context: object): Promise<void>
-  preSubscriptionExecution(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    context: object,
-  ): Promise<void>
+  ): void
+  onResolution(execution: ExecutionResult, context: object): void
+  preSubscriptionExecution(schema: GraphQLSchema, document: DocumentNode, context: object): void
 }
 
 function parentOf(ctx: HookContext): Context {
@@ -89,17 +91,18 @@ export function mercuriusTracingHooks(tracer: GraphQLTracer): MercuriusTracingHo
       const request = ctx.reply?.request as TracedRequest | undefined
       // Tracked only when the plugin set the slot up in onRequest.
       const pending = request?.[kPending]
-      if (pending === null) request![kPending] = [t]
-      else if (pending !== undefined) pending.push(t)
+      if (pending === null) request![kPending] = t
+      else if (Array.isArray(pending)) pending.push(t)
+      else if (pending !== undefined) request![kPending] = [pending, t]
     }
     return t
   }
 
   return {
-    async preParsing(_schema, _source, ctx) {
+    preParsing(_schema, _source, ctx) {
       start(ctx as TracedContext)
     },
-    async preExecution(schema, document, ctx, variables) {
+    preExecution(schema, document, ctx, variables) {
       const c = ctx as TracedContext
       let t = c[kOperation]
       if (t === NOT_RECORDING) return
@@ -112,12 +115,12 @@ export function mercuriusTracingHooks(tracer: GraphQLTracer): MercuriusTracingHo
       if (wrap) tracer.instrument(schema, o.traceResolvers)
       tracer.describeOperation(t, document, requestedOperationName(c), variables, true)
     },
-    async onResolution(execution, ctx) {
+    onResolution(execution, ctx) {
       const t = (ctx as TracedContext)[kOperation]
       if (t === undefined || t === NOT_RECORDING) return
       tracer.endOperation(t, execution)
     },
-    async preSubscriptionExecution(_schema, document) {
+    preSubscriptionExecution(_schema, document) {
       // The subscription's setup, by type and name; its events are not traced.
       const t = tracer.startOperation(context.active(), true, document)
       if (t === undefined) return
@@ -152,11 +155,11 @@ function preExecutionType(error: unknown): string {
 /** The operations of `request` that never reached `onResolution`: refused, or failed. */
 function closePending(
   tracer: GraphQLTracer,
-  pending: readonly OperationTrace[],
+  pending: OperationTrace | readonly OperationTrace[],
   reply: FastifyReply,
   payload: unknown,
 ): void {
-  for (const t of pending) {
+  for (const t of Array.isArray(pending) ? pending : [pending as OperationTrace]) {
     if (t.ended) continue
     const errors = errorsInPayload(payload, t.operationId)
     if (errors !== undefined) {
@@ -201,6 +204,12 @@ async function graphqlTracingPlugin(
   options: GraphqlTracingOptions,
 ): Promise<void> {
   const tracer = tracerFrom(options)
+  // Twice would trace every operation twice, the second span hiding the first from resolvers.
+  if (app.hasDecorator('graphqlTracer')) {
+    throw new ConfigError('graphqlTracing', [
+      { path: [], message: 'is already registered on this app (app.graphqlTracer)' },
+    ])
+  }
   const graphql = (app as unknown as { graphql?: { addHook?: unknown; schema?: unknown } }).graphql
   if (typeof graphql?.addHook !== 'function') {
     throw new ConfigError('graphqlTracing', [
@@ -226,15 +235,18 @@ async function graphqlTracingPlugin(
   })
   app.addHook('onSend', (request, reply, payload, done) => {
     const pending = (request as TracedRequest)[kPending]
-    if (pending !== undefined && pending !== null) closePending(tracer, pending, reply, payload)
+    // The usual case, one operation that reached onResolution: nothing to do.
+    if (pending !== undefined && pending !== null && (Array.isArray(pending) || !pending.ended)) {
+      closePending(tracer, pending, reply, payload)
+    }
     done(null, payload)
   })
-  if (!app.hasDecorator('graphqlTracer')) app.decorate('graphqlTracer', tracer)
+  app.decorate('graphqlTracer', tracer)
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The tracer `graphqlTracing` registered (the first one, if several were). */
+    /** The tracer `graphqlTracing` registered. */
     graphqlTracer?: GraphQLTracer
   }
 }

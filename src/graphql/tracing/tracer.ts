@@ -82,6 +82,9 @@ const MAX_ERROR_EVENTS = 10
 /** A code or class name low-cardinality enough to be an `error.type`. */
 const ERROR_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
 
+/** Options of an operation span started before its document is known (read, never written, by the SDK). */
+const SERVER_SPAN = Object.freeze({ kind: SpanKind.SERVER })
+
 /** The operation of the current context, for resolvers run under the execute wrapper. */
 const OPERATION_KEY = createContextKey('fraiseql-security.graphql.operation')
 /** The operation of a mercurius context object (hooks cannot set the active context). */
@@ -94,8 +97,8 @@ type Resolver = GraphQLFieldResolver<unknown, unknown>
 /** One traced operation. @internal */
 export class OperationTrace {
   readonly span: Span
-  /** The operation span's context: resolvers and data access run under it. */
-  readonly context: Context
+  readonly #parent: Context
+  #context: Context | undefined
   /** Resolvers must enter {@link context} themselves (mercurius: execution is not run inside it). */
   readonly viaHooks: boolean
   resolverSpans = 0
@@ -111,8 +114,21 @@ export class OperationTrace {
 
   constructor(span: Span, parent: Context, viaHooks: boolean) {
     this.span = span
+    this.#parent = parent
     this.viaHooks = viaHooks
-    this.context = trace.setSpan(parent, span).setValue(OPERATION_KEY, this)
+  }
+
+  /**
+   * The operation span's context: resolvers and data access run under it.
+   * Made on first use (each context level copies a Map); under the execute
+   * wrapper it also carries the operation for the resolvers to find.
+   */
+  get context(): Context {
+    if (this.#context === undefined) {
+      const ctx = trace.setSpan(this.#parent, this.span)
+      this.#context = this.viaHooks ? ctx : ctx.setValue(OPERATION_KEY, this)
+    }
+    return this.#context
   }
 }
 
@@ -362,7 +378,7 @@ export class GraphQLTracer {
     }
     const span = this.#tracer.startSpan(
       name,
-      attributes === undefined ? { kind: SpanKind.SERVER } : { kind: SpanKind.SERVER, attributes },
+      attributes === undefined ? SERVER_SPAN : { kind: SpanKind.SERVER, attributes },
       parent,
     )
     if (!span.isRecording()) return undefined
