@@ -1,81 +1,13 @@
 /**
  * One variant of the GraphQL tracer bench per process, started as
- * `node --import tsx bench/graphql/tracing-server.ts <variant>`: the same
- * mercurius app and 50-field query in each; only the tracing differs.
- *
- * Traced variants run a real SDK, as an application would: the
- * AsyncLocalStorage context manager, a global BasicTracerProvider, a
- * BatchSpanProcessor and an exporter that accepts every batch and drops it
- * (so no I/O is measured). `@opentelemetry/instrumentation-graphql` patches
- * graphql-js when it is required, hence one process per variant and
- * mercurius imported only after the instrumentation is enabled. Our tracer
- * comes from the built package (`fraiseql-security/graphql` → dist/).
+ * `node --import tsx bench/graphql/tracing-server.ts <variant>` (see
+ * tracing-app.ts for what each variant runs).
  */
-import { context, trace } from '@opentelemetry/api'
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  type ReadableSpan,
-  type Span,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base'
 import { serve } from '../lib/http-server.js'
-import { FIELDS, isTracingVariant, SDL } from './tracing-variants.js'
-
-/** Accepts every batch and keeps nothing: the SDK does all its work, nothing is sent. */
-class DroppingExporter implements SpanExporter {
-  export(_spans: ReadableSpan[], done: (result: { code: number }) => void): void {
-    done({ code: 0 })
-  }
-  async shutdown(): Promise<void> {}
-}
-
-/** Counts ended spans (the driver checks spans per request) and hands them on. */
-class CountingProcessor implements SpanProcessor {
-  ended = 0
-  constructor(readonly inner: SpanProcessor) {}
-  onStart(span: Span, parent: Parameters<SpanProcessor['onStart']>[1]): void {
-    this.inner.onStart(span, parent)
-  }
-  onEnd(span: ReadableSpan): void {
-    this.ended++
-    this.inner.onEnd(span)
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush()
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown()
-  }
-}
+import { buildApp } from './tracing-app.js'
+import { isTracingVariant } from './tracing-variants.js'
 
 const variant = process.argv[2]
 if (!isTracingVariant(variant)) throw new Error(`unknown variant ${variant}`)
-
-let counting: CountingProcessor | undefined
-if (variant !== 'untraced') {
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
-  counting = new CountingProcessor(new BatchSpanProcessor(new DroppingExporter()))
-  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [counting] }))
-}
-if (variant === 'otel') {
-  // Before graphql-js is first required (by mercurius, below).
-  const { GraphQLInstrumentation } = await import('@opentelemetry/instrumentation-graphql')
-  new GraphQLInstrumentation().enable()
-}
-
-const { default: Fastify } = await import('fastify')
-const { default: mercurius } = await import('mercurius')
-const { graphqlTracing } = await import('fraiseql-security/graphql')
-
-const item = Object.fromEntries(
-  Array.from({ length: FIELDS }, (_, i) => [`f${i + 1}`, `v${i + 1}`]),
-)
-const app = Fastify({ logger: false })
-await app.register(mercurius, { schema: SDL, resolvers: { Query: { item: () => item } } })
-if (variant === 'ours') await app.register(graphqlTracing, {})
-if (variant === 'ours-resolvers') await app.register(graphqlTracing, { traceResolvers: true })
-
-await serve(app, { spans: () => counting?.ended ?? 0 })
+const { app, spans } = await buildApp(variant)
+await serve(app, { spans })

@@ -13,6 +13,7 @@ export const SDL = `
 
 export const TRACING_VARIANTS = {
   untraced: 'mercurius, no SDK, no tracing',
+  sdk: 'SDK installed and its context manager active, no GraphQL tracing (the price of tracing at all)',
   ours: 'SDK + our `graphqlTracing`, default settings (one operation span)',
   'ours-resolvers': 'SDK + our `graphqlTracing` with `traceResolvers: true` (a span per field)',
   otel: 'SDK + `@opentelemetry/instrumentation-graphql`, default settings (a span per field)',
