@@ -650,6 +650,24 @@ describe('the plugin and the hooks', () => {
     await app.close()
   })
 
+  it('mercuriusTracingHooks added by hand trace operations; without the plugin a refusal leaves no span', async () => {
+    const o = otel()
+    const app = Fastify()
+    await app.register(mercurius, { schema: TRACING_SDL, resolvers: { Query: { me: () => null } } })
+    const hooks = mercuriusTracingHooks(o.tracer())
+    app.graphql.addHook('preParsing', hooks.preParsing)
+    app.graphql.addHook('preExecution', hooks.preExecution)
+    app.graphql.addHook('onResolution', hooks.onResolution)
+    const parent = o.provider.getTracer('app').startSpan('outer')
+    await context.with(trace.setSpan(context.active(), parent), () =>
+      app.graphql('query ByHand { me { id } }'),
+    )
+    await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ nope }' } })
+    expect(o.spans().map((s) => s.name)).toEqual(['query ByHand'])
+    expect(parentId(o.byName('query ByHand'))).toBe(idOf(parent))
+    await app.close()
+  })
+
   it('mercuriusTracingHooks: a WebSocket subscription’s setup is one span with its type and name', async () => {
     const o = otel()
     const hooks = mercuriusTracingHooks(o.tracer())
