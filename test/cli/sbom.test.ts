@@ -5,15 +5,24 @@
  * also run as a real process, as users run it.
  */
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import type { CliIO } from '../../src/cli/command.js'
 import { runCli } from '../../src/cli/main.js'
-import { cycloneDxJsonErrors, cycloneDxXmlErrors, fixture, spdxErrors } from '../sbom/helpers.js'
+import {
+  cycloneDxJsonErrors,
+  cycloneDxXmlErrors,
+  fixture,
+  removeTempDirs,
+  spdxErrors,
+  tempDir,
+} from '../sbom/helpers.js'
+
+afterAll(removeTempDirs)
 
 interface Run {
   code: number
@@ -79,7 +88,7 @@ describe('fraiseql-security sbom', () => {
   })
 
   it('--output writes the file (and no temporary file is left), a summary goes to stderr', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fsl-cli-'))
+    const dir = tempDir('fsl-cli-')
     const run = await cli([
       'sbom',
       '-f',

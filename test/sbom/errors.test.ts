@@ -2,10 +2,10 @@
  * Bad input gives a typed error whose code is stable and whose message names
  * the file and says what is wrong with it (and where, for broken JSON).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { SecurityError } from '../../src/errors.js'
 import {
   LockfileNotFoundError,
@@ -16,7 +16,9 @@ import {
   UnsupportedLockfileError,
 } from '../../src/sbom/index.js'
 import { rejection } from '../helpers/rejection.js'
-import { fixture } from './helpers.js'
+import { fixture, removeTempDirs, tempDir } from './helpers.js'
+
+afterAll(removeTempDirs)
 
 async function failure(path: string): Promise<SBOMError> {
   const err = await rejection(new SBOMGenerator().generate(path))
@@ -27,7 +29,7 @@ async function failure(path: string): Promise<SBOMError> {
 
 describe('SBOM input errors', () => {
   it('a directory without a lockfile: ERR_SBOM_LOCKFILE_NOT_FOUND naming the directory', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fsl-sbom-empty-'))
+    const dir = tempDir('fsl-sbom-empty-')
     writeFileSync(join(dir, 'package.json'), '{"name":"x"}')
     const err = await failure(dir)
     expect(err).toBeInstanceOf(LockfileNotFoundError)
@@ -93,7 +95,7 @@ describe('SBOM input errors', () => {
   })
 
   it('a lockfile with no package.json beside it: the root is described from the lockfile', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fsl-sbom-nopkg-'))
+    const dir = tempDir('fsl-sbom-nopkg-')
     writeFileSync(
       join(dir, 'package-lock.json'),
       JSON.stringify({

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { PackageURL } from 'packageurl-js'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import {
   ComponentScope,
   ComponentType,
@@ -15,7 +15,9 @@ import {
   SBOMGenerator,
   SBOMMetadata,
 } from '../../src/sbom/index.js'
-import { fixture, materialize } from './helpers.js'
+import { fixture, materialize, removeTempDirs } from './helpers.js'
+
+afterAll(removeTempDirs)
 
 const FIXED_EPOCH = 1_700_000_000
 

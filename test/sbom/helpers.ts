@@ -6,7 +6,7 @@
  * plus the checks a schema cannot express (ids resolve, license expressions
  * parse).
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -36,13 +36,27 @@ export const PROJECT_FIXTURES = [
   'shrinkwrap',
 ] as const
 
+const created: string[] = []
+
+/** A fresh temporary directory, removed by {@link removeTempDirs}. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  created.push(dir)
+  return dir
+}
+
+/** Removes every directory {@link tempDir} made; suites call it in `afterAll`. */
+export function removeTempDirs(): void {
+  for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true })
+}
+
 /**
  * A copy of the fixture in a temporary directory, with the installed
  * package.json files of its `installed.json` (if any) written under
  * `node_modules`. Fixtures keep no `node_modules` in git.
  */
 export function materialize(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `fsl-sbom-${name}-`))
+  const dir = tempDir(`fsl-sbom-${name}-`)
   cpSync(fixture(name), dir, { recursive: true })
   let installed: Record<string, string> = {}
   try {

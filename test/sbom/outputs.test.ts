@@ -6,15 +6,18 @@
  * the content survives the trip: the graph, hashes, licenses and scopes
  * read back from each document are the model's.
  */
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { type SBOM, SBOMGenerator, toCycloneDX, toSPDX } from '../../src/sbom/index.js'
 import {
   cycloneDxJsonErrors,
   cycloneDxXmlErrors,
   materialize,
   PROJECT_FIXTURES,
+  removeTempDirs,
   spdxErrors,
 } from './helpers.js'
+
+afterAll(removeTempDirs)
 
 const EPOCH = 1_700_000_000
 

@@ -7,16 +7,17 @@
  * reproducible.
  */
 import { createHash } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { PackageURL } from 'packageurl-js'
 import validateExpression from 'spdx-expression-validate'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { License, SBOMGenerator, toCycloneDX } from '../../src/sbom/index.js'
 import { integrityToHashes, npmPurl } from '../../src/sbom/npm.js'
-import { cycloneDxJsonErrors } from './helpers.js'
+import { cycloneDxJsonErrors, removeTempDirs, tempDir } from './helpers.js'
+
+afterAll(removeTempDirs)
 
 const DIGEST = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 } as const
 const CDX_NAME = { sha1: 'SHA-1', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' } as const
@@ -188,7 +189,7 @@ const lockfileArb = fc
   })
 
 function writeLock(lock: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fsl-sbom-prop-'))
+  const dir = tempDir('fsl-sbom-prop-')
   writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(lock))
   return dir
 }

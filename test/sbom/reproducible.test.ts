@@ -4,9 +4,11 @@
  * content changes the serial number. Outside it, time and randomness come
  * from the injected clock and random source.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SBOMGenerator, type SBOMOutputOptions } from '../../src/sbom/index.js'
-import { fixture, materialize } from './helpers.js'
+import { fixture, materialize, removeTempDirs } from './helpers.js'
+
+afterAll(removeTempDirs)
 
 const OUTPUTS: SBOMOutputOptions[] = [
   { format: 'cyclonedx', outputFormat: 'json' },
