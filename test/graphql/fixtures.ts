@@ -70,7 +70,12 @@ export function validateWith(query: string, options: GraphqlGuardOptions): reado
 }
 
 /** The codes of our rejections (errors without a code, from specifiedRules, are left out). */
-export function codes(errors: readonly { extensions?: { code?: unknown } }[]): unknown[] {
+// `extensions` as a record, not `{ code?: unknown }`: graphql-yoga (a dev
+// dependency, for an example) augments GraphQLErrorExtensions with fields of
+// its own, and TypeScript's weak-type check then rejects the narrower shape.
+export function codes(
+  errors: readonly { extensions?: Readonly<Record<string, unknown>> }[],
+): unknown[] {
   return errors.map((e) => e.extensions?.code).filter((c) => c !== undefined)
 }
 
