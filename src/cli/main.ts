@@ -76,6 +76,13 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
   }
   const command = await COMMANDS[first]!.load()
   const prefix = `${BIN} ${command.name}`
+  // Every command's help, here once: `-h`/`--help` anywhere before a `--`.
+  const end = rest.indexOf('--')
+  const flags = end === -1 ? rest : rest.slice(0, end)
+  if (flags.includes('--help') || flags.includes('-h')) {
+    io.stdout(command.help)
+    return EXIT.OK
+  }
   try {
     return await command.run(rest, io)
   } catch (err) {

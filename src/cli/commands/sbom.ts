@@ -87,13 +87,8 @@ export const sbomCommand: Command = {
         'output-format': { type: 'string' },
         output: { type: 'string', short: 'o' },
         'include-dev': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
     })
-    if (values.help === true) {
-      io.stdout(HELP)
-      return EXIT.OK
-    }
     if (positionals.length > 1) {
       throw new UsageError(`expected at most one path, got ${positionals.length}`)
     }
