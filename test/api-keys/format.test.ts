@@ -186,18 +186,18 @@ describe('parseApiKey', () => {
     const fix = (body: string) => body + checksumOf(body)
     const tail = '_AbCdEfGhIjKl_0123456789abcdefghijABCDEFGHIJ01'
     for (const bad of [
-      'fraiseql_live_EU' + tail,
-      'fraiseql_live_eu__west' + tail,
-      'fraiseql_live__eu' + tail,
-      'fraiseql_live_eu_' + tail,
-      'fraiseql_live' + tail,
+      `fraiseql_live_EU${tail}`,
+      `fraiseql_live_eu__west${tail}`,
+      `fraiseql_live__eu${tail}`,
+      `fraiseql_live_eu_${tail}`,
+      `fraiseql_live${tail}`,
       `fraiseql_live_${'a'.repeat(33)}${tail}`,
-      'fraiseql_prod_eu' + tail,
-      'xfraiseql_live_eu' + tail,
+      `fraiseql_prod_eu${tail}`,
+      `xfraiseql_live_eu${tail}`,
     ]) {
       expect(malformed(fix(bad)), bad).toBe(true)
     }
-    expect(malformed(fix('fraiseql_live_eu' + tail))).toBe(false)
+    expect(malformed(fix(`fraiseql_live_eu${tail}`))).toBe(false)
   })
 
   it('the error never contains the key', () => {

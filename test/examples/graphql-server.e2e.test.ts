@@ -25,6 +25,7 @@ interface Answer {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: string
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field in assertions
   json(): any
 }
 

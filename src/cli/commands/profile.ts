@@ -20,7 +20,7 @@ Options:
 Exit codes: 0 printed, 2 the command line is wrong (unknown profile).
 `
 
-function valueOf(value: SecurityProfile[keyof SecurityProfile]): string {
+function displayValue(value: SecurityProfile[keyof SecurityProfile]): string {
   if (typeof value === 'object') return `${value.max} / ${value.windowMs / 1000}s`
   return String(value)
 }
@@ -59,7 +59,7 @@ export const profileCommand: Command = {
         .join(', ')
     const rows = Object.entries(profile)
       .filter(([k]) => k !== 'name')
-      .map(([k, v]) => [k, valueOf(v as SecurityProfile[keyof SecurityProfile]), enforcer(k)])
+      .map(([k, v]) => [k, displayValue(v as SecurityProfile[keyof SecurityProfile]), enforcer(k)])
     io.stdout(`${profile.name}\n\n${formatTable(['setting', 'value', 'enforced by'], rows)}`)
     return EXIT.OK
   },
