@@ -14,7 +14,11 @@ export const SDL = `
 export const TRACING_VARIANTS = {
   untraced: 'mercurius, no SDK, no tracing',
   sdk: 'SDK installed and its context manager active, no GraphQL tracing (the price of tracing at all)',
+  'one-span':
+    'SDK + two bare mercurius hooks making one span per operation (the floor of any tracer)',
   ours: 'SDK + our `graphqlTracing`, default settings (one operation span)',
+  'ours-unsampled':
+    'SDK sampling nothing + our `graphqlTracing`, default settings (every span non-recording)',
   'ours-resolvers': 'SDK + our `graphqlTracing` with `traceResolvers: true` (a span per field)',
   otel: 'SDK + `@opentelemetry/instrumentation-graphql`, default settings (a span per field)',
 } as const
