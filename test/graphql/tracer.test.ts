@@ -4,7 +4,7 @@
  * through mercurius over HTTP; what is recorded, and what never is.
  */
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { execute, parse } from 'graphql'
 import mercurius from 'mercurius'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -597,63 +597,66 @@ describe('mercurius over HTTP', () => {
 })
 
 describe('the plugin and the hooks', () => {
+  let app: FastifyInstance | undefined
+  afterEach(async () => {
+    await app?.close()
+    app = undefined
+  })
+
+  /** A fresh app with mercurius registered (closed after the test). */
+  async function withMercurius(): Promise<FastifyInstance> {
+    app = Fastify()
+    await app.register(mercurius, { schema: TRACING_SDL, resolvers: { Query: { me: () => null } } })
+    return app
+  }
+
   it('refuses to register before mercurius, naming the fix', async () => {
-    const app = Fastify()
+    app = Fastify()
     await expect(app.register(graphqlTracing, {})).rejects.toMatchObject({
       code: 'ERR_CONFIG_INVALID',
       message: expect.stringContaining('register mercurius before graphqlTracing'),
     })
-    await app.close()
   })
 
   it('takes a tracer or a configuration, not both', async () => {
     const o = otel()
-    const app = Fastify()
-    await app.register(mercurius, { schema: TRACING_SDL } as never)
+    const app = await withMercurius()
     await expect(
       app.register(graphqlTracing, { tracer: o.tracer(), includeDocument: true }),
     ).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID', issues: [{ field: 'includeDocument' }] })
-    await app.close()
   })
 
   it('refuses a second registration on the same app', async () => {
     const o = otel()
-    const app = Fastify()
-    await app.register(mercurius, { schema: TRACING_SDL } as never)
+    const app = await withMercurius()
     await app.register(graphqlTracing, { tracer: o.tracer() })
     await expect(app.register(graphqlTracing, { tracer: o.tracer() })).rejects.toMatchObject({
       code: 'ERR_CONFIG_INVALID',
       message: expect.stringContaining('already registered'),
     })
-    await app.close()
   })
 
   it('builds a tracer from a configuration and exposes it as app.graphqlTracer', async () => {
     const o = otel()
-    const app = Fastify()
-    await app.register(mercurius, { schema: TRACING_SDL, resolvers: { Query: { me: () => null } } })
+    const app = await withMercurius()
     await app.register(graphqlTracing, { tracerProvider: o.provider, includeDocument: true })
     await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ me { id } }' } })
     expect(app.graphqlTracer).toBeInstanceOf(GraphQLTracer)
     expect(o.byName('query').attributes['graphql.document']).toBe('{\n  me {\n    id\n  }\n}')
-    await app.close()
   })
 
   it('app.graphql() called directly is traced too (no HTTP request)', async () => {
     const o = otel()
-    const app = Fastify()
-    await app.register(mercurius, { schema: TRACING_SDL, resolvers: { Query: { me: () => null } } })
+    const app = await withMercurius()
     await app.register(graphqlTracing, { tracer: o.tracer() })
     await app.ready()
     await app.graphql('query Direct { me { id } }')
     expect(o.spans().map((s) => s.name)).toEqual(['query Direct'])
-    await app.close()
   })
 
   it('mercuriusTracingHooks added by hand trace operations; without the plugin a refusal leaves no span', async () => {
     const o = otel()
-    const app = Fastify()
-    await app.register(mercurius, { schema: TRACING_SDL, resolvers: { Query: { me: () => null } } })
+    const app = await withMercurius()
     const hooks = mercuriusTracingHooks(o.tracer())
     app.graphql.addHook('preParsing', hooks.preParsing)
     app.graphql.addHook('preExecution', hooks.preExecution)
@@ -665,7 +668,6 @@ describe('the plugin and the hooks', () => {
     await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ nope }' } })
     expect(o.spans().map((s) => s.name)).toEqual(['query ByHand'])
     expect(parentId(o.byName('query ByHand'))).toBe(idOf(parent))
-    await app.close()
   })
 
   it('mercuriusTracingHooks: a WebSocket subscription’s setup is one span with its type and name', async () => {
