@@ -12,7 +12,7 @@ import { MissingDependencyError } from '../internal/optional-import.js'
 /** The parts of graphql-js the guards and the tracer use at run time. */
 export type GraphqlRuntime = Pick<
   typeof GraphqlModule,
-  'GraphQLError' | 'defaultFieldResolver' | 'print' | 'visit'
+  'GraphQLError' | 'defaultFieldResolver' | 'parse' | 'print' | 'visit'
 >
 
 let loaded: GraphqlRuntime | undefined

@@ -514,6 +514,13 @@ describe('mercurius over HTTP', () => {
     expect(parentId(o.byName('db.lookup'))).toBe(idOf(o.byName('lookup')))
   })
 
+  it('a refused operation is named from its document; a syntax error keeps the generic name', async () => {
+    const { o, server } = await start()
+    await server.post({ query: 'query Nope { nope }' })
+    await server.post({ query: 'query Nope { nope' })
+    expect(o.spans().map((s) => s.name)).toEqual(['query Nope', 'GraphQL Operation'])
+  })
+
   it('a cached query is traced on every request, with the operation the body names', async () => {
     const { o, server } = await start()
     const query = 'query A { me { id } } mutation B { addPost(title: "x") { id } }'
@@ -530,8 +537,10 @@ describe('mercurius over HTTP', () => {
       variables: { p: 'hunter2' },
     })
     expect(res.status).toBe(400)
-    const span = o.byName('GraphQL Operation')
-    // A query operation sent as `mutation`: refused by validation (no such field).
+    // A query operation sent as `mutation`: refused by validation (no such
+    // field), the span still named from the document.
+    const span = o.byName('mutation Login')
+    expect(span.attributes['graphql.operation.type']).toBe('mutation')
     expect(span.attributes['error.type']).toBe('GRAPHQL_VALIDATION_FAILED')
     await server.post({
       query: 'query Login($p: String!) { login(user: "ada", password: $p) }',
@@ -568,7 +577,7 @@ describe('mercurius over HTTP', () => {
     )
     const res = await server.post({ query: 'query Deep { me { posts { title } } }' })
     expect(res.status).toBe(400)
-    const span = o.byName('GraphQL Operation')
+    const span = o.byName('query Deep')
     expect(span.attributes['error.type']).toBe('ERR_GRAPHQL_DEPTH_LIMIT')
     expect(span.status.message).toBe('Query is too deep.')
   })
@@ -582,8 +591,8 @@ describe('mercurius over HTTP', () => {
     ])
     expect(res.status).toBe(200)
     const names = o.spans().map((s) => s.name)
-    expect(names.sort()).toEqual(['GraphQL Operation', 'mutation Two', 'query One'])
-    expect(o.byName('GraphQL Operation').attributes['error.type']).toBe('GRAPHQL_VALIDATION_FAILED')
+    expect(names.sort()).toEqual(['mutation Two', 'query', 'query One'])
+    expect(o.byName('query').attributes['error.type']).toBe('GRAPHQL_VALIDATION_FAILED')
     for (const span of o.spans()) expect(parentId(span)).toBe(idOf(server.httpSpans[0]!))
   })
 
@@ -593,6 +602,35 @@ describe('mercurius over HTTP', () => {
     const res = await server.post({ query: '{ me { id } lookup(id: "1") }' })
     expect(res).toEqual({ status: 200, body: { data: { me: { id: '1' }, lookup: 'row 1' } } })
     expect(o.spans()).toEqual([])
+    // Nothing was parsed for a span that did not record.
+    expect(server.app.graphqlTracer?.knownDocument('{ me { id } lookup(id: "1") }')).toBeUndefined()
+  })
+})
+
+describe('the document cache that names mercurius spans', () => {
+  it('parses a source once, remembers a syntax error as null, and keeps the recent sources', () => {
+    const tracer = new GraphQLTracer()
+    const doc = tracer.documentFor('query A { me { id } }')
+    expect(doc?.kind).toBe('Document')
+    expect(tracer.documentFor('query A { me { id } }')).toBe(doc)
+    expect(tracer.documentFor('query A { me { id }')).toBeNull()
+    expect(tracer.knownDocument('query A { me { id }')).toBeNull()
+    expect(tracer.knownDocument('{ never }')).toBeUndefined()
+    // Two generations of 500: a source used again survives, forgotten ones parse again.
+    for (let i = 0; i < 1200; i++) {
+      tracer.documentFor(`{ f${i} }`)
+      if (i % 100 === 0) tracer.knownDocument('query A { me { id } }')
+    }
+    expect(tracer.knownDocument('query A { me { id } }')).toBe(doc)
+    expect(tracer.knownDocument('{ f0 }')).toBeUndefined()
+    expect(tracer.knownDocument('{ f1199 }')?.kind).toBe('Document')
+  })
+
+  it('does not keep a very long source', () => {
+    const tracer = new GraphQLTracer()
+    const long = `{ me { id ${' '.repeat(30_000)} } }`
+    expect(tracer.documentFor(long)?.kind).toBe('Document')
+    expect(tracer.knownDocument(long)).toBeUndefined()
   })
 })
 

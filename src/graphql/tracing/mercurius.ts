@@ -9,11 +9,13 @@
  * there (see `GraphQLTracer.instrument`).
  *
  * Each mercurius hook costs every operation a few promises (measured: about
- * 2% of a 50-field query's throughput per hook, with the AsyncLocalStorage
- * context manager on). The plugin therefore uses one hook, `preExecution`,
- * to name the span, and wraps `app.graphql`, the function every operation
- * goes through (HTTP, batches, `app.graphql()` calls, WebSocket queries), to
- * start the span before parsing and end it with the result or the refusal.
+ * 2–5% of a 50-field query's throughput per hook, with the AsyncLocalStorage
+ * context manager on). The plugin therefore adds none for queries and
+ * mutations: it wraps `app.graphql`, the function every operation goes
+ * through (HTTP, batches, `app.graphql()` calls, WebSocket queries), starts
+ * the span there before mercurius parses, names it from the tracer's own
+ * cache of parsed documents (one parse per distinct source, done only for a
+ * recording span), and ends it with the result or the refusal.
  */
 import { type Context, context } from '@opentelemetry/api'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -167,6 +169,10 @@ type GraphqlFn = (
  * `replaceSchema`…) reads and writes through.
  */
 function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
+  const o = tracer.config
+  // With mercurius, resolvers are wrapped to carry the operation's context
+  // (traceDataAccess) or their own spans (traceResolvers).
+  const wrap = o.traceResolvers || o.traceDataAccess
   return new Proxy(graphql, {
     apply(target, thisArg, args: Parameters<GraphqlFn>) {
       // mercurius makes `{}` of a missing context; make it here, to mark it.
@@ -175,9 +181,23 @@ function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
         ctx = {}
         args[1] = ctx
       }
-      const t = tracer.startOperation(parentOf(ctx), true)
+      const [source, , variables, name] = args
+      const operationName = typeof name === 'string' ? name : undefined
+      // A document seen before names the span from its start (samplers see
+      // the name); a new one is parsed only once the span records.
+      let document = typeof source === 'string' ? tracer.knownDocument(source) : asDocument(source)
+      const t = tracer.startOperation(parentOf(ctx), true, document ?? undefined, operationName)
       ctx[kOperation] = t ?? NOT_RECORDING
       if (t === undefined) return Reflect.apply(target, thisArg, args)
+      // A replaced schema is wrapped on first use.
+      const schema = (target as { schema?: GraphQLSchema }).schema
+      if (wrap && schema !== undefined) tracer.instrument(schema, o.traceResolvers)
+      const named = document !== undefined && document !== null
+      if (document === undefined && typeof source === 'string')
+        document = tracer.documentFor(source)
+      if (document !== undefined && document !== null) {
+        tracer.describeOperation(t, document, operationName, variables, !named)
+      }
       return (Reflect.apply(target, thisArg, args) as Promise<ExecutionResult>).then(
         (result) => {
           tracer.endOperation(t, result)
@@ -190,6 +210,15 @@ function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
       )
     },
   })
+}
+
+/** `source` if it is a parsed document (`app.graphql` takes one too), else `undefined`. */
+function asDocument(source: unknown): DocumentNode | undefined {
+  return typeof source === 'object' &&
+    source !== null &&
+    (source as { kind?: unknown }).kind === 'Document'
+    ? (source as DocumentNode)
+    : undefined
 }
 
 /** Options of {@link graphqlTracing}: a tracer, or the configuration of a new one. */
@@ -237,13 +266,16 @@ async function graphqlTracingPlugin(
     ])
   }
   const o = tracer.config
-  // Wrapped now, not on the first request (preExecution still checks, for a replaced schema).
+  // Wrapped now, not on the first request (the wrapper still checks, for a replaced schema).
   if ((o.traceResolvers || o.traceDataAccess) && graphql.schema !== undefined) {
     tracer.instrument(graphql.schema as GraphQLSchema, o.traceResolvers)
   }
-  const hooks = mercuriusTracingHooks(tracer)
-  graphql.addHook('preExecution', hooks.preExecution)
-  graphql.addHook('preSubscriptionExecution', hooks.preSubscriptionExecution)
+  // No query hook: the wrapper below names the span from the source text
+  // (each mercurius hook costs every operation, see the module comment).
+  graphql.addHook(
+    'preSubscriptionExecution',
+    mercuriusTracingHooks(tracer).preSubscriptionExecution,
+  )
   // mercurius's routes call `app.graphql` on the instance that registered
   // it: replace it there (it may be a parent of ours).
   let owner: object = app
@@ -269,9 +301,9 @@ declare module 'fastify' {
 
 /**
  * The tracer for a Fastify app with mercurius: register it after mercurius,
- * with a {@link GraphQLTracer} or the options of a new one. It adds
- * mercurius hooks (an operation span per operation, batches included; a
- * span for each WebSocket subscription's setup), wraps the schema's
+ * with a {@link GraphQLTracer} or the options of a new one. It wraps
+ * `app.graphql` (an operation span per operation, batches included), adds
+ * one mercurius hook (a span for each WebSocket subscription's setup), wraps the schema's
  * resolvers (the operation's context for data access; resolver spans with
  * `traceResolvers`), makes the operation span a child of the context active
  * when the request arrived (the HTTP server span, with an HTTP

@@ -79,6 +79,11 @@ export const UNKNOWN_OPERATION = 'GraphQL Operation'
 export const OTHER_ERROR = '_OTHER'
 /** Errors of one result recorded as events; the status and `error.type` come from the first. */
 const MAX_ERROR_EVENTS = 10
+/** Parsed documents one generation of {@link GraphQLTracer.documentFor}'s cache holds. */
+const DOCUMENTS_PER_GENERATION = 500
+/** Longer sources are parsed for their span, never cached (a cache must not hold megabytes). */
+const MAX_CACHED_SOURCE = 20_000
+
 /** A code or class name low-cardinality enough to be an `error.type`. */
 const ERROR_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
 
@@ -228,6 +233,13 @@ export class GraphQLTracer {
   /** Schemas whose resolvers this tracer wrapped, and whether default resolvers were too. */
   readonly #instrumented = new WeakMap<GraphQLSchema, boolean>()
   readonly #tracedDefaults = new WeakMap<Resolver, Resolver>()
+  /**
+   * Documents by source text, `null` for one that does not parse: two
+   * generations, the older dropped when the newer fills (an LRU's effect
+   * without its bookkeeping on every hit).
+   */
+  #documents = new Map<string, DocumentNode | null>()
+  #olderDocuments = new Map<string, DocumentNode | null>()
   #runtime: GraphqlRuntime | undefined
 
   /** @throws `ERR_CONFIG_INVALID` naming the bad option. */
@@ -246,6 +258,50 @@ export class GraphQLTracer {
   #graphql(): GraphqlRuntime {
     this.#runtime ??= graphqlRuntime('GraphQLTracer')
     return this.#runtime
+  }
+
+  /**
+   * The parsed document of `source` if this tracer has seen it: `null` when
+   * it does not parse, `undefined` when not seen (see {@link documentFor}).
+   * A map lookup, cheap enough to run before a span is started, so that
+   * samplers see the operation's real name. @internal
+   */
+  knownDocument(source: string): DocumentNode | null | undefined {
+    const doc = this.#documents.get(source)
+    if (doc !== undefined) return doc
+    const older = this.#olderDocuments.get(source)
+    if (older !== undefined) this.#remember(source, older)
+    return older
+  }
+
+  /**
+   * The parsed document of `source` (`null` if it does not parse), parsed
+   * once and cached, for an integration that sees the source text before
+   * the server parses it (mercurius's `app.graphql`): naming the span there
+   * spares a mercurius hook per operation. Called only for a recording
+   * span. @internal
+   */
+  documentFor(source: string): DocumentNode | null {
+    const known = this.knownDocument(source)
+    if (known !== undefined) return known
+    let doc: DocumentNode | null
+    try {
+      doc = this.#graphql().parse(source, { noLocation: true })
+    } catch {
+      // The server refuses it too; the span keeps its generic name and gets the server's error.
+      doc = null
+    }
+    this.#remember(source, doc)
+    return doc
+  }
+
+  #remember(source: string, doc: DocumentNode | null): void {
+    if (source.length > MAX_CACHED_SOURCE) return
+    if (this.#documents.size >= DOCUMENTS_PER_GENERATION) {
+      this.#olderDocuments = this.#documents
+      this.#documents = new Map()
+    }
+    this.#documents.set(source, doc)
   }
 
   /**
