@@ -63,7 +63,7 @@ import {
   scanApiKey,
   sortPrefixes,
 } from './format.js'
-import { hashesEqual, Pepper } from './hash.js'
+import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
 import { SqliteApiKeyStore } from './sqlite.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
@@ -339,6 +339,8 @@ interface CachedKey {
   readonly loadedAt: number
   /** The aggregate this key's last successful validation went to (the hot path's shortcut). */
   use: PendingAudit | undefined
+  /** The key's fingerprint, once it passed the HMAC check in this process (see KeyFingerprints). */
+  verified: Buffer | undefined
 }
 
 /** Validations or rejections of one (key, address, reason), counted until the next flush. */
@@ -408,6 +410,7 @@ export class ApiKeyManager {
   readonly #blocked = new Map<string, Blocked>()
 
   readonly #peppers = new Map<number, Pepper>()
+  readonly #fingerprints = new KeyFingerprints()
   #currentPepper = 0
   #loadingPeppers: Promise<void> | undefined
 
@@ -535,6 +538,7 @@ export class ApiKeyManager {
     await this.#failures?.close()
     for (const pepper of this.#peppers.values()) pepper.dispose()
     this.#peppers.clear()
+    this.#fingerprints.dispose()
     this.#keys.clear()
     this.#negative.clear()
     if (this.#ownsStore) await this.#store.close()
@@ -565,11 +569,16 @@ export class ApiKeyManager {
       entry = await this.#load(keyId, ip, now)
       if (entry === undefined) throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
     }
-    const pepper = this.#peppers.get(entry.pepperVersion)
-    if (pepper === undefined) throw new ApiKeyStoreError('API key hashed with an unknown pepper')
-    const hash = pepper.mac(key)
-    if (!hashesEqual(hash, entry.hash)) {
-      throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
+    // A key this process already checked against the stored HMAC is
+    // recognized by its fingerprint: one hash call instead of two.
+    const verified = entry.verified
+    if (verified === undefined || !hashesEqual(this.#fingerprints.of(key), verified)) {
+      const pepper = this.#peppers.get(entry.pepperVersion)
+      if (pepper === undefined) throw new ApiKeyStoreError('API key hashed with an unknown pepper')
+      if (!hashesEqual(pepper.mac(key), entry.hash)) {
+        throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
+      }
+      entry.verified = this.#fingerprints.of(key)
     }
     if (entry.revokedAt !== null) throw this.#reject(new ApiKeyRevokedError(), keyId, ip, now)
     if (now >= entry.expiresAt || (entry.graceUntil !== null && now >= entry.graceUntil)) {
@@ -730,6 +739,7 @@ export class ApiKeyManager {
           : compileIpList(row.allowedIps),
       loadedAt: now,
       use: undefined,
+      verified: undefined,
     }
   }
 

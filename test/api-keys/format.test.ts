@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { checksumOf } from '../../src/api-keys/format.js'
-import { hashesEqual, Pepper } from '../../src/api-keys/hash.js'
+import { hashesEqual, KeyFingerprints, Pepper } from '../../src/api-keys/hash.js'
 import {
   API_KEY_PATTERN,
   ApiKeyMalformedError,
@@ -255,5 +255,31 @@ describe('Pepper', () => {
     const pepper = new Pepper(randomBytes(32))
     pepper.dispose()
     expect(() => pepper.mac('x')).toThrow(/disposed/)
+  })
+})
+
+describe('KeyFingerprints', () => {
+  it('is SHA-256 of a per-instance random block and the key: stable, distinct per instance and per key', async () => {
+    const { createHash } = await import('node:crypto')
+    const a = new KeyFingerprints()
+    const b = new KeyFingerprints()
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 300 }), fc.string({ minLength: 1100, maxLength: 1200 })),
+        fc.string({ maxLength: 300 }),
+        (key, other) => {
+          const fp = a.of(key)
+          expect(fp).toHaveLength(32)
+          expect(a.of(key)).toEqual(fp)
+          expect(b.of(key)).not.toEqual(fp)
+          if (other !== key) expect(a.of(other)).not.toEqual(fp)
+          expect(fp).not.toEqual(createHash('sha256').update(key).digest())
+        },
+      ),
+      { numRuns: 200 },
+    )
+    const before = a.of('fraiseql_live_eu_west_1_x')
+    a.dispose()
+    expect(a.of('fraiseql_live_eu_west_1_x')).not.toEqual(before)
   })
 })

@@ -67,6 +67,27 @@ describe('ApiKeyManager: create and validate', () => {
     })
   })
 
+  it('a warm key is recognized by its fingerprint; another secret under the same id never is', async () => {
+    const { key, keyId } = await create(f.manager)
+    for (let i = 0; i < 3; i++) expect((await f.manager.validate(key)).keyId).toBe(keyId)
+    // Same prefix, region and id, valid checksum, another secret: what a
+    // client who knows the id (it is in logs and the admin API) can forge.
+    const { prefix, region } = parseApiKey(key)
+    for (let i = 0; i < 20; i++) {
+      const sibling = formatApiKey({ prefix, region, keyId })
+      expect(await codeOf(f.manager.validate(sibling))).toBe('ERR_API_KEY_UNKNOWN')
+    }
+    // Another region or prefix around the same id and secret is another key too.
+    const secret = key.slice(-38, -6)
+    for (const other of [
+      formatApiKey({ prefix, region: 'us_east_1', keyId, secret }),
+      formatApiKey({ prefix: 'fraiseql_test', region, keyId, secret }),
+    ]) {
+      expect(await codeOf(f.manager.validate(other))).toBe('ERR_API_KEY_UNKNOWN')
+    }
+    expect((await f.manager.validate(key)).keyId).toBe(keyId)
+  })
+
   it('the store keeps HMAC-SHA256(pepper, key), never the key; test keys use the test prefix', async () => {
     const { key, keyId } = await create(f.manager, { prefix: 'fraiseql_test' })
     expect(key.startsWith('fraiseql_test_eu_west_1_')).toBe(true)
