@@ -77,6 +77,11 @@ export async function buildApp(variant: TracingVariant): Promise<{
     // AsyncLocalStorage tracks every promise of the process.
     context.with(context.active(), () => {})
   }
+  if (variant === 'http' || variant === 'http-ours') {
+    // Before node:http is first required (by fastify, below).
+    const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http')
+    new HttpInstrumentation().enable()
+  }
   if (variant === 'otel') {
     // Before graphql-js is first required (by mercurius, below).
     const { GraphQLInstrumentation } = await import('@opentelemetry/instrumentation-graphql')
@@ -101,7 +106,9 @@ export async function buildApp(variant: TracingVariant): Promise<{
     })
     app.graphql.addHook('onResolution', (_execution, ctx) => spans.get(ctx)?.end())
   }
-  if (variant === 'ours' || variant === 'ours-unsampled') await app.register(graphqlTracing, {})
+  if (variant === 'ours' || variant === 'ours-unsampled' || variant === 'http-ours') {
+    await app.register(graphqlTracing, {})
+  }
   if (variant === 'ours-resolvers') await app.register(graphqlTracing, { traceResolvers: true })
 
   return { app, spans: () => counting?.ended ?? 0 }

@@ -21,6 +21,9 @@ export const TRACING_VARIANTS = {
     'SDK sampling nothing + our `graphqlTracing`, default settings (every span non-recording)',
   'ours-resolvers': 'SDK + our `graphqlTracing` with `traceResolvers: true` (a span per field)',
   otel: 'SDK + `@opentelemetry/instrumentation-graphql`, default settings (a span per field)',
+  http: 'SDK + `@opentelemetry/instrumentation-http`: an HTTP server span per request, no GraphQL tracing (an app traced at the HTTP layer)',
+  'http-ours':
+    'SDK + `@opentelemetry/instrumentation-http` + our `graphqlTracing`, default settings (the operation span a child of the HTTP span)',
 } as const
 
 export type TracingVariant = keyof typeof TRACING_VARIANTS

@@ -36,6 +36,8 @@ const EXPECTED_SPANS: Record<TracingVariant, (n: number) => boolean> = {
   'ours-unsampled': (n) => n === 0,
   'ours-resolvers': (n) => n === 52,
   otel: (n) => n >= 51,
+  http: (n) => n === 1,
+  'http-ours': (n) => n === 2,
 }
 
 async function post(server: ServerHandle): Promise<void> {
@@ -83,6 +85,8 @@ const VARIANTS: readonly TracingVariant[] = [
   'ours-unsampled',
   'ours-resolvers',
   'otel',
+  'http',
+  'http-ours',
 ]
 
 interface Row {
@@ -129,6 +133,8 @@ function report(result: PairsResult<TracingVariant>): string {
     'ours-unsampled': 'ours, sampled out / untraced',
     'ours-resolvers': 'ours, resolver spans / untraced',
     otel: 'instrumentation-graphql / untraced',
+    http: 'instrumentation-http (an HTTP server span) / untraced',
+    'http-ours': 'instrumentation-http + ours, default settings / untraced',
   }
   const ratioRows: Row[] = VARIANTS.map((v) => ({
     label: label[v],
@@ -169,6 +175,12 @@ function report(result: PairsResult<TracingVariant>): string {
     {
       label: 'ours, default ÷ SDK alone (what our tracer adds to an instrumented app)',
       values: per(ours, ratios('sdk'), (a, b) => a / b),
+      format: times,
+    },
+    {
+      label:
+        'instrumentation-http + ours ÷ instrumentation-http (what our tracer adds where the HTTP layer is already traced)',
+      values: per(ratios('http-ours'), ratios('http'), (a, b) => a / b),
       format: times,
     },
   ]
@@ -240,8 +252,8 @@ export const graphqlTracingBench: BenchDefinition = {
       kind: KIND,
       baseline: 'untraced',
       variants: VARIANTS,
-      // 7 variants: 7 rounds run each in every position once.
-      defaultRounds: 7,
+      // 9 variants: 9 rounds run each in every position once.
+      defaultRounds: 9,
     })
     return [
       '# GraphQL tracer benchmark',
