@@ -101,6 +101,30 @@ describe.skipIf(!HAS_REDIS)('RedisStore', () => {
     expect(ttl).toBeLessThanOrEqual(20_000)
   })
 
+  it('expires a key at the end of the window after its last charge; later charges in a window only count', async () => {
+    // Caller clock: `now` is what the script sees; Redis counts the TTL in real time.
+    const store = new RedisStore({ client, prefix, timeSource: 'caller' })
+    const key = randomUUID()
+    const name = `${prefix}{${key}}:default`
+    const w = 10_000
+    const consume = (now: number) =>
+      store.consume(key, { policies: [{ name: 'default', max: 100, windowMs: w }], weight: 1, now })
+    const ttlNear = async (expected: number) => {
+      const ttl = await client.pttl(name)
+      expect(ttl).toBeLessThanOrEqual(expected)
+      expect(ttl).toBeGreaterThan(expected - 1_000)
+    }
+    await consume(3 * w + 2_000) // first charge of window 3: lives to the end of window 4
+    await ttlNear(2 * w - 2_000)
+    await consume(3 * w + 9_000) // same window: counted, expiry unchanged (still the end of window 4)
+    await ttlNear(2 * w - 2_000)
+    expect(await client.hgetall(name)).toEqual({ w: '3', c: '2', p: '0' })
+    const [state] = await consume(4 * w + 5_000) // next window: the count moves to `p`
+    expect(state).toMatchObject({ remaining: expect.any(Number) })
+    expect(await client.hgetall(name)).toEqual({ w: '4', c: '1', p: '2' })
+    await ttlNear(2 * w - 5_000)
+  })
+
   it('names keys `<prefix>{<client>}:<policy>` so one client’s policies share a cluster slot', async () => {
     const store = new RedisStore({ client, prefix })
     const key = randomUUID()

@@ -19,7 +19,11 @@ export interface RedisClientLike {
 /**
  * One hash per (client, policy): `w` window index, `c` current count, `p`
  * previous count. All policies are checked first and charged only if every one
- * fits, in one atomic script, so the request is all or nothing. Time comes
+ * fits, in one atomic script, so the request is all or nothing. The first
+ * charge of a window writes the hash and sets its expiry, `2w − elapsed`,
+ * which is the end of the next window whatever the elapsed time; later
+ * charges in the same window only increment `c` (one command instead of
+ * two, and less work for Redis, where the store's cost lies). Time comes
  * from Redis `TIME` unless the caller's clock is requested (ARGV[2] non-empty).
  * Integer comparisons mirror `fits()` in sliding-window.ts exactly.
  */
@@ -31,7 +35,7 @@ if now == nil then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local n = #KEYS
-local idx, el, cur, prev, ok = {}, {}, {}, {}, {}
+local idx, el, cur, prev, ok, same = {}, {}, {}, {}, {}, {}
 local allowed = 1
 for i = 1, n do
   local max = tonumber(ARGV[1 + 2 * i])
@@ -49,7 +53,7 @@ for i = 1, n do
   elseif hw ~= x then
     c = 0; p = 0
   end
-  idx[i] = x; el[i] = e; cur[i] = c; prev[i] = p
+  idx[i] = x; el[i] = e; cur[i] = c; prev[i] = p; same[i] = hw == x
   if p * (w - e) + (c + weight) * w <= max * w then ok[i] = 1 else ok[i] = 0; allowed = 0 end
 end
 local out = {allowed}
@@ -57,8 +61,12 @@ for i = 1, n do
   local w = tonumber(ARGV[2 + 2 * i])
   if allowed == 1 then
     cur[i] = cur[i] + weight
-    redis.call('HSET', KEYS[i], 'w', idx[i], 'c', cur[i], 'p', prev[i])
-    redis.call('PEXPIRE', KEYS[i], 2 * w - el[i])
+    if same[i] then
+      redis.call('HINCRBY', KEYS[i], 'c', weight)
+    else
+      redis.call('HSET', KEYS[i], 'w', idx[i], 'c', cur[i], 'p', prev[i])
+      redis.call('PEXPIRE', KEYS[i], 2 * w - el[i])
+    end
   end
   out[#out + 1] = ok[i]
   out[#out + 1] = prev[i]
