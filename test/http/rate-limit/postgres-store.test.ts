@@ -111,6 +111,47 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
     expect(rows.map((r: { key: string }) => r.key)).toEqual([`default:${live}`])
   })
 
+  it('sets the expiry on the first charge of a window only (the end of the next window)', async () => {
+    const store = new PostgresStore({
+      pool: db.pool,
+      schema: db.schema,
+      timeSource: 'caller',
+      pruneIntervalMs: 0,
+    })
+    const client = randomUUID()
+    const w = 10_000
+    const consume = (now: number) =>
+      store.consume(client, {
+        policies: [{ name: 'default', max: 100, windowMs: w }],
+        weight: 1,
+        now,
+      })
+    const row = async () => {
+      const { rows } = await db.pool.query(
+        `SELECT window_index::int AS w, curr::int AS c, prev::int AS p,
+                (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::float8 AS ttl
+           FROM "${db.schema}".fraiseql_rate_limit WHERE key = $1`,
+        [`default:${client}`],
+      )
+      return rows[0] as { w: number; c: number; p: number; ttl: number }
+    }
+    await consume(3 * w + 2_000)
+    const first = await row()
+    expect(first).toMatchObject({ w: 3, c: 1, p: 0 })
+    expect(first.ttl).toBeLessThanOrEqual(2 * w - 2_000)
+    expect(first.ttl).toBeGreaterThan(2 * w - 3_000)
+    await consume(3 * w + 9_000) // same window: counted, the expiry kept
+    const second = await row()
+    expect(second).toMatchObject({ w: 3, c: 2, p: 0 })
+    expect(second.ttl).toBeGreaterThan(2 * w - 3_000)
+    await consume(4 * w + 5_000) // next window: the count moves to prev, a new expiry
+    const third = await row()
+    expect(third).toMatchObject({ w: 4, c: 1, p: 2 })
+    expect(third.ttl).toBeLessThanOrEqual(2 * w - 5_000)
+    expect(third.ttl).toBeGreaterThan(2 * w - 6_000)
+    await store.close()
+  })
+
   it('rejects an unsafe schema name with ERR_CONFIG_INVALID naming the field', () => {
     expect(() => new PostgresStore({ pool: db.pool, schema: 'x"; DROP TABLE y; --' })).toThrow(
       expect.objectContaining({
