@@ -14,13 +14,17 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
   })
   afterAll(async () => db.drop())
 
-  describeRateLimitStoreContract('PostgresStore (caller clock)', async () => {
-    const store = new PostgresStore({
+  /** A store reading the time the caller passes (tests drive the window). */
+  const callerClockStore = () =>
+    new PostgresStore({
       pool: db.pool,
       schema: db.schema,
       timeSource: 'caller',
       pruneIntervalMs: 0,
     })
+
+  describeRateLimitStoreContract('PostgresStore (caller clock)', async () => {
+    const store = callerClockStore()
     return { store, key: () => randomUUID(), close: () => store.close() }
   })
 
@@ -112,12 +116,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
   })
 
   it('sets the expiry on the first charge of a window only (the end of the next window)', async () => {
-    const store = new PostgresStore({
-      pool: db.pool,
-      schema: db.schema,
-      timeSource: 'caller',
-      pruneIntervalMs: 0,
-    })
+    const store = callerClockStore()
     const client = randomUUID()
     const w = 10_000
     const consume = (now: number) =>
