@@ -571,14 +571,14 @@ export class ApiKeyManager {
     }
     // A key this process already checked against the stored HMAC is
     // recognized by its fingerprint: one hash call instead of two.
-    const verified = entry.verified
-    if (verified === undefined || !hashesEqual(this.#fingerprints.of(key), verified)) {
+    const fingerprint = this.#fingerprints.of(key)
+    if (entry.verified === undefined || !hashesEqual(fingerprint, entry.verified)) {
       const pepper = this.#peppers.get(entry.pepperVersion)
       if (pepper === undefined) throw new ApiKeyStoreError('API key hashed with an unknown pepper')
       if (!hashesEqual(pepper.mac(key), entry.hash)) {
         throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
       }
-      entry.verified = this.#fingerprints.of(key)
+      entry.verified = fingerprint
     }
     if (entry.revokedAt !== null) throw this.#reject(new ApiKeyRevokedError(), keyId, ip, now)
     if (now >= entry.expiresAt || (entry.graceUntil !== null && now >= entry.graceUntil)) {

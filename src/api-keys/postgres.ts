@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import { z } from 'zod'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { openSqlDatabase } from '../internal/sql/database.js'
-import { SqlIdentifierSchema } from '../internal/sql/identifiers.js'
+import { quoteIdent, SqlIdentifierSchema } from '../internal/sql/identifiers.js'
 import { refinePgStoreOptions } from '../internal/sql/options.js'
 import { type PgPoolLike, PgPoolSchema } from '../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../internal/sql/url.js'
@@ -94,11 +95,12 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
     this.#schema = o.schema
     this.#logger = o.logger ?? stderrLogger
     this.#reconnectDelayMs = o.reconnectDelayMs
-    const columns = KEY_COLUMNS.map((c) => `"${c}"`).join(', ')
+    const columns = KEY_COLUMNS.map(quoteIdent).join(', ')
     this.#getKey = {
-      // Statement names are per connection; the schema is part of the text, so of the name.
-      name: `fraiseql_api_key_get_${o.schema}`.slice(0, 63),
-      text: `select ${columns} from "${o.schema}"."api_keys" where "key_id" = $1`,
+      // Statement names are per connection; the schema is part of the text,
+      // so of the name (hashed: a schema name may take all 63 characters).
+      name: `fraiseql_api_key_get_${createHash('sha256').update(o.schema).digest('hex').slice(0, 16)}`,
+      text: `select ${columns} from ${quoteIdent(o.schema)}."api_keys" where "key_id" = $1`,
     }
   }
 

@@ -15,7 +15,6 @@ export const TARGET_OPTIONS = {
   url: { type: 'string' },
   'api-key': { type: 'string' },
   json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h' },
 } as const
 
 export const TARGET_HELP = `Target (one of):

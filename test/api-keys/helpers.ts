@@ -154,10 +154,14 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-/** Constructing with each `[options, field]` throws ERR_CONFIG_INVALID naming that field. */
+/**
+ * Constructing with each `[options, field]` throws ERR_CONFIG_INVALID naming
+ * that field; `closed`: the name is the whole quoted path, not its start.
+ */
 export function expectConfigErrors(
   make: (options: never) => unknown,
   cases: ReadonlyArray<readonly [unknown, string]>,
+  { closed = false }: { closed?: boolean } = {},
 ): void {
   for (const [options, field] of cases) {
     let thrown: unknown
@@ -167,7 +171,7 @@ export function expectConfigErrors(
       thrown = err
     }
     expect(thrown, field).toMatchObject({ code: 'ERR_CONFIG_INVALID' })
-    expect((thrown as Error).message, field).toContain(`\`${field}`)
+    expect((thrown as Error).message, field).toContain(closed ? `\`${field}\`` : `\`${field}`)
   }
 }
 

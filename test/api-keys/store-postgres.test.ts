@@ -105,6 +105,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
         [{ pool: db.pool, schema: 'pg_catalog' }, 'schema'],
         [{ pool: {} }, 'pool'],
       ],
+      { closed: true },
     )
   })
 })

@@ -97,6 +97,7 @@ describe('SqliteApiKeyStore', () => {
         [{ filename: 'x.db', pollIntervalMs: 1 }, 'pollIntervalMs'],
         [{ filename: 'x.db', schema: 'public' }, 'schema'],
       ],
+      { closed: true },
     )
     db.close()
   })

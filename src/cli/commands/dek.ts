@@ -57,6 +57,21 @@ function print(io: CliIO, rows: readonly DekRow[], json: boolean): void {
   )
 }
 
+/** A data key as printed, from the keyring's entry or KeyManager's view (time as a number or a Date). */
+function dekRow(k: {
+  id: string
+  status: DekRow['status']
+  createdAt: number | Date
+  usesReserved: number
+}): DekRow {
+  return {
+    id: k.id,
+    status: k.status,
+    createdAt: new Date(k.createdAt).toISOString(),
+    usesReserved: k.usesReserved,
+  }
+}
+
 export const dekCommand: Command = {
   name: 'dek',
   help: HELP,
@@ -66,10 +81,6 @@ export const dekCommand: Command = {
       options: TARGET_OPTIONS,
       allowPositionals: true,
     })
-    if (values.help === true) {
-      io.stdout(HELP)
-      return EXIT.OK
-    }
     const action = positionals[0]
     if (action !== 'status' && action !== 'rotate')
       throw new UsageError('expected "dek status" or "dek rotate"')
@@ -86,13 +97,7 @@ export const dekCommand: Command = {
     try {
       if (action === 'status') {
         await store.migrate?.()
-        const rows = (await store.list()).map((e) => ({
-          id: e.id,
-          status: e.status,
-          createdAt: new Date(e.createdAt).toISOString(),
-          usesReserved: e.usesReserved,
-        }))
-        print(io, rows, values.json)
+        print(io, (await store.list()).map(dekRow), values.json)
         return EXIT.OK
       }
       if (!values.json) io.stderr('rotating: unwrapping the active data key (one KMS call)…\n')
@@ -101,15 +106,9 @@ export const dekCommand: Command = {
       try {
         await keys.initialize()
         await keys.rotateDataKey()
-        const rows = (await keys.dataKeys()).map((k) => ({
-          id: k.id,
-          status: k.status,
-          createdAt: k.createdAt.toISOString(),
-          usesReserved: k.usesReserved,
-        }))
-        print(io, rows, values.json)
+        print(io, (await keys.dataKeys()).map(dekRow), values.json)
       } finally {
-        await keys.dispose()
+        keys.dispose()
       }
       return EXIT.OK
     } finally {

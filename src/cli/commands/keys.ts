@@ -89,7 +89,9 @@ async function managerAt(location: DatabaseLocation, io: CliIO) {
     manager,
     close: async () => {
       await manager.close()
-      await keyManager.dispose()
+      // The manager closes only a store it made itself.
+      await store.close()
+      keyManager.dispose()
     },
   }
 }
@@ -226,10 +228,6 @@ export const keysCommand: Command = {
       options: OPTIONS,
       allowPositionals: true,
     })
-    if (values.help === true) {
-      io.stdout(HELP)
-      return EXIT.OK
-    }
     const [action, id] = positionals
     if (action === undefined || !['create', 'list', 'rotate', 'revoke'].includes(action)) {
       throw new UsageError('expected "keys create|list|rotate|revoke"')

@@ -31,13 +31,9 @@ export const profileCommand: Command = {
   async run(args: readonly string[], io: CliIO): Promise<ExitCode> {
     const { values, positionals } = parseArgs({
       args: [...args],
-      options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean', default: false } },
       allowPositionals: true,
     })
-    if (values.help === true) {
-      io.stdout(HELP)
-      return EXIT.OK
-    }
     const [action, name] = positionals
     if (action !== 'show') throw new UsageError('expected "profile show <name>"')
     const key = (name ?? '').toUpperCase() as keyof typeof PROFILES

@@ -109,10 +109,6 @@ export function mercuriusTracingHooks(tracer: GraphQLTracer): MercuriusTracingHo
  * resolvers carry the operation (a replaced schema is wrapped on first use).
  */
 function describeHook(tracer: GraphQLTracer): MercuriusTracingHooks['preExecution'] {
-  const o = tracer.config
-  // With mercurius, resolvers are wrapped to carry the operation's context
-  // (traceDataAccess) or their own spans (traceResolvers).
-  const wrap = o.traceResolvers || o.traceDataAccess
   return (schema, document, ctx, variables) => {
     const c = ctx as TracedContext
     let t = c[kOperation]
@@ -124,7 +120,7 @@ function describeHook(tracer: GraphQLTracer): MercuriusTracingHooks['preExecutio
       c[kOperation] = t ?? NOT_RECORDING
       if (t === undefined) return
     }
-    if (wrap) tracer.instrument(schema, o.traceResolvers)
+    tracer.instrumentForHooks(schema)
     tracer.describeOperation(t, document, requestedOperationName(c), variables, true)
   }
 }
@@ -138,20 +134,15 @@ function preExecutionType(error: unknown): string {
 }
 
 /**
- * Ends the span of an operation mercurius refused or failed: our guards'
+ * `error.type` of an operation mercurius refused or failed: our guards'
  * and mercurius's errors carry a code; graphql-js's syntax and validation
  * errors (in mercurius's `MER_ERR_GQL_VALIDATION`) get Apollo's codes.
  */
-function refused(tracer: GraphQLTracer, t: OperationTrace, error: unknown): void {
-  const inner = (error as { errors?: unknown } | null | undefined)?.errors
-  const errors = Array.isArray(inner) && inner.length > 0 ? inner : [error]
-  let type = errorType(error)
-  if (type === 'MER_ERR_GQL_VALIDATION' || type === OTHER_ERROR) {
-    const own = errorType(errors[0])
-    type = own !== OTHER_ERROR ? own : preExecutionType(errors[0])
-  }
-  tracer.recordErrors(t, type, errors)
-  tracer.endOperation(t, undefined)
+function refusalType(error: unknown, first: unknown): string {
+  const type = errorType(error)
+  if (type !== 'MER_ERR_GQL_VALIDATION' && type !== OTHER_ERROR) return type
+  const own = errorType(first)
+  return own !== OTHER_ERROR ? own : preExecutionType(first)
 }
 
 type GraphqlFn = (
@@ -169,10 +160,6 @@ type GraphqlFn = (
  * `replaceSchema`…) reads and writes through.
  */
 function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
-  const o = tracer.config
-  // With mercurius, resolvers are wrapped to carry the operation's context
-  // (traceDataAccess) or their own spans (traceResolvers).
-  const wrap = o.traceResolvers || o.traceDataAccess
   return new Proxy(graphql, {
     apply(target, thisArg, args: Parameters<GraphqlFn>) {
       // mercurius makes `{}` of a missing context; make it here, to mark it.
@@ -191,7 +178,7 @@ function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
       if (t === undefined) return Reflect.apply(target, thisArg, args)
       // A replaced schema is wrapped on first use.
       const schema = (target as { schema?: GraphQLSchema }).schema
-      if (wrap && schema !== undefined) tracer.instrument(schema, o.traceResolvers)
+      if (schema !== undefined) tracer.instrumentForHooks(schema)
       const named = document !== undefined && document !== null
       if (document === undefined && typeof source === 'string')
         document = tracer.documentFor(source)
@@ -204,7 +191,7 @@ function tracedGraphql(tracer: GraphQLTracer, graphql: GraphqlFn): GraphqlFn {
           return result
         },
         (err: unknown) => {
-          refused(tracer, t, err)
+          tracer.failOperation(t, err, refusalType)
           throw err
         },
       )
@@ -265,11 +252,8 @@ async function graphqlTracingPlugin(
       { path: [], message: 'register mercurius before graphqlTracing' },
     ])
   }
-  const o = tracer.config
   // Wrapped now, not on the first request (the wrapper still checks, for a replaced schema).
-  if ((o.traceResolvers || o.traceDataAccess) && graphql.schema !== undefined) {
-    tracer.instrument(graphql.schema as GraphQLSchema, o.traceResolvers)
-  }
+  if (graphql.schema !== undefined) tracer.instrumentForHooks(graphql.schema as GraphQLSchema)
   // No query hook: the wrapper below names the span from the source text
   // (each mercurius hook costs every operation, see the module comment).
   graphql.addHook(

@@ -184,6 +184,12 @@ export function errorType(error: unknown): string {
   return OTHER_ERROR
 }
 
+/** `error.type` of a thrown error: its own, else its first GraphQL error's. */
+function outerOrFirstType(error: unknown, first: unknown): string {
+  const outer = errorType(error)
+  return outer === OTHER_ERROR ? errorType(first) : outer
+}
+
 function messageOf(error: unknown): string {
   const m = (error as ErrorLike | null | undefined)?.message
   return typeof m === 'string' ? m : String(error)
@@ -537,7 +543,7 @@ export class GraphQLTracer {
     if (t.ended) return
     const errors = result?.errors
     if (errors !== undefined && errors !== null && errors.length > 0) {
-      this.recordErrors(t, errorType(errors[0]), errors)
+      this.#recordErrors(t, errorType(errors[0]), errors)
     }
     this.#end(t)
   }
@@ -547,17 +553,20 @@ export class GraphQLTracer {
    * execution, or failed): mercurius's and our rejections carry the GraphQL
    * errors in `errors`. @internal
    */
-  failOperation(t: OperationTrace, error: unknown): void {
+  failOperation(
+    t: OperationTrace,
+    error: unknown,
+    typeOf: (error: unknown, first: unknown) => string = outerOrFirstType,
+  ): void {
     if (t.ended) return
     const inner = (error as { errors?: unknown } | null | undefined)?.errors
     const errors = Array.isArray(inner) && inner.length > 0 ? inner : [error]
-    const outer = errorType(error)
-    this.recordErrors(t, outer === OTHER_ERROR ? errorType(errors[0]) : outer, errors)
+    this.#recordErrors(t, typeOf(error, errors[0]), errors)
     this.#end(t)
   }
 
-  /** Status ERROR, `error.type`, and one `exception` event per error (at most 10). @internal */
-  recordErrors(t: OperationTrace, type: string, errors: readonly unknown[]): void {
+  /** Status ERROR, `error.type`, and one `exception` event per error (at most 10). */
+  #recordErrors(t: OperationTrace, type: string, errors: readonly unknown[]): void {
     const span = t.span
     span.setAttribute(ATTR_ERROR_TYPE, type)
     span.setStatus({ code: SpanStatusCode.ERROR, message: this.#message(t, errors[0]) })
@@ -574,6 +583,17 @@ export class GraphQLTracer {
     t.ended = true
     if (t.dropped > 0) t.span.setAttribute(ATTR_DROPPED, t.dropped)
     t.span.end()
+  }
+
+  /**
+   * Wraps `schema`'s resolvers for an integration that cannot run execution
+   * inside the operation's context (mercurius): they carry it for data
+   * access, or make resolver spans, as configured; nothing otherwise.
+   * @internal
+   */
+  instrumentForHooks(schema: GraphQLSchema): void {
+    const o = this.config
+    if (o.traceResolvers || o.traceDataAccess) this.instrument(schema, o.traceResolvers)
   }
 
   /**

@@ -4,18 +4,28 @@
  */
 import type { z } from 'zod'
 
+/** An issue on `a` (or on `b` when `a` is given) unless exactly one of the two is. */
+function exactlyOne<K extends string>(
+  o: Partial<Record<K, unknown>>,
+  a: K,
+  b: K,
+  ctx: z.RefinementCtx,
+): void {
+  if ((o[a] === undefined) === (o[b] === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [o[a] === undefined ? a : b],
+      message: `give exactly one of ${a} or ${b}`,
+    })
+  }
+}
+
 /** PostgreSQL stores: exactly one of `pool` and `connectionString`. */
 export function refinePgStoreOptions(
   o: { pool?: unknown; connectionString?: unknown },
   ctx: z.RefinementCtx,
 ): void {
-  if ((o.pool === undefined) === (o.connectionString === undefined)) {
-    ctx.addIssue({
-      code: 'custom',
-      path: [o.pool === undefined ? 'pool' : 'connectionString'],
-      message: 'give exactly one of pool or connectionString',
-    })
-  }
+  exactlyOne(o, 'pool', 'connectionString', ctx)
 }
 
 /** SQLite stores: exactly one of `database` and `filename`; `busyTimeoutMs` only with a filename. */
@@ -23,13 +33,7 @@ export function refineSqliteStoreOptions(
   o: { database?: unknown; filename?: unknown; busyTimeoutMs?: unknown },
   ctx: z.RefinementCtx,
 ): void {
-  if ((o.database === undefined) === (o.filename === undefined)) {
-    ctx.addIssue({
-      code: 'custom',
-      path: [o.database === undefined ? 'database' : 'filename'],
-      message: 'give exactly one of database or filename',
-    })
-  }
+  exactlyOne(o, 'database', 'filename', ctx)
   if (o.database !== undefined && o.busyTimeoutMs !== undefined) {
     ctx.addIssue({
       code: 'custom',
