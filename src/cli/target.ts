@@ -39,13 +39,12 @@ export function targetOf(
   io: CliIO,
 ): Target {
   const url = values.url
-  const database =
-    values['database-url'] ?? (url === undefined ? io.env.FRAISEQL_DATABASE_URL : undefined)
   if (url !== undefined && values['database-url'] !== undefined) {
     throw new UsageError('give --database-url or --url, not both')
   }
   if (url !== undefined) {
-    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    const parsed = URL.canParse(url) ? new URL(url) : undefined
+    if (parsed === undefined || !/^https?:$/.test(parsed.protocol)) {
       throw new UsageError('--url must be an http(s) URL')
     }
     const apiKey = values['api-key'] ?? io.env.FRAISEQL_ADMIN_API_KEY
@@ -54,8 +53,9 @@ export function targetOf(
         '--url needs --api-key (or FRAISEQL_ADMIN_API_KEY) with the admin permission',
       )
     }
-    return { kind: 'api', url: new URL(url), apiKey }
+    return { kind: 'api', url: parsed, apiKey }
   }
+  const database = values['database-url'] ?? io.env.FRAISEQL_DATABASE_URL
   if (database === undefined) throw new UsageError('give --database-url or --url')
   try {
     return { kind: 'database', location: parseDatabaseUrl(database) }

@@ -10,6 +10,7 @@ export interface CliRun {
 export async function cli(
   args: string[],
   env: Record<string, string | undefined> = {},
+  cwd: string = process.cwd(),
 ): Promise<CliRun> {
   let stdout = ''
   let stderr = ''
@@ -21,7 +22,7 @@ export async function cli(
       stderr += t
     },
     env: { ...env },
-    cwd: process.cwd(),
+    cwd,
   })
   return { code, stdout, stderr }
 }

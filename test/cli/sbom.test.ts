@@ -11,8 +11,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { CliIO } from '../../src/cli/command.js'
-import { runCli } from '../../src/cli/main.js'
 import {
   cycloneDxJsonErrors,
   cycloneDxXmlErrors,
@@ -21,35 +19,15 @@ import {
   spdxErrors,
   tempDir,
 } from '../sbom/helpers.js'
+import { cli as runner } from './run.js'
 
 afterAll(removeTempDirs)
 
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
+const execFileAsync = promisify(execFile)
 
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-  cwd = fixture('small'),
-): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  const io: CliIO = {
-    stdout: (t) => {
-      stdout += t
-    },
-    stderr: (t) => {
-      stderr += t
-    },
-    env,
-    cwd,
-  }
-  const code = await runCli(args, io)
-  return { code, stdout, stderr }
-}
+/** The CLI in-process, run in the small fixture unless told otherwise. */
+const cli = (args: string[], env: Record<string, string> = {}, cwd = fixture('small')) =>
+  runner(args, env, cwd)
 
 describe('fraiseql-security sbom', () => {
   it('writes CycloneDX 1.6 JSON of the current directory to stdout by default, exit 0', async () => {
@@ -201,7 +179,7 @@ describe.skipIf(!existsSync(bin))('the built bin (dist/cli/index.js, after npm r
   })
 
   it('runs as a process: stdout carries the SBOM, exit 0', async () => {
-    const { stdout } = await promisify(execFile)(
+    const { stdout } = await execFileAsync(
       process.execPath,
       [bin, 'sbom', '--format', 'spdx', fixture('v2')],
       {
@@ -212,7 +190,7 @@ describe.skipIf(!existsSync(bin))('the built bin (dist/cli/index.js, after npm r
   })
 
   it('runs as a process: exit 1 with the error on stderr', async () => {
-    const err = await promisify(execFile)(
+    const err = await execFileAsync(
       process.execPath,
       [bin, 'sbom', fixture('malformed', 'array.json')],
       {
@@ -226,7 +204,7 @@ describe.skipIf(!existsSync(bin))('the built bin (dist/cli/index.js, after npm r
   })
 
   it('runs as a process: exit 2 for a usage error', async () => {
-    const err = await promisify(execFile)(process.execPath, [bin, 'sbom', '--nope'], {
+    const err = await execFileAsync(process.execPath, [bin, 'sbom', '--nope'], {
       timeout: 30_000,
     }).catch((e: { code: number }) => e)
     expect(err).toMatchObject({ code: 2 })

@@ -6,7 +6,7 @@
  * a broken workflow.
  */
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -120,7 +120,7 @@ describe('the workflow linter in npm test', () => {
       join(dir, '.github', 'workflows', 'broken.yml'),
       'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    needs: [missing]\n    permissions:\n      id-token: writ\n    steps:\n      - run: "true"\n',
     )
-    const result = await lint(dir)
+    const result = await lint(dir).finally(() => rmSync(dir, { recursive: true, force: true }))
     expect(result.code).toBe(1)
     expect(result.out).toContain('needs job "missing"')
     expect(result.out).toContain('"writ" is invalid')

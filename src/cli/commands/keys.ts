@@ -104,6 +104,7 @@ async function run(
   io: CliIO,
 ) {
   const json = values.json === true
+  // The command line is checked whole before any KMS call or request.
   const needId = () => {
     if (id === undefined || id === '') throw new UsageError(`keys ${action} needs a key id`)
     return id
@@ -120,6 +121,8 @@ async function run(
       ...(days === undefined ? {} : { expiresInDays: days }),
     }
   }
+  const input = action === 'create' ? createInput() : undefined
+  const keyId = action === 'rotate' || action === 'revoke' ? needId() : ''
   const grace = integer('--grace-minutes', values['grace-minutes'] as string | undefined)
   const reason = (values.reason as string | undefined) ?? 'revoked with the CLI'
 
@@ -129,7 +132,7 @@ async function run(
       case 'create':
         return shown(
           io,
-          await adminCall<KeyRow & { key: string }>(target, 'POST', base, createInput()),
+          await adminCall<KeyRow & { key: string }>(target, 'POST', base, input),
           json,
         )
       case 'list': {
@@ -146,7 +149,7 @@ async function run(
           await adminCall<KeyRow & { key: string }>(
             target,
             'POST',
-            `${base}/${encodeURIComponent(needId())}/rotate`,
+            `${base}/${encodeURIComponent(keyId)}/rotate`,
             {
               ...(grace === undefined ? {} : { graceMinutes: grace }),
             },
@@ -157,7 +160,7 @@ async function run(
         return printRows(
           io,
           [
-            await adminCall<KeyRow>(target, 'DELETE', `${base}/${encodeURIComponent(needId())}`, {
+            await adminCall<KeyRow>(target, 'DELETE', `${base}/${encodeURIComponent(keyId)}`, {
               reason,
             }),
           ],
@@ -165,12 +168,11 @@ async function run(
         )
     }
   }
-  if (action !== 'list') needIdOrInput(action, id, values)
   const { manager, close } = await managerAt(target.location, io)
   try {
     switch (action) {
       case 'create': {
-        const created = await manager.create(createInput(), { actor: 'cli' })
+        const created = await manager.create(input!, { actor: 'cli' })
         return shown(io, { key: created.key, ...created.record }, json)
       }
       case 'list':
@@ -181,7 +183,7 @@ async function run(
         )
       case 'rotate': {
         const rotated = await manager.rotate(
-          needId(),
+          keyId,
           grace === undefined ? {} : { graceMinutes: grace },
           {
             actor: 'cli',
@@ -190,23 +192,11 @@ async function run(
         return shown(io, { key: rotated.key, ...rotated.record }, json)
       }
       default:
-        return printRows(io, [await manager.revoke(needId(), reason, { actor: 'cli' })], json)
+        return printRows(io, [await manager.revoke(keyId, reason, { actor: 'cli' })], json)
     }
   } finally {
     await close()
   }
-}
-
-/** Fails on the command line before any KMS call. */
-function needIdOrInput(
-  action: string,
-  id: string | undefined,
-  values: Record<string, unknown>,
-): void {
-  if (action === 'create' && values.name === undefined)
-    throw new UsageError('keys create needs --name')
-  if (action !== 'create' && (id === undefined || id === ''))
-    throw new UsageError(`keys ${action} needs a key id`)
 }
 
 /** A new key: printed once, with a warning on stderr that it cannot be shown again. */
