@@ -181,3 +181,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     })()
   })
 }
+// The last line, printed after everything above: scripts (and the end-to-end
+// test) wait for it instead of guessing which of the lines before came last.
+console.log(`fraiseql-security example ready on ${base}`)

@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -107,25 +108,41 @@ export interface HttpsAnswer {
   readonly body: string
 }
 
-/** One HTTPS request to 127.0.0.1:`port`, optionally with a client certificate. */
-export function httpsGet(
+export interface RequestOptions {
+  readonly method?: string
+  readonly headers?: Record<string, string>
+  readonly body?: string | Buffer
+  /** The CA to trust; without it the request is plain HTTP. */
+  readonly ca?: string
+  readonly cert?: string
+  readonly key?: string
+  /** Source address on the loopback network (any of 127.0.0.0/8), for a client of its own. */
+  readonly localAddress?: string
+  /** @default 5000 */
+  readonly timeoutMs?: number
+}
+
+/** One request to 127.0.0.1:`port`: HTTPS when `ca` is given (server name localhost), else plain HTTP. */
+export function requestLocal(
   port: number,
   path: string,
-  options: { ca: string; cert?: string; key?: string; headers?: Record<string, string> },
+  options: RequestOptions = {},
 ): Promise<HttpsAnswer> {
+  const tls = options.ca !== undefined
+  const send = tls ? httpsRequest : httpRequest
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(
+    const req = send(
       {
         host: '127.0.0.1',
         port,
         path,
-        method: 'GET',
-        ca: options.ca,
-        servername: 'localhost',
+        method: options.method ?? 'GET',
+        ...(tls ? { ca: options.ca, servername: 'localhost' } : {}),
         ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
         headers: options.headers ?? {},
         agent: false,
-        timeout: 5000,
+        timeout: options.timeoutMs ?? 5000,
       },
       (res) => {
         let body = ''
@@ -140,6 +157,15 @@ export function httpsGet(
     )
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', reject)
-    req.end()
+    req.end(options.body)
   })
+}
+
+/** One HTTPS GET to 127.0.0.1:`port`, optionally with a client certificate. */
+export function httpsGet(
+  port: number,
+  path: string,
+  options: { ca: string; cert?: string; key?: string; headers?: Record<string, string> },
+): Promise<HttpsAnswer> {
+  return requestLocal(port, path, options)
 }
