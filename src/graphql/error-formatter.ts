@@ -81,6 +81,31 @@ function isUnexpected(original: unknown): boolean {
   return !(original instanceof SecurityError && typeof status === 'number' && status < 500)
 }
 
+/**
+ * Whether an error inside a rejection wrapper is something a parser or a
+ * validation rule crashed with (a RangeError from a stack overflow, a
+ * TypeError from a rule): graphql-js reports what it refuses as
+ * GraphQLErrors, so anything else is a failure, whatever its text says. The
+ * one exception is mercurius's own wrappers other than its validation one
+ * (`MER_ERR_METHOD_NOT_ALLOWED`…), which carry mercurius's fixed messages.
+ */
+function isCrash(inner: unknown, wrapper: unknown): boolean {
+  if (inner === null || typeof inner !== 'object') return false
+  if ((inner as { name?: unknown }).name === 'GraphQLError') return false
+  if (inner instanceof SecurityError) return false
+  const code = (wrapper as { code?: unknown } | null | undefined)?.code
+  return !(
+    typeof code === 'string' &&
+    code.startsWith('MER_ERR_') &&
+    code !== 'MER_ERR_GQL_VALIDATION'
+  )
+}
+
+const CRASH: GraphQLFormattedError = {
+  message: 'Internal error',
+  extensions: { code: 'ERR_INTERNAL' },
+}
+
 /** {@link createErrorFormatter} from options already parsed. */
 export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormatter {
   const detail = o.errorDetail
@@ -144,7 +169,10 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         // mercurius's validation error or one of our rejections: a wrapper
         // around the real errors, with the status to answer.
         rejectionStatus ??= httpStatus(original?.statusCode) ?? 400
-        for (const inner of nested) errors.push(formatOne(inner as ErrorLike, true, requestId))
+        for (const inner of nested) {
+          if (detail === 'safe' && isCrash(inner, original)) errors.push(CRASH)
+          else errors.push(formatOne(inner as ErrorLike, true, requestId))
+        }
       } else if (detail === 'safe' && isUnexpected(error.originalError)) {
         // A resolver's plain Error is a bug or a driver's message (a
         // connection string, a row): its text is not for the client.
