@@ -101,6 +101,64 @@ function isCrash(inner: unknown, wrapper: unknown): boolean {
   )
 }
 
+/** The `errors` arrays this module's formatters produced (see {@link isOwnFormat}). */
+const produced = new WeakSet<object>()
+
+/** Whether `errors` (of a response about to be sent) came out of one of our formatters. */
+export function isOwnFormat(errors: unknown): boolean {
+  return typeof errors === 'object' && errors !== null && produced.has(errors)
+}
+
+/**
+ * GraphQL errors another formatter already serialized (mercurius's default,
+ * when our formatter was not spread into its options), brought to the level
+ * of `o` as far as a serialized error still tells: one with a `path` and no
+ * `extensions` was raised while resolving a field, and `safe` masks it (an
+ * unexpected error, or a GraphQLError thrown without a code: the fallback
+ * cannot tell them apart, so it masks both); suggestions go; internal
+ * extensions go; `minimal` is generic. Ours (with their code) are kept.
+ */
+export function relevelSerializedErrors(
+  errors: readonly GraphQLFormattedError[],
+  o: ResolvedGuardOptions,
+  requestId: string | undefined,
+): GraphQLFormattedError[] {
+  const detail = o.errorDetail
+  const strip = o.blockFieldSuggestions
+  return errors.map((e) => {
+    const code = typeof e.extensions?.code === 'string' ? e.extensions.code : undefined
+    const ours = code !== undefined && OUR_CODES.has(code)
+    const fromResolver = e.path !== undefined && (e.extensions === undefined || code === undefined)
+    if (detail === 'minimal') {
+      const extensions: Record<string, unknown> = {}
+      if (ours) extensions.code = code
+      if (requestId !== undefined) extensions.requestId = requestId
+      return {
+        message: ours || !fromResolver ? 'Request rejected' : 'Internal error',
+        ...(e.path === undefined ? {} : { path: e.path }),
+        extensions,
+      }
+    }
+    if (detail === 'safe' && fromResolver && e.extensions === undefined) {
+      return {
+        ...CRASH,
+        ...(e.locations === undefined ? {} : { locations: e.locations }),
+        path: e.path,
+      }
+    }
+    const out: { -readonly [K in keyof GraphQLFormattedError]: GraphQLFormattedError[K] } = {
+      ...e,
+      message: strip ? stripFieldSuggestions(e.message) : e.message,
+    }
+    if (detail !== 'full' && e.extensions !== undefined) {
+      const kept = Object.entries(e.extensions).filter(([k]) => !INTERNAL_EXTENSIONS.has(k))
+      if (kept.length > 0) out.extensions = Object.fromEntries(kept)
+      else delete out.extensions
+    }
+    return out
+  })
+}
+
 const CRASH: GraphQLFormattedError = {
   message: 'Internal error',
   extensions: { code: 'ERR_INTERNAL' },
@@ -187,6 +245,7 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         errors.push(formatOne(error, false, requestId))
       }
     }
+    produced.add(errors)
     // mercurius's defaults (GraphQL over HTTP): 200 when there is data;
     // else the status a rejection carries, whatever the number of errors
     // (mercurius answers 200 to a rejection with two); else 200.

@@ -15,8 +15,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
+import { isOwnFormat, relevelSerializedErrors } from '../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
-import { installGraphqlGuards } from '../graphql/fastify.js'
+import { installGraphqlGuards, isMercurius } from '../graphql/fastify.js'
 import {
   type ComplexityOptions,
   GraphQLTracer,
@@ -25,7 +26,7 @@ import {
   PersistedOperations,
 } from '../graphql/index.js'
 import { type HookContext, requestedOperationName } from '../graphql/mercurius-context.js'
-import { parseGuardOptions } from '../graphql/options.js'
+import { parseGuardOptions, type ResolvedGuardOptions } from '../graphql/options.js'
 import { graphqlRuntime } from '../graphql/runtime.js'
 import { attachTracing, prepareTracing } from '../graphql/tracing/mercurius.js'
 import { bodyLimit } from '../http/body-limit/fastify.js'
@@ -257,6 +258,20 @@ interface MercuriusHooks {
 
 /** mercurius's per-operation context; `operationsCount` is set for a batch. */
 type BatchContext = HookContext & { readonly operationsCount?: number }
+
+/**
+ * A GraphQL response (or a batch of them) with the errors another formatter
+ * serialized brought to `guard`'s level; ours, and anything else, as is.
+ */
+function relevel(payload: unknown, guard: ResolvedGuardOptions, request: FastifyRequest): unknown {
+  const one = (item: unknown): unknown => {
+    const errors = (item as { errors?: unknown } | null | undefined)?.errors
+    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
+    const requestId = guard.errorDetail === 'minimal' ? String(request.id) : undefined
+    return { ...(item as object), errors: relevelSerializedErrors(errors, guard, requestId) }
+  }
+  return Array.isArray(payload) ? payload.map(one) : one(payload)
+}
 
 /** Environments where `errorDetail: 'full'` may be used. */
 const DEVELOPMENT = new Set(['development', 'test'])
@@ -738,6 +753,15 @@ export class ProfileEnforcer {
       ...(p.costRateLimit
         ? { chargeCost: (request: FastifyRequest, cost: number) => this.#chargeCost(request, cost) }
         : {}),
+    })
+    // Without the mercuriusOptions() spread mercurius's own formatter answers
+    // (resolver messages, "Did you mean …?"): bring what it wrote to the
+    // profile's errorDetail before it is serialized.
+    app.addHook('preSerialization', (request, _reply, payload, done) => {
+      if (!isMercurius((request.server as { graphql?: unknown }).graphql)) {
+        return done(null, payload)
+      }
+      done(null, relevel(payload, guard, request))
     })
     const tracer =
       o.tracer === false

@@ -262,6 +262,40 @@ const SETTINGS: readonly SettingCase[] = [
       await refused(a.gql('{ users(first: 30) { id name } }'), 'ERR_HTTP_RATE_LIMITED', 429)
     },
   },
+  {
+    setting: 'errorDetail (safe) and blockFieldSuggestions',
+    async check(a) {
+      const crash = await a.gql('{ secret }')
+      expect(crash.statusCode).toBe(200)
+      expect(crash.body).not.toContain('hunter2')
+      expect(codesOf(crash)).toEqual(['ERR_INTERNAL'])
+      const typo = await a.gql('{ helo }')
+      expect(typo.statusCode).toBe(400)
+      expect(typo.body).toMatch(/Cannot query field/)
+      expect(typo.body).not.toMatch(/Did you mean/)
+      const batched = await a.gql([{ query: '{ secret }' }, { query: '{ helo }' }])
+      expect(batched.body).not.toMatch(/hunter2|Did you mean/)
+    },
+  },
+  {
+    setting: 'errorDetail (minimal)',
+    overrides: { errorDetail: 'minimal' },
+    async check(a) {
+      const crash = await a.gql('{ secret }')
+      expect(crash.body).not.toContain('hunter2')
+      expect(crash.json().errors[0]).toMatchObject({
+        message: 'Internal error',
+        extensions: { requestId: expect.any(String) },
+      })
+      const typo = await a.gql('{ helo }')
+      expect(typo.json().errors[0].message).toBe('Request rejected')
+      const deep = await a.gql(queryOfDepth(40))
+      expect(deep.json().errors[0]).toMatchObject({
+        message: 'Request rejected',
+        extensions: { code: 'ERR_GRAPHQL_DEPTH_LIMIT' },
+      })
+    },
+  },
 ]
 
 describe('every GraphQL setting holds whatever the order of registration', () => {
