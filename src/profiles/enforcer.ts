@@ -2,12 +2,14 @@
  * `ProfileEnforcer`: turns a {@link SecurityProfile} into registered Fastify
  * plugins and hooks, in a fixed order, so that every setting of the profile
  * is enforced by code that runs on every request — never just documented.
+ * mercurius may be registered before or after `applyTo`: the GraphQL steps
+ * attach to it whenever it appears (see mercurius-watch.ts).
  *
  * ```ts
  * const enforcer = new ProfileEnforcer(REGULATED, { authenticate })
  * const app = Fastify({ https: { key, cert, ...enforcer.serverOptions() } })
- * await app.register(mercurius, { schema, resolvers, ...enforcer.mercuriusOptions() })
  * await enforcer.applyTo(app)
+ * await app.register(mercurius, { schema, resolvers, ...enforcer.mercuriusOptions() })
  * ```
  */
 import type { SecureVersion } from 'node:tls'
@@ -519,8 +521,11 @@ export class ProfileEnforcer {
   /**
    * What mercurius only takes at registration: validation rules, the parser's
    * token limit, the error formatter and persisted-operation settings. Spread
-   * it into `app.register(mercurius, …)`; `applyTo` enforces the limits again
-   * in `preExecution`, so forgetting the spread is never a hole.
+   * it into `app.register(mercurius, …)`: the work is then done once per
+   * query (mercurius caches validation) and errors are formatted at the
+   * source. Forgetting it is never a hole: `applyTo` enforces the limits in
+   * mercurius's hooks and brings the errors mercurius's own formatter wrote
+   * to the profile's `errorDetail` before they are sent.
    */
   mercuriusOptions(): Record<string, unknown> {
     const guard = this.#guardOptions()
