@@ -548,10 +548,10 @@ export class ProfileEnforcer {
   /**
    * Registers every step of {@link getMiddlewareStack} on `app`, in order.
    * Call it once, before `listen`. mercurius may be registered before or
-   * after it, on the app or in a plugin registered later: the GraphQL steps
-   * attach to every mercurius instance whenever it appears. Where one cannot
-   * (a GraphQL route inside a plugin loaded before `applyTo`, a tracer with
-   * no mercurius), `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
+   * after it, on the app or in any plugin: the GraphQL steps attach to every
+   * mercurius instance whenever it appears. Where one cannot (a route at
+   * `graphqlPath` that no mercurius serves, a tracer with no mercurius),
+   * `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
    */
   async applyTo(app: FastifyInstance): Promise<void> {
     const p = this.profile
@@ -795,7 +795,7 @@ export class ProfileEnforcer {
       if (route) {
         throw new GraphqlUnguardedError(
           'graphqlGuards',
-          `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance the enforcer can reach serves it, so profile ${p.name}'s GraphQL limits are not installed there. Register mercurius after applyTo(app), or before it on the same instance (not inside a plugin that loaded before applyTo); for another GraphQL server, apply the guards yourself and set graphqlPath to the path mercurius serves.`,
+          `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance serves it, so profile ${p.name}'s GraphQL limits cannot be installed there. Serve GraphQL with mercurius (registered before or after applyTo); for another GraphQL server, apply the guards yourself and set graphqlPath to the path mercurius serves (or one you do not serve).`,
         )
       }
       if (tracer !== undefined) {

@@ -126,7 +126,8 @@ export class UnknownProfileError extends SecurityError {
 
 /**
  * A GraphQL step of a profile that cannot be installed: a route serves
- * GraphQL where no guard can reach it, or a tracer has nothing to trace.
+ * GraphQL that no mercurius serves (so no guard can reach it), or a tracer
+ * has nothing to trace.
  * `app.ready()` rejects with it, so the app never starts protecting less
  * than its profile says. The message says what to do.
  */

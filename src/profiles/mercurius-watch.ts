@@ -8,8 +8,12 @@
  * - Registered after, anywhere below the app: mercurius declares its routes
  *   from an instance that inherits the `graphql` decorator, and an `onRoute`
  *   hook added to the app now runs in every instance created later.
- * - Registered after with `routes: false`: no route, but `app.graphql` is
- *   there when the app becomes ready.
+ * - Registered before, inside a plugin that already loaded: Fastify keeps
+ *   each instance's encapsulated children (the list `addHook` walks to give
+ *   them hooks added later); the walk below reads it, and looks again when
+ *   the app becomes ready (`routes: false` instances declare no route).
+ *   Where that list cannot be read (another Fastify), the enforcer's
+ *   `onReady` check still refuses a GraphQL route it did not guard.
  *
  * mercurius reads its hooks per operation, so hooks added at any of these
  * moments hold from the first request on.
@@ -23,8 +27,19 @@ export type MercuriusFound = (instance: FastifyInstance, graphql: object) => voi
 export interface MercuriusWatch {
   /** How many mercurius instances were found so far. */
   readonly found: number
-  /** Looks at `app.graphql` again (from the app's `onReady`). */
+  /** Looks at the app and every instance below it again (from the app's `onReady`). */
   revisit(): void
+}
+
+/** The encapsulated children of an instance, as Fastify keeps them (`Symbol('fastify.children')`). */
+function childrenOf(instance: object): readonly FastifyInstance[] {
+  for (const key of Object.getOwnPropertySymbols(instance)) {
+    if (key.description === 'fastify.children') {
+      const children = (instance as Record<symbol, unknown>)[key]
+      return Array.isArray(children) ? (children as FastifyInstance[]) : []
+    }
+  }
+  return []
 }
 
 export function watchMercurius(app: FastifyInstance, onFound: MercuriusFound): MercuriusWatch {
@@ -37,7 +52,12 @@ export function watchMercurius(app: FastifyInstance, onFound: MercuriusFound): M
     found++
     onFound(instance, graphql)
   }
-  visit(app)
+  const visitTree = (instance: FastifyInstance, level: number): void => {
+    visit(instance)
+    // Plugins nest a few levels; the bound only guards against a cycle.
+    if (level < 64) for (const child of childrenOf(instance)) visitTree(child, level + 1)
+  }
+  visitTree(app, 0)
   app.addHook('onRoute', function (this: FastifyInstance) {
     visit(this)
   })
@@ -45,6 +65,6 @@ export function watchMercurius(app: FastifyInstance, onFound: MercuriusFound): M
     get found() {
       return found
     },
-    revisit: () => visit(app),
+    revisit: () => visitTree(app, 0),
   }
 }

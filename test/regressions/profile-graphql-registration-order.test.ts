@@ -53,6 +53,12 @@ const WIRINGS: readonly Wiring[] = [
     path: '/api/gql',
   },
   {
+    name: 'mercurius in a plugin that loaded before applyTo',
+    mercuriusFirst: true,
+    spread: false,
+    encapsulated: true,
+  },
+  {
     name: 'mercurius on a path the enforcer was not told, then applyTo',
     mercuriusFirst: true,
     spread: true,
@@ -324,21 +330,43 @@ describe('the enforcer reports what it installed, whatever the order', () => {
   }
 })
 
-describe('where a GraphQL step cannot be installed, app.ready() rejects', () => {
-  it('mercurius inside a plugin that loaded before applyTo: ERR_PROFILE_GRAPHQL_UNGUARDED', async () => {
+describe('mercurius without routes, in a plugin that loaded before applyTo', () => {
+  it('gets the guards: app.graphql() refuses what the profile refuses', async () => {
     const app = Fastify({ logger: false })
     onTestFinished(async () => {
       await app.close()
     })
-    await app.register(async (child) => {
-      await child.register(mercurius, { schema, resolvers })
+    let child: FastifyInstance | undefined
+    await app.register(async (c) => {
+      await c.register(mercurius, { schema, resolvers, routes: false })
+      child = c
     })
+    const enforcer = new ProfileEnforcer(STANDARD, { authenticate })
+    await enforcer.applyTo(app)
+    await app.ready()
+    expect(enforcer.registeredStack.map((s) => s.name)).toContain('graphqlGuards')
+    const err = await child!.graphql(queryOfDepth(STANDARD.maxQueryDepth + 1)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({ code: 'ERR_GRAPHQL_DEPTH_LIMIT' })
+    expect(await child!.graphql('{ hello }')).toEqual({ data: { hello: 'world' } })
+  })
+})
+
+describe('where a GraphQL step cannot be installed, app.ready() rejects', () => {
+  it('a GraphQL route no mercurius serves (a hand-written handler): ERR_PROFILE_GRAPHQL_UNGUARDED', async () => {
+    const app = Fastify({ logger: false })
+    onTestFinished(async () => {
+      await app.close()
+    })
+    app.post('/graphql', async () => ({ data: { hello: 'world' } }))
     await new ProfileEnforcer(STANDARD, { authenticate }).applyTo(app)
     const err = await app.ready().then(
       () => undefined,
       (e: unknown) => e,
     )
-    expect(err).toMatchObject({ code: 'ERR_PROFILE_GRAPHQL_UNGUARDED' })
+    expect(err).toMatchObject({ code: 'ERR_PROFILE_GRAPHQL_UNGUARDED', step: 'graphqlGuards' })
     expect(String((err as Error).message)).toMatch(/applyTo/)
     expect(String((err as Error).message)).toMatch(/\/graphql/)
   })
