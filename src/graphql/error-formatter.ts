@@ -81,6 +81,89 @@ function isUnexpected(original: unknown): boolean {
   return !(original instanceof SecurityError && typeof status === 'number' && status < 500)
 }
 
+/**
+ * Whether an error inside a rejection wrapper is something a parser or a
+ * validation rule crashed with (a RangeError from a stack overflow, a
+ * TypeError from a rule): graphql-js reports what it refuses as
+ * GraphQLErrors, so anything else is a failure, whatever its text says. The
+ * one exception is mercurius's own wrappers other than its validation one
+ * (`MER_ERR_METHOD_NOT_ALLOWED`…), which carry mercurius's fixed messages.
+ */
+function isCrash(inner: unknown, wrapper: unknown): boolean {
+  if (inner === null || typeof inner !== 'object') return false
+  if ((inner as { name?: unknown }).name === 'GraphQLError') return false
+  if (inner instanceof SecurityError) return false
+  const code = (wrapper as { code?: unknown } | null | undefined)?.code
+  return !(
+    typeof code === 'string' &&
+    code.startsWith('MER_ERR_') &&
+    code !== 'MER_ERR_GQL_VALIDATION'
+  )
+}
+
+/** The `errors` arrays this module's formatters produced (see {@link isOwnFormat}). */
+const produced = new WeakSet<object>()
+
+/** Whether `errors` (of a response about to be sent) came out of one of our formatters. */
+export function isOwnFormat(errors: unknown): boolean {
+  return typeof errors === 'object' && errors !== null && produced.has(errors)
+}
+
+/**
+ * GraphQL errors another formatter already serialized (mercurius's default,
+ * when our formatter was not spread into its options), brought to the level
+ * of `o` as far as a serialized error still tells: one with a `path` and no
+ * `extensions` was raised while resolving a field, and `safe` masks it (an
+ * unexpected error, or a GraphQLError thrown without a code: the fallback
+ * cannot tell them apart, so it masks both); suggestions go; internal
+ * extensions go; `minimal` is generic. Ours (with their code) are kept.
+ */
+export function relevelSerializedErrors(
+  errors: readonly GraphQLFormattedError[],
+  o: ResolvedGuardOptions,
+  requestId: string | undefined,
+): GraphQLFormattedError[] {
+  const detail = o.errorDetail
+  const strip = o.blockFieldSuggestions
+  return errors.map((e) => {
+    const code = typeof e.extensions?.code === 'string' ? e.extensions.code : undefined
+    const ours = code !== undefined && OUR_CODES.has(code)
+    const fromResolver = e.path !== undefined && (e.extensions === undefined || code === undefined)
+    if (detail === 'minimal') {
+      const extensions: Record<string, unknown> = {}
+      if (ours) extensions.code = code
+      if (requestId !== undefined) extensions.requestId = requestId
+      return {
+        message: ours || !fromResolver ? 'Request rejected' : 'Internal error',
+        ...(e.path === undefined ? {} : { path: e.path }),
+        extensions,
+      }
+    }
+    if (detail === 'safe' && fromResolver && e.extensions === undefined) {
+      return {
+        ...CRASH,
+        ...(e.locations === undefined ? {} : { locations: e.locations }),
+        path: e.path,
+      }
+    }
+    const out: { -readonly [K in keyof GraphQLFormattedError]: GraphQLFormattedError[K] } = {
+      ...e,
+      message: strip ? stripFieldSuggestions(e.message) : e.message,
+    }
+    if (detail !== 'full' && e.extensions !== undefined) {
+      const kept = Object.entries(e.extensions).filter(([k]) => !INTERNAL_EXTENSIONS.has(k))
+      if (kept.length > 0) out.extensions = Object.fromEntries(kept)
+      else delete out.extensions
+    }
+    return out
+  })
+}
+
+const CRASH: GraphQLFormattedError = {
+  message: 'Internal error',
+  extensions: { code: 'ERR_INTERNAL' },
+}
+
 /** {@link createErrorFormatter} from options already parsed. */
 export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormatter {
   const detail = o.errorDetail
@@ -144,7 +227,10 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         // mercurius's validation error or one of our rejections: a wrapper
         // around the real errors, with the status to answer.
         rejectionStatus ??= httpStatus(original?.statusCode) ?? 400
-        for (const inner of nested) errors.push(formatOne(inner as ErrorLike, true, requestId))
+        for (const inner of nested) {
+          if (detail === 'safe' && isCrash(inner, original)) errors.push(CRASH)
+          else errors.push(formatOne(inner as ErrorLike, true, requestId))
+        }
       } else if (detail === 'safe' && isUnexpected(error.originalError)) {
         // A resolver's plain Error is a bug or a driver's message (a
         // connection string, a row): its text is not for the client.
@@ -159,6 +245,7 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         errors.push(formatOne(error, false, requestId))
       }
     }
+    produced.add(errors)
     // mercurius's defaults (GraphQL over HTTP): 200 when there is data;
     // else the status a rejection carries, whatever the number of errors
     // (mercurius answers 200 to a rejection with two); else 200.

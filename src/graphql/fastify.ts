@@ -18,11 +18,18 @@ import {
   type CostModel,
   cachedMetrics,
   costModelFor,
+  MAX_NESTING,
   type OperationMetrics,
   withVariables,
 } from './analysis.js'
 import { type IntrospectionVerdict, operationRejections, tokenRejection } from './check.js'
-import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
+import {
+  GraphqlRejectedError,
+  JSON_DOCUMENT_REFUSED,
+  LIMIT_CODES,
+  limitMessage,
+  rejection,
+} from './errors.js'
 import { type HookContext, requestedOperationName } from './mercurius-context.js'
 import {
   type GraphqlGuardOptions,
@@ -31,7 +38,7 @@ import {
 } from './options.js'
 import { markIntrospectionPerRequest } from './rules.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
-import { looksLikeJson } from './source.js'
+import { looksLikeJson, scanSource } from './source.js'
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
@@ -190,6 +197,24 @@ class OperationGuard {
     if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
+  /**
+   * The token and nesting limits on the text, before graphql-js parses it:
+   * its recursive parser overflows the stack on a document nested a few
+   * thousand levels deep, whatever the token limit.
+   */
+  scan(source: string): void {
+    const o = this.#o
+    const verdict = scanSource(source, o.maxTokens, MAX_NESTING)
+    if (verdict.over === undefined) return
+    const [kind, value, max] =
+      verdict.over === 'tokens'
+        ? (['tokens', verdict.tokens, o.maxTokens!] as const)
+        : (['depth', Number.POSITIVE_INFINITY, o.maxDepth ?? MAX_NESTING] as const)
+    throw new GraphqlRejectedError([
+      rejection(this.#runtime, LIMIT_CODES[kind], limitMessage(kind, value, max, o.revealLimits)),
+    ])
+  }
+
   refuseJson(): never {
     throw new GraphqlRejectedError([
       rejection(this.#runtime, 'ERR_GRAPHQL_JSON_DOCUMENT_REFUSED', JSON_DOCUMENT_REFUSED),
@@ -197,24 +222,51 @@ class OperationGuard {
   }
 }
 
-async function graphqlGuardsPlugin(
-  app: FastifyInstance,
-  options: GraphqlGuardOptions,
-): Promise<void> {
-  const o = parseGuardOptions('graphqlGuards', options)
+/** The `app.graphql` objects that already carry the guards: twice would charge every cost twice. */
+const guarded = new WeakSet<object>()
+
+/** Whether `value` is mercurius's `app.graphql` (the function with its hooks and schema API). */
+export function isMercurius(value: unknown): value is MercuriusHooks & object {
+  const g = value as { addHook?: unknown; replaceSchema?: unknown } | null | undefined
+  return (
+    typeof value === 'function' &&
+    typeof g?.addHook === 'function' &&
+    typeof g.replaceSchema === 'function'
+  )
+}
+
+/**
+ * Adds the guards' hooks to one mercurius instance (its `app.graphql`), with
+ * options already parsed. The plugin below and the profile enforcer (which
+ * may meet mercurius only after it was registered) both come through here.
+ */
+export function installGraphqlGuards(
+  component: string,
+  graphql: unknown,
+  o: ResolvedGuardOptions,
+): void {
   if (o.introspection === 'authenticated' && o.isAuthenticated === undefined) {
-    throw new ConfigError('graphqlGuards', [
+    throw new ConfigError(component, [
       { path: ['isAuthenticated'], message: "is required when introspection is 'authenticated'" },
     ])
   }
-  const graphql = (app as unknown as { graphql?: Partial<MercuriusHooks> }).graphql
-  if (typeof graphql?.addHook !== 'function') {
-    throw new ConfigError('graphqlGuards', [
+  if (!isMercurius(graphql)) {
+    throw new ConfigError(component, [
       { path: [], message: 'register mercurius before graphqlGuards' },
     ])
   }
+  if (guarded.has(graphql)) {
+    throw new ConfigError(component, [
+      {
+        path: [],
+        message:
+          'this mercurius instance already has the GraphQL guards (a ProfileEnforcer installs them)',
+      },
+    ])
+  }
+  guarded.add(graphql)
   const hooks = graphql as MercuriusHooks
-  const guard = new OperationGuard(o, graphqlRuntime('graphqlGuards'))
+  const guard = new OperationGuard(o, graphqlRuntime(component))
   const perRequestIntrospection = o.introspection === 'authenticated'
 
   hooks.addHook('preParsing', async (schema, source) => {
@@ -224,11 +276,12 @@ async function graphqlGuardsPlugin(
     // mercurius executes a query that fails to parse as GraphQL but parses
     // as JSON as a document AST: no token limit, any size. Not here.
     if (looksLikeJson(source)) guard.refuseJson()
+    guard.scan(source)
   })
 
   if (o.maxTokens !== undefined) {
-    // A fallback when the parser was not given maxTokens (no spread): the
-    // parse is paid, but the count stops validation, the expensive part.
+    // For a document given as an AST (no text to scan): the count stops
+    // validation, the expensive part.
     hooks.addHook('preValidation', async (_schema, document) => guard.tokens(document))
   }
 
@@ -243,6 +296,14 @@ async function graphqlGuardsPlugin(
     guard.tokens(document)
     await guard.check(schema, document, context, undefined)
   })
+}
+
+async function graphqlGuardsPlugin(
+  app: FastifyInstance,
+  options: GraphqlGuardOptions,
+): Promise<void> {
+  const o = parseGuardOptions('graphqlGuards', options)
+  installGraphqlGuards('graphqlGuards', (app as { graphql?: unknown }).graphql, o)
 }
 
 /**

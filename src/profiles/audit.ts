@@ -6,8 +6,11 @@
  */
 import type { FastifyRequest } from 'fastify'
 
-/** What a profile audits: security events, plus mutations, plus every operation. */
-export type AuditLevel = 'standard' | 'enhanced' | 'verbose'
+/**
+ * What a profile audits: access refusals only; every security event; plus
+ * mutations; plus every operation.
+ */
+export type AuditLevel = 'minimal' | 'standard' | 'enhanced' | 'verbose'
 
 /** The kind of an audit event, from most to least often kept. */
 export type AuditCategory = 'security' | 'mutation' | 'operation'
@@ -43,6 +46,12 @@ export interface AuditEvent {
   readonly code: string | null
   /** GraphQL operations of the request, when it was one. */
   readonly operations: readonly AuditedOperation[]
+  /**
+   * With the profile's `auditFieldAccess`: the `Type.field` coordinates the
+   * request's executed operations selected (fragments expanded, first use
+   * first, `__typename` left out). Never an argument's value.
+   */
+  readonly fields?: readonly string[]
 }
 
 /**
@@ -56,11 +65,19 @@ export const fastifyLogAuditSink: AuditSink = (event, request) => {
   request.log.info({ audit: event }, 'audit')
 }
 
-const LEVEL_RANK: Record<AuditLevel, number> = { standard: 0, enhanced: 1, verbose: 2 }
+const LEVEL_RANK: Record<AuditLevel, number> = { minimal: 0, standard: 0, enhanced: 1, verbose: 2 }
 const CATEGORY_RANK: Record<AuditCategory, number> = { security: 0, mutation: 1, operation: 2 }
 
-/** Whether `level` keeps events of `category`. */
-export function isAudited(level: AuditLevel, category: AuditCategory): boolean {
+/**
+ * The security events `minimal` keeps: who was refused access (no or bad
+ * credentials, forbidden, no TLS or client certificate). Rate limiting,
+ * size limits and GraphQL guard refusals are `standard` and above.
+ */
+const ACCESS_EVENTS: ReadonlySet<string> = new Set(['auth.failed', 'access.denied', 'tls.required'])
+
+/** Whether `level` keeps the event `event` of `category`. */
+export function isAudited(level: AuditLevel, category: AuditCategory, event: string): boolean {
+  if (level === 'minimal') return category === 'security' && ACCESS_EVENTS.has(event)
   return CATEGORY_RANK[category] <= LEVEL_RANK[level]
 }
 

@@ -2,34 +2,43 @@
  * `ProfileEnforcer`: turns a {@link SecurityProfile} into registered Fastify
  * plugins and hooks, in a fixed order, so that every setting of the profile
  * is enforced by code that runs on every request — never just documented.
+ * mercurius may be registered before or after `applyTo`: the GraphQL steps
+ * attach to it whenever it appears (see mercurius-watch.ts).
  *
  * ```ts
  * const enforcer = new ProfileEnforcer(REGULATED, { authenticate })
  * const app = Fastify({ https: { key, cert, ...enforcer.serverOptions() } })
- * await app.register(mercurius, { schema, resolvers, ...enforcer.mercuriusOptions() })
  * await enforcer.applyTo(app)
+ * await app.register(mercurius, { schema, resolvers, ...enforcer.mercuriusOptions() })
  * ```
  */
 import type { SecureVersion } from 'node:tls'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { DocumentNode } from 'graphql'
+import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
+import { isOwnFormat, relevelSerializedErrors } from '../graphql/error-formatter.js'
+import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
+import { installGraphqlGuards, isMercurius } from '../graphql/fastify.js'
 import {
   type ComplexityOptions,
   GraphQLTracer,
   type GraphqlGuardOptions,
-  graphqlGuards,
-  graphqlTracing,
   mercuriusGuardOptions,
   PersistedOperations,
 } from '../graphql/index.js'
+import { type HookContext, requestedOperationName } from '../graphql/mercurius-context.js'
+import { parseGuardOptions, type ResolvedGuardOptions } from '../graphql/options.js'
+import { graphqlRuntime } from '../graphql/runtime.js'
+import { attachTracing, prepareTracing } from '../graphql/tracing/mercurius.js'
 import { bodyLimit } from '../http/body-limit/fastify.js'
 import { RateLimitExceededError } from '../http/errors.js'
 import { compilePathMatcher, PathPatternSchema, pathOf } from '../http/paths.js'
+import { ipKey } from '../http/rate-limit/client-key.js'
 import { rateLimit } from '../http/rate-limit/fastify.js'
 import { type PolicySet, RateLimiter } from '../http/rate-limit/limiter.js'
 import type { RateLimitStore } from '../http/rate-limit/store.js'
+import { type Clock, systemClock } from '../internal/clock.js'
 import { describeError } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import {
@@ -39,6 +48,7 @@ import {
   setErrorDetail,
 } from '../internal/reply/fastify.js'
 import {
+  type AuditEvent,
   type AuditedOperation,
   type AuditSink,
   classify,
@@ -50,9 +60,12 @@ import {
   AuthenticationRequiredError,
   BatchTooLargeError,
   ClientCertificateRequiredError,
+  GraphqlUnguardedError,
   TlsRequiredError,
   TokenExpiredError,
+  TokenNotYetValidError,
 } from './errors.js'
+import { selectedFields } from './field-access.js'
 import {
   type ClientCertHeader,
   compilePeerTrust,
@@ -60,8 +73,10 @@ import {
   isTlsRequest,
   type PeerTrust,
   type TrustProxy,
+  tlsVersionAtLeast,
   tlsVersionName,
 } from './gates.js'
+import { watchMercurius } from './mercurius-watch.js'
 import { parseProfile, type Quota, QuotaSchema, type SecurityProfile } from './profile.js'
 
 /** What `authenticate(request)` resolves to: who is calling, and how they proved it. */
@@ -144,6 +159,29 @@ const EnforcerOptionsSchema = z
     graphqlPath: z.string().startsWith('/').default('/graphql'),
     /** Reveal limits in GraphQL rejection messages. @default false */
     revealLimits: z.boolean().default(false),
+    /**
+     * Milliseconds since the epoch: token freshness, audit times and both
+     * rate limits read it. @default the system clock
+     */
+    clock: fn<Clock>('() => epoch ms').optional(),
+    /**
+     * How far in the future a token's `issuedAt` may lie (clock skew between
+     * the issuer and this server), as jose's `clockTolerance`; later is 401
+     * `ERR_AUTH_TOKEN_NOT_YET_VALID`. The expiry side has no tolerance.
+     * @default 60_000
+     */
+    clockToleranceMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(10 * 60_000)
+      .default(60_000),
+    /**
+     * The deployment environment. A profile with `errorDetail: 'full'` is
+     * refused unless it is `development` or `test`.
+     * @default process.env.NODE_ENV
+     */
+    environment: z.string().min(1).max(64).optional(),
   })
   .strict()
 
@@ -164,11 +202,16 @@ export interface RequestContextFacts {
   readonly isTls: boolean
   readonly hasClientCert: boolean
   readonly isAuthenticated: boolean
+  /**
+   * The negotiated TLS version (`TLSv1.3` as `tlsSocket.getProtocol()`
+   * spells it, or `1.3`), checked against `minTlsVersion` when given.
+   */
+  readonly tlsVersion?: string
 }
 
 /** A setting a request context violates, with the status the enforcer answers. */
 export interface ProfileViolation {
-  readonly setting: 'tlsRequired' | 'mtlsRequired' | 'authRequired'
+  readonly setting: 'tlsRequired' | 'minTlsVersion' | 'mtlsRequired' | 'authRequired'
   readonly code: string
   readonly statusCode: number
   readonly message: string
@@ -187,6 +230,8 @@ type ResolvedOptions = z.output<typeof EnforcerOptionsSchema>
 interface AuditNotes {
   operations: AuditedOperation[]
   code: string | null
+  /** With `auditFieldAccess`: the coordinates the executed operations selected. */
+  fields: Set<string> | undefined
 }
 const kAudit = Symbol('fraiseql-security.audit')
 type Noted = FastifyRequest & { [kAudit]?: AuditNotes }
@@ -195,7 +240,7 @@ function notesOf(request: FastifyRequest): AuditNotes {
   const r = request as Noted
   let notes = r[kAudit]
   if (notes === undefined) {
-    notes = { operations: [], code: null }
+    notes = { operations: [], code: null, fields: undefined }
     r[kAudit] = notes
   }
   return notes
@@ -204,13 +249,50 @@ function notesOf(request: FastifyRequest): AuditNotes {
 /** The part of mercurius's `app.graphql` the enforcer uses. */
 interface MercuriusHooks {
   addHook(
-    name: 'preExecution',
-    hook: (
-      schema: unknown,
-      document: DocumentNode,
-      context: { reply: FastifyReply },
-    ) => Promise<void>,
+    name: 'preParsing',
+    hook: (schema: unknown, source: string, context: BatchContext) => Promise<void>,
   ): void
+  addHook(
+    name: 'preExecution',
+    hook: (schema: GraphQLSchema, document: DocumentNode, context: HookContext) => Promise<void>,
+  ): void
+}
+
+/** mercurius's per-operation context; `operationsCount` is set for a batch. */
+type BatchContext = HookContext & { readonly operationsCount?: number }
+
+/**
+ * A GraphQL response (or a batch of them) with the errors another formatter
+ * serialized brought to `guard`'s level; ours, and anything else, as is.
+ */
+function relevel(payload: unknown, guard: ResolvedGuardOptions, request: FastifyRequest): unknown {
+  const one = (item: unknown): unknown => {
+    const errors = (item as { errors?: unknown } | null | undefined)?.errors
+    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
+    const requestId = guard.errorDetail === 'minimal' ? String(request.id) : undefined
+    return { ...(item as object), errors: relevelSerializedErrors(errors, guard, requestId) }
+  }
+  return Array.isArray(payload) ? payload.map(one) : one(payload)
+}
+
+/** Environments where `errorDetail: 'full'` may be used. */
+const DEVELOPMENT = new Set(['development', 'test'])
+
+/**
+ * Whether a token issued at `issuedAt` is usable at `now`: not older than
+ * `maxAgeMs` (exact), not issued later than `now + toleranceMs`, and issued
+ * at a finite time at all.
+ */
+function freshness(
+  issuedAt: unknown,
+  now: number,
+  maxAgeMs: number,
+  toleranceMs: number,
+): 'fresh' | 'expired' | 'future' {
+  const t = issuedAt instanceof Date ? issuedAt.getTime() : issuedAt
+  if (typeof t !== 'number' || !Number.isFinite(t)) return 'expired'
+  if (t > now + toleranceMs) return 'future'
+  return now - t <= maxAgeMs ? 'fresh' : 'expired'
 }
 
 export class ProfileEnforcer {
@@ -219,11 +301,26 @@ export class ProfileEnforcer {
   readonly #trusted: PeerTrust
   readonly #isPublic: (path: string) => boolean
   readonly #persisted: PersistedOperations | undefined
-  #registered: MiddlewareStep[] | undefined
+  readonly #clock: Clock
+  /** Names of the steps installed so far (GraphQL ones may come after `applyTo`). */
+  #installed: Set<string> | undefined
+  /** Requests that paid the minimum unit up front, to be deducted from their operation's cost. */
+  readonly #prepaid = new WeakSet<FastifyRequest>()
 
   constructor(profile: SecurityProfile, options: ProfileEnforcerOptions = {}) {
     this.profile = parseProfile(profile)
     this.#options = parseOptions('ProfileEnforcer', EnforcerOptionsSchema, options)
+    this.#clock = (this.#options.clock as Clock | undefined) ?? systemClock
+    const environment = this.#options.environment ?? process.env.NODE_ENV
+    if (this.profile.errorDetail === 'full' && !DEVELOPMENT.has(environment ?? '')) {
+      throw new ConfigError('ProfileEnforcer', [
+        {
+          path: ['errorDetail'],
+          message:
+            "'full' sends internal error messages to clients: development only (set environment, or NODE_ENV, to 'development' or 'test')",
+        },
+      ])
+    }
     this.#trusted = compilePeerTrust(this.#options.trustProxy as TrustProxy | undefined)
     this.#isPublic = compilePathMatcher(this.#options.publicPaths)
     const manifest = this.#options.persistedOperations
@@ -247,10 +344,30 @@ export class ProfileEnforcer {
   }
 
   /** Options of the IP `rateLimit` plugin for this profile. */
-  getRateLimitConfig(): { max: number; windowMs: number; store?: RateLimitStore } {
-    const { max, windowMs } = this.profile.rateLimit
+  getRateLimitConfig(): {
+    max: number
+    windowMs: number
+    store?: RateLimitStore
+    clock?: () => number
+  } {
+    return this.#limiterConfig(this.profile.rateLimit)
+  }
+
+  #limiterConfig({ max, windowMs }: Quota): {
+    max: number
+    windowMs: number
+    store?: RateLimitStore
+    clock?: () => number
+  } {
+    const out: { max: number; windowMs: number; store?: RateLimitStore; clock?: Clock } = {
+      max,
+      windowMs,
+    }
     const store = this.#options.rateLimitStore
-    return store === undefined ? { max, windowMs } : { max, windowMs, store }
+    if (store !== undefined) out.store = store
+    const clock = this.#options.clock as Clock | undefined
+    if (clock !== undefined) out.clock = clock
+    return out
   }
 
   /** Limits of the GraphQL guards for this profile (the `createValidationRules` options and more). */
@@ -282,7 +399,12 @@ export class ProfileEnforcer {
       })
     if (p.mtlsRequired)
       steps.push({ name: 'mtlsGate', phase: 'onRequest', enforces: ['mtlsRequired'] })
-    steps.push({ name: 'ipRateLimit', phase: 'onRequest', enforces: ['rateLimit'] })
+    if (p.rateLimitEnabled)
+      steps.push({
+        name: 'ipRateLimit',
+        phase: 'onRequest',
+        enforces: ['rateLimit', 'rateLimitEnabled'],
+      })
     steps.push({ name: 'bodyLimit', phase: 'onRequest', enforces: ['maxBodySize'] })
     steps.push({
       name: 'authentication',
@@ -310,16 +432,26 @@ export class ProfileEnforcer {
       phase: 'errorHandler',
       enforces: ['errorDetail', 'blockFieldSuggestions'],
     })
-    steps.push({ name: 'auditLog', phase: 'onResponse', enforces: ['auditLevel'] })
+    steps.push({
+      name: 'auditLog',
+      phase: 'onResponse',
+      enforces: ['auditLevel', 'auditFieldAccess'],
+    })
     if (this.#options.tracer !== false) {
       steps.push({ name: 'tracing', phase: 'preExecution', enforces: [] })
     }
     return steps
   }
 
-  /** What the last `applyTo` actually registered, in order (for tests and diagnostics). */
+  /**
+   * What the last `applyTo` actually registered, in order (for tests and
+   * diagnostics). The GraphQL steps appear once a mercurius instance got
+   * them, which may be after `applyTo` returned (mercurius registered later).
+   */
   get registeredStack(): readonly MiddlewareStep[] {
-    return this.#registered ?? []
+    const installed = this.#installed
+    if (installed === undefined) return []
+    return this.getMiddlewareStack().filter((s) => installed.has(s.name))
   }
 
   /** Every violation of the profile by a request with these facts, as messages. */
@@ -337,6 +469,18 @@ export class ProfileEnforcer {
         code: TlsRequiredError.code,
         statusCode: 426,
         message: `Profile ${p.name} requires TLS ${p.minTlsVersion} or later; the request is plain HTTP`,
+      })
+    }
+    if (
+      facts.isTls &&
+      facts.tlsVersion !== undefined &&
+      !tlsVersionAtLeast(facts.tlsVersion, p.minTlsVersion)
+    ) {
+      out.push({
+        setting: 'minTlsVersion',
+        code: TlsRequiredError.code,
+        statusCode: 426,
+        message: `Profile ${p.name} requires TLS ${p.minTlsVersion} or later; the request negotiated an older version`,
       })
     }
     if (p.mtlsRequired && !facts.hasClientCert) {
@@ -377,8 +521,11 @@ export class ProfileEnforcer {
   /**
    * What mercurius only takes at registration: validation rules, the parser's
    * token limit, the error formatter and persisted-operation settings. Spread
-   * it into `app.register(mercurius, …)`; `applyTo` enforces the limits again
-   * in `preExecution`, so forgetting the spread is never a hole.
+   * it into `app.register(mercurius, …)`: the work is then done once per
+   * query (mercurius caches validation) and errors are formatted at the
+   * source. Forgetting it is never a hole: `applyTo` enforces the limits in
+   * mercurius's hooks and brings the errors mercurius's own formatter wrote
+   * to the profile's `errorDetail` before they are sent.
    */
   mercuriusOptions(): Record<string, unknown> {
     const guard = this.#guardOptions()
@@ -400,28 +547,30 @@ export class ProfileEnforcer {
 
   /**
    * Registers every step of {@link getMiddlewareStack} on `app`, in order.
-   * Call it once, after mercurius (if any) and before `listen`.
+   * Call it once, before `listen`. mercurius may be registered before or
+   * after it, on the app or in any plugin: the GraphQL steps attach to every
+   * mercurius instance whenever it appears. Where one cannot (a route at
+   * `graphqlPath` that no mercurius serves, a tracer with no mercurius),
+   * `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
    */
   async applyTo(app: FastifyInstance): Promise<void> {
     const p = this.profile
     const o = this.#options
-    const registered: MiddlewareStep[] = []
-    const log = app.log
+    const installed = new Set<string>()
+    this.#installed = installed
     await ensureErrorReply(app)
     if (!app.hasRequestDecorator('auth')) app.decorateRequest('auth', null)
 
     if (p.authRequired && o.authenticate === undefined) {
-      log.error(
+      app.log.error(
         { profile: p.name },
         'ProfileEnforcer: authRequired is set and no authenticate() was given; every request will be refused with 401',
       )
     }
 
     for (const step of this.getMiddlewareStack()) {
-      const done = await this.#install(step, app)
-      if (done) registered.push(step)
+      if (await this.#install(step, app)) installed.add(step.name)
     }
-    this.#registered = registered
   }
 
   async #install(step: MiddlewareStep, app: FastifyInstance): Promise<boolean> {
@@ -458,7 +607,9 @@ export class ProfileEnforcer {
         this.#installPrincipalLimit(app)
         return true
       case 'graphqlGuards':
-        return this.#installGraphql(app)
+        this.#installGraphql(app)
+        // Installed once a mercurius instance has the guards (see #attach).
+        return false
       case 'errorMasking':
         await setErrorDetail(app, p.errorDetail)
         maskUnhandledErrors(app)
@@ -466,14 +617,9 @@ export class ProfileEnforcer {
       case 'auditLog':
         this.#installAudit(app)
         return true
-      case 'tracing': {
-        if (!('graphql' in app)) return false
-        const t = o.tracer
-        await app.register(graphqlTracing, {
-          tracer: t instanceof GraphQLTracer ? t : new GraphQLTracer(),
-        })
-        return true
-      }
+      case 'tracing':
+        // Prepared with the GraphQL step; attached with the guards.
+        return false
       default:
         throw new Error(`unknown step ${step.name}`)
     }
@@ -491,6 +637,8 @@ export class ProfileEnforcer {
     const challenge = o.authChallenge
     const scheme = challenge.split(' ')[0] ?? 'Bearer'
     const expiryMs = p.tokenExpiryMinutes * 60_000
+    const toleranceMs = o.clockToleranceMs
+    const clock = this.#clock
     const isPublic = this.#isPublic
     const hasPublic = o.publicPaths.length > 0
 
@@ -503,12 +651,16 @@ export class ProfileEnforcer {
       let auth: AuthContext | null | undefined = null
       if (authenticate !== undefined) auth = await authenticate(request)
       if (auth !== null && auth !== undefined) {
-        if (auth.kind !== 'token' || isFresh(auth.issuedAt, expiryMs)) {
+        const verdict =
+          auth.kind === 'token' ? freshness(auth.issuedAt, clock(), expiryMs, toleranceMs) : 'fresh'
+        if (verdict === 'fresh') {
           request.auth = auth
           return
         }
-        if (required) return this.#refuse(request, reply, new TokenExpiredError(scheme))
-        return
+        if (!required) return
+        const error =
+          verdict === 'future' ? new TokenNotYetValidError(scheme) : new TokenExpiredError(scheme)
+        return this.#refuse(request, reply, error)
       }
       if (required) this.#refuse(request, reply, new AuthenticationRequiredError(challenge))
     })
@@ -522,7 +674,12 @@ export class ProfileEnforcer {
     // `?? null`: a route declared before applyTo (mercurius's) may not carry
     // the request decorator's default.
     const auth = request.auth ?? null
-    const key = auth === null ? `ip:${request.ip}` : `principal:${auth.principal}`
+    // Anonymous callers are keyed as the IP limiter keys them (IPv6 by /64):
+    // per address, one client holding a /64 would have 2^64 budgets.
+    const key =
+      auth === null
+        ? `ip:${ipKey(request.ip, limiter.config.ipv6Subnet)}`
+        : `principal:${auth.principal}`
     const tier = auth?.tier
     if (tier === undefined) return { key, set: limiter.globalPolicies }
     let set = this.#tierSets.get(tier)
@@ -545,41 +702,45 @@ export class ProfileEnforcer {
     }
   }
 
+  /**
+   * The rest of a GraphQL operation's cost: every request paid one unit up
+   * front (so an operation refused by syntax, validation or a guard is
+   * never free); the first operation it runs pays its cost less that unit.
+   */
+  async #chargeCost(request: FastifyRequest, cost: number): Promise<void> {
+    let weight = Math.max(1, Math.ceil(cost))
+    if (this.#prepaid.delete(request)) weight -= 1
+    if (weight > 0) await this.#chargePrincipal(request, weight)
+  }
+
   #installPrincipalLimit(app: FastifyInstance): void {
-    const { max, windowMs } = this.profile.principalRateLimit
-    const store = this.#options.rateLimitStore
     this.#principalLimiter = new RateLimiter<FastifyRequest>(
-      store === undefined ? { max, windowMs } : { max, windowMs, store },
+      this.#limiterConfig(this.profile.principalRateLimit),
       app.log,
     )
     app.addHook('onClose', async () => this.#principalLimiter?.close())
     const costCharged = this.profile.costRateLimit
-    const graphqlPath = this.#options.graphqlPath
     app.addHook('onRequest', async (request, reply) => {
-      // GraphQL operations are charged their cost in preExecution instead.
-      if (costCharged && request.routeOptions.url === graphqlPath) return
+      // Every request pays one unit here, before anything parses it;
+      // GraphQL operations pay the rest of their cost in preExecution.
       try {
         await this.#chargePrincipal(request, 1)
       } catch (err) {
-        this.#refuse(request, reply, err as Error & { code: string })
+        return this.#refuse(request, reply, err as Error & { code: string })
       }
+      if (costCharged) this.#prepaid.add(request)
     })
   }
 
-  #installGraphql(app: FastifyInstance): boolean {
+  #installGraphql(app: FastifyInstance): void {
     const p = this.profile
-    const graphql = (app as { graphql?: MercuriusHooks }).graphql
-    if (graphql === undefined) {
-      app.log.warn(
-        { profile: p.name },
-        'ProfileEnforcer: mercurius is not registered before applyTo(); GraphQL guards not installed',
-      )
-      return false
-    }
-    const graphqlPath = this.#options.graphqlPath
+    const o = this.#options
+    const graphqlPath = o.graphqlPath
     const maxBatch = p.maxBatchSize
     // mercurius runs every item of a batch through the whole pipeline and
-    // sets no length limit of its own: the count is ours to bound.
+    // sets no length limit of its own: the count is ours to bound. Here,
+    // before the items run, on the route we were told of; the preParsing
+    // hook of #attach holds it on any other path.
     app.addHook('preValidation', (request, reply, done) => {
       const body = request.body
       if (
@@ -591,31 +752,105 @@ export class ProfileEnforcer {
       }
       done()
     })
-    void app.register(graphqlGuards, {
+    const guard = parseGuardOptions('ProfileEnforcer', {
       ...this.#guardOptions(),
       isAuthenticated: (request: FastifyRequest) => (request.auth ?? null) !== null,
       ...(p.costRateLimit
-        ? {
-            chargeCost: (request: FastifyRequest, cost: number) =>
-              this.#chargePrincipal(request, Math.max(1, cost)),
-          }
+        ? { chargeCost: (request: FastifyRequest, cost: number) => this.#chargeCost(request, cost) }
         : {}),
     })
-    // The audit step wants each operation's type and name (never its variables).
-    graphql.addHook('preExecution', async (_schema, document, context) => {
-      const request = context.reply.request
-      for (const def of document.definitions) {
-        if (def.kind === 'OperationDefinition') {
-          notesOf(request).operations.push({ type: def.operation, name: def.name?.value ?? null })
-        }
+    // Without the mercuriusOptions() spread mercurius's own formatter answers
+    // (resolver messages, "Did you mean …?"): bring what it wrote to the
+    // profile's errorDetail before it is serialized.
+    app.addHook('preSerialization', (request, _reply, payload, done) => {
+      if (!isMercurius((request.server as { graphql?: unknown }).graphql)) {
+        return done(null, payload)
+      }
+      done(null, relevel(payload, guard, request))
+    })
+    const tracer =
+      o.tracer === false
+        ? undefined
+        : o.tracer instanceof GraphQLTracer
+          ? o.tracer
+          : new GraphQLTracer()
+    if (tracer !== undefined) prepareTracing(app, tracer, 'ProfileEnforcer')
+
+    const watch = watchMercurius(app, (instance, graphql) => {
+      installGraphqlGuards('ProfileEnforcer', graphql, guard)
+      this.#attach(graphql as MercuriusHooks)
+      this.#installed?.add('graphqlGuards')
+      if (tracer !== undefined) {
+        attachTracing(instance, graphql, tracer)
+        this.#installed?.add('tracing')
       }
     })
-    return true
+
+    app.addHook('onReady', async () => {
+      watch.revisit()
+      if (watch.found > 0) return
+      const route = [graphqlPath, `${graphqlPath}/`].some(
+        (url) => app.hasRoute({ method: 'POST', url }) || app.hasRoute({ method: 'GET', url }),
+      )
+      if (route) {
+        throw new GraphqlUnguardedError(
+          'graphqlGuards',
+          `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance serves it, so profile ${p.name}'s GraphQL limits cannot be installed there. Serve GraphQL with mercurius (registered before or after applyTo); for another GraphQL server, apply the guards yourself and set graphqlPath to the path mercurius serves (or one you do not serve).`,
+        )
+      }
+      if (tracer !== undefined) {
+        throw new GraphqlUnguardedError(
+          'tracing',
+          'ProfileEnforcer: the tracer option is set but no mercurius instance was registered to trace. Register mercurius (before or after applyTo), or remove the tracer option.',
+        )
+      }
+    })
+  }
+
+  /** The enforcer's own hooks on one mercurius instance, besides the guards. */
+  #attach(graphql: MercuriusHooks): void {
+    const p = this.profile
+    const maxBatch = p.maxBatchSize
+    const runtime = graphqlRuntime('ProfileEnforcer')
+    graphql.addHook('preParsing', async (_schema, _source, context) => {
+      const count = context.operationsCount
+      if (count !== undefined && count > maxBatch) {
+        context.reply?.code(400)
+        throw new GraphqlRejectedError([
+          rejection(runtime, BatchTooLargeError.code, new BatchTooLargeError().message),
+        ])
+      }
+    })
+    const fieldAccess = p.auditFieldAccess
+    // The audit step wants each operation's type and name (never its
+    // variables) and, with auditFieldAccess, the fields it selected.
+    graphql.addHook('preExecution', async (schema, document, context) => {
+      const request = context.reply?.request
+      if (request === undefined) return
+      const notes = notesOf(request)
+      const operations: OperationDefinitionNode[] = []
+      for (const def of document.definitions) {
+        if (def.kind === 'OperationDefinition') {
+          operations.push(def)
+          notes.operations.push({ type: def.operation, name: def.name?.value ?? null })
+        }
+      }
+      if (!fieldAccess) return
+      const name = requestedOperationName(context)
+      const executed =
+        operations.length === 1 || name === undefined
+          ? operations
+          : operations.filter((op) => op.name?.value === name)
+      notes.fields ??= new Set()
+      for (const field of selectedFields(schema, document, executed)) notes.fields.add(field)
+    })
   }
 
   #installAudit(app: FastifyInstance): void {
     const p = this.profile
     const sink = this.#options.audit ?? fastifyLogAuditSink
+    const clock = this.#clock
+    const fieldAccess = p.auditFieldAccess
     app.addHook('onSend', async (request, reply, payload) => {
       if (reply.statusCode >= 400) {
         const notes = notesOf(request)
@@ -628,39 +863,30 @@ export class ProfileEnforcer {
       const operations = notes?.operations ?? []
       const code = notes?.code ?? null
       const { category, event } = classify(reply.statusCode, code, operations)
-      if (!isAudited(p.auditLevel, category)) return
+      if (!isAudited(p.auditLevel, category, event)) return
       const auth = request.auth ?? null
+      const record: AuditEvent = {
+        category,
+        event,
+        outcome: reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'denied' : 'allowed',
+        time: new Date(clock()).toISOString(),
+        profile: p.name,
+        requestId: String(request.id),
+        method: request.method,
+        path: pathOf(request.url),
+        statusCode: reply.statusCode,
+        ip: request.ip,
+        principal: auth?.principal ?? null,
+        authKind: auth?.kind ?? null,
+        code,
+        operations,
+        ...(fieldAccess && operations.length > 0 ? { fields: [...(notes?.fields ?? [])] } : {}),
+      }
       try {
-        await sink(
-          {
-            category,
-            event,
-            outcome:
-              reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'denied' : 'allowed',
-            time: new Date().toISOString(),
-            profile: p.name,
-            requestId: String(request.id),
-            method: request.method,
-            path: pathOf(request.url),
-            statusCode: reply.statusCode,
-            ip: request.ip,
-            principal: auth?.principal ?? null,
-            authKind: auth?.kind ?? null,
-            code,
-            operations,
-          },
-          request,
-        )
+        await sink(record, request)
       } catch (err) {
         request.log.error({ err: describeError(err) }, 'audit sink failed')
       }
     })
   }
-}
-
-function isFresh(issuedAt: Date | number | undefined, maxAgeMs: number): boolean {
-  const t = issuedAt instanceof Date ? issuedAt.getTime() : issuedAt
-  if (t === undefined || !Number.isFinite(t)) return false
-  const age = Date.now() - t
-  return age <= maxAgeMs
 }

@@ -45,8 +45,10 @@ export class ClientCertificateRequiredError extends SecurityError {
 
 /** No credentials, or credentials that did not authenticate. Answers 401. */
 export class AuthenticationRequiredError extends SecurityError implements HttpAnswerable {
-  static override readonly code: 'ERR_AUTH_REQUIRED' | 'ERR_AUTH_TOKEN_EXPIRED' =
-    'ERR_AUTH_REQUIRED'
+  static override readonly code:
+    | 'ERR_AUTH_REQUIRED'
+    | 'ERR_AUTH_TOKEN_EXPIRED'
+    | 'ERR_AUTH_TOKEN_NOT_YET_VALID' = 'ERR_AUTH_REQUIRED'
   override readonly statusCode = 401
   /** The `WWW-Authenticate` challenge sent with the answer. */
   readonly challenge: string
@@ -75,6 +77,19 @@ export class TokenExpiredError extends AuthenticationRequiredError {
   }
 }
 
+/**
+ * A bearer token whose `issuedAt` lies further in the future than the
+ * enforcer's `clockToleranceMs`: a token "issued" ahead would stay fresh for
+ * as long as it is ahead. Answers 401.
+ */
+export class TokenNotYetValidError extends AuthenticationRequiredError {
+  static override readonly code = 'ERR_AUTH_TOKEN_NOT_YET_VALID'
+
+  constructor(scheme: string, options?: SecurityErrorOptions) {
+    super(`${scheme}, error="invalid_token"`, 'Token issued in the future', options)
+  }
+}
+
 /** Authenticated, but not allowed (e.g. introspection without permission). Answers 403. */
 export class ForbiddenError extends SecurityError {
   static override readonly code = 'ERR_AUTH_FORBIDDEN'
@@ -92,5 +107,37 @@ export class BatchTooLargeError extends SecurityError {
 
   constructor(options?: SecurityErrorOptions) {
     super('Too many operations in one batch', options)
+  }
+}
+
+/** `getProfile(name)` with a name no preset has. Lists the known ones. */
+export class UnknownProfileError extends SecurityError {
+  static override readonly code = 'ERR_PROFILE_UNKNOWN'
+  /** The preset names `getProfile` knows. */
+  readonly known: readonly string[]
+
+  constructor(name: unknown, known: readonly string[], options?: SecurityErrorOptions) {
+    // The name comes from configuration, never a secret; bounded all the same.
+    const shown = JSON.stringify(String(name).slice(0, 64))
+    super(`Unknown security profile ${shown}; known profiles: ${known.join(', ')}`, options)
+    this.known = known
+  }
+}
+
+/**
+ * A GraphQL step of a profile that cannot be installed: a route serves
+ * GraphQL that no mercurius serves (so no guard can reach it), or a tracer
+ * has nothing to trace.
+ * `app.ready()` rejects with it, so the app never starts protecting less
+ * than its profile says. The message says what to do.
+ */
+export class GraphqlUnguardedError extends SecurityError {
+  static override readonly code = 'ERR_PROFILE_GRAPHQL_UNGUARDED'
+  /** The step that could not be installed: `graphqlGuards` or `tracing`. */
+  readonly step: 'graphqlGuards' | 'tracing'
+
+  constructor(step: 'graphqlGuards' | 'tracing', message: string, options?: SecurityErrorOptions) {
+    super(message, options)
+    this.step = step
   }
 }

@@ -43,6 +43,18 @@ export function tlsVersionName(version: '1.2' | '1.3'): 'TLSv1.2' | 'TLSv1.3' {
   return version === '1.3' ? 'TLSv1.3' : 'TLSv1.2'
 }
 
+/**
+ * Whether a negotiated TLS version (`TLSv1.2`, as node:tls spells it, or
+ * `1.2`) is at least `min`. Anything unknown (`SSLv3`, `unknown`) is not.
+ */
+export function tlsVersionAtLeast(version: string | null | undefined, min: '1.2' | '1.3'): boolean {
+  const name =
+    version !== null && version !== undefined && /^1\.\d$/.test(version)
+      ? `TLSv${version}`
+      : version
+  return (TLS_RANK[name ?? ''] ?? 0) >= (TLS_RANK[tlsVersionName(min)] ?? 99)
+}
+
 /** The last value of a comma-separated forwarded header: the one the nearest proxy wrote. */
 function lastForwarded(value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[value.length - 1] : value
@@ -75,7 +87,7 @@ export function isTlsRequest(
   const socket = request.raw.socket as Partial<TLSSocket>
   if (socket.encrypted === true) {
     const protocol = typeof socket.getProtocol === 'function' ? socket.getProtocol() : null
-    return (TLS_RANK[protocol ?? ''] ?? 0) >= (TLS_RANK[tlsVersionName(minVersion)] ?? 99)
+    return tlsVersionAtLeast(protocol, minVersion)
   }
   if (!trusted(request)) return false
   const h = request.headers

@@ -29,13 +29,17 @@ export {
   BatchTooLargeError,
   ClientCertificateRequiredError,
   ForbiddenError,
+  GraphqlUnguardedError,
   TlsRequiredError,
   TokenExpiredError,
+  TokenNotYetValidError,
+  UnknownProfileError,
 } from './errors.js'
 export type { ClientCertHeader, TrustProxy } from './gates.js'
 export type { ProfileOverrides, Quota, SecurityProfile } from './profile.js'
 export {
   defineProfile,
+  getProfile,
   PROFILES,
   parseProfile,
   QuotaSchema,

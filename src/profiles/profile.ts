@@ -5,7 +5,9 @@
  * (docs/profiles.md maps each field to the hook that enforces it).
  */
 import { z } from 'zod'
+import { ConfigError } from '../errors.js'
 import { parseOptions } from '../internal/options.js'
+import { UnknownProfileError } from './errors.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -50,10 +52,31 @@ export const SecurityProfileSchema = z
     maxBodySize: limit(2 ** 40),
     /** Requests per window and client IP, before authentication. */
     rateLimit: QuotaSchema,
-    /** What is audited: `standard` security events; `enhanced` also mutations; `verbose` every operation. */
-    auditLevel: z.enum(['standard', 'enhanced', 'verbose']),
-    /** How much of an error reaches the client: `safe` messages, `minimal` a generic message and a request id. */
-    errorDetail: z.enum(['safe', 'minimal']),
+    /**
+     * Whether the IP rate limit (`rateLimit`) runs at all; `false` removes the
+     * `ipRateLimit` step (the per-principal limit stays).
+     * @default true
+     */
+    rateLimitEnabled: z.boolean().default(true),
+    /**
+     * What is audited: `minimal` authentication and access refusals only;
+     * `standard` every security event; `enhanced` also mutations; `verbose`
+     * every request.
+     */
+    auditLevel: z.enum(['minimal', 'standard', 'enhanced', 'verbose']),
+    /**
+     * The audit record of a GraphQL request lists the `Type.field`
+     * coordinates its operations selected (`fields`); never an argument value.
+     * @default false
+     */
+    auditFieldAccess: z.boolean().default(false),
+    /**
+     * How much of an error reaches the client: `safe` messages, `minimal` a
+     * generic message and a request id; `full` every message, for development
+     * only (refused where TLS is required, in profiles derived from REGULATED
+     * or RESTRICTED, and by the enforcer outside development).
+     */
+    errorDetail: z.enum(['full', 'safe', 'minimal']),
     /** Requests without credentials are answered 401. */
     authRequired: z.boolean(),
 
@@ -93,86 +116,153 @@ export type ProfileOverrides = Partial<
   }
 >
 
+type PresetName = 'STANDARD' | 'REGULATED' | 'RESTRICTED'
+
+/**
+ * The preset each profile was derived from (through any number of
+ * `defineProfile` calls): a profile made from REGULATED keeps REGULATED's
+ * promises even where an override relaxed a setting.
+ */
+const lineage = new WeakMap<SecurityProfile, PresetName>()
+
 function freeze(profile: z.infer<typeof SecurityProfileSchema>): SecurityProfile {
   Object.freeze(profile.rateLimit)
   Object.freeze(profile.principalRateLimit)
   return Object.freeze(profile)
 }
 
+function preset(profile: z.infer<typeof SecurityProfileSchema>, name: PresetName): SecurityProfile {
+  const frozen = freeze(profile)
+  lineage.set(frozen, name)
+  return frozen
+}
+
+/**
+ * `errorDetail: 'full'` sends every message to the client, internals
+ * included: a development setting. A profile that requires TLS, or one
+ * derived from REGULATED or RESTRICTED, protects data for which that is
+ * never right, so such a profile cannot have it.
+ */
+function checkErrorDetail(
+  component: string,
+  profile: SecurityProfile,
+  from: PresetName | undefined,
+): void {
+  if (profile.errorDetail !== 'full') return
+  const why =
+    from === 'REGULATED' || from === 'RESTRICTED'
+      ? `is derived from ${from}`
+      : profile.tlsRequired || profile.mtlsRequired
+        ? 'requires TLS'
+        : undefined
+  if (why === undefined) return
+  throw new ConfigError(component, [
+    {
+      path: ['errorDetail'],
+      message: `'full' is for development only and this profile ${why}; use 'safe' or 'minimal'`,
+    },
+  ])
+}
+
+function validated(
+  component: string,
+  value: unknown,
+  from: PresetName | undefined,
+): SecurityProfile {
+  const profile = freeze(parseOptions(component, SecurityProfileSchema, value))
+  checkErrorDetail(component, profile, from)
+  if (from !== undefined) lineage.set(profile, from)
+  return profile
+}
 /** General APIs: TLS optional, introspection for signed-in developers. */
-export const STANDARD: SecurityProfile = freeze({
-  name: 'STANDARD',
-  tlsRequired: false,
-  mtlsRequired: false,
-  minTlsVersion: '1.2',
-  tokenExpiryMinutes: 60,
-  introspection: 'authenticated',
-  maxQueryDepth: 15,
-  maxQueryComplexity: 1000,
-  maxBodySize: 1 * MiB,
-  rateLimit: { max: 100, windowMs: MINUTE_MS },
-  auditLevel: 'standard',
-  errorDetail: 'safe',
-  authRequired: true,
-  maxAliases: 30,
-  maxDirectives: 50,
-  maxTokens: 10_000,
-  maxBatchSize: 10,
-  blockFieldSuggestions: true,
-  persistedOperationsOnly: false,
-  principalRateLimit: { max: 10_000, windowMs: MINUTE_MS },
-  costRateLimit: false,
-})
+export const STANDARD: SecurityProfile = preset(
+  {
+    name: 'STANDARD',
+    tlsRequired: false,
+    mtlsRequired: false,
+    minTlsVersion: '1.2',
+    tokenExpiryMinutes: 60,
+    introspection: 'authenticated',
+    maxQueryDepth: 15,
+    maxQueryComplexity: 1000,
+    maxBodySize: 1 * MiB,
+    rateLimit: { max: 100, windowMs: MINUTE_MS },
+    rateLimitEnabled: true,
+    auditLevel: 'standard',
+    auditFieldAccess: false,
+    errorDetail: 'safe',
+    authRequired: true,
+    maxAliases: 30,
+    maxDirectives: 50,
+    maxTokens: 10_000,
+    maxBatchSize: 10,
+    blockFieldSuggestions: true,
+    persistedOperationsOnly: false,
+    principalRateLimit: { max: 10_000, windowMs: MINUTE_MS },
+    costRateLimit: false,
+  },
+  'STANDARD',
+)
 
 /** Personal, financial or health data (GDPR, PCI DSS, HIPAA scopes). */
-export const REGULATED: SecurityProfile = freeze({
-  name: 'REGULATED',
-  tlsRequired: true,
-  mtlsRequired: false,
-  minTlsVersion: '1.2',
-  tokenExpiryMinutes: 15,
-  introspection: 'disabled',
-  maxQueryDepth: 10,
-  maxQueryComplexity: 1000,
-  maxBodySize: 1 * MiB,
-  rateLimit: { max: 100, windowMs: MINUTE_MS },
-  auditLevel: 'enhanced',
-  errorDetail: 'safe',
-  authRequired: true,
-  maxAliases: 15,
-  maxDirectives: 20,
-  maxTokens: 5000,
-  maxBatchSize: 5,
-  blockFieldSuggestions: true,
-  persistedOperationsOnly: false,
-  principalRateLimit: { max: 5000, windowMs: MINUTE_MS },
-  costRateLimit: true,
-})
+export const REGULATED: SecurityProfile = preset(
+  {
+    name: 'REGULATED',
+    tlsRequired: true,
+    mtlsRequired: false,
+    minTlsVersion: '1.2',
+    tokenExpiryMinutes: 15,
+    introspection: 'disabled',
+    maxQueryDepth: 10,
+    maxQueryComplexity: 1000,
+    maxBodySize: 1 * MiB,
+    rateLimit: { max: 100, windowMs: MINUTE_MS },
+    rateLimitEnabled: true,
+    auditLevel: 'enhanced',
+    auditFieldAccess: false,
+    errorDetail: 'safe',
+    authRequired: true,
+    maxAliases: 15,
+    maxDirectives: 20,
+    maxTokens: 5000,
+    maxBatchSize: 5,
+    blockFieldSuggestions: true,
+    persistedOperationsOnly: false,
+    principalRateLimit: { max: 5000, windowMs: MINUTE_MS },
+    costRateLimit: true,
+  },
+  'REGULATED',
+)
 
 /** Service-to-service only, client certificates, the least said on failure. */
-export const RESTRICTED: SecurityProfile = freeze({
-  name: 'RESTRICTED',
-  tlsRequired: true,
-  mtlsRequired: true,
-  minTlsVersion: '1.2',
-  tokenExpiryMinutes: 5,
-  introspection: 'disabled',
-  maxQueryDepth: 5,
-  maxQueryComplexity: 1000,
-  maxBodySize: 512 * KiB,
-  rateLimit: { max: 100, windowMs: MINUTE_MS },
-  auditLevel: 'verbose',
-  errorDetail: 'minimal',
-  authRequired: true,
-  maxAliases: 10,
-  maxDirectives: 10,
-  maxTokens: 2000,
-  maxBatchSize: 1,
-  blockFieldSuggestions: true,
-  persistedOperationsOnly: false,
-  principalRateLimit: { max: 2000, windowMs: MINUTE_MS },
-  costRateLimit: true,
-})
+export const RESTRICTED: SecurityProfile = preset(
+  {
+    name: 'RESTRICTED',
+    tlsRequired: true,
+    mtlsRequired: true,
+    minTlsVersion: '1.2',
+    tokenExpiryMinutes: 5,
+    introspection: 'disabled',
+    maxQueryDepth: 5,
+    maxQueryComplexity: 1000,
+    maxBodySize: 512 * KiB,
+    rateLimit: { max: 100, windowMs: MINUTE_MS },
+    rateLimitEnabled: true,
+    auditLevel: 'verbose',
+    auditFieldAccess: false,
+    errorDetail: 'minimal',
+    authRequired: true,
+    maxAliases: 10,
+    maxDirectives: 10,
+    maxTokens: 2000,
+    maxBatchSize: 1,
+    blockFieldSuggestions: true,
+    persistedOperationsOnly: false,
+    principalRateLimit: { max: 2000, windowMs: MINUTE_MS },
+    costRateLimit: true,
+  },
+  'RESTRICTED',
+)
 
 /** The presets by name. */
 export const PROFILES: Readonly<Record<'STANDARD' | 'REGULATED' | 'RESTRICTED', SecurityProfile>> =
@@ -200,12 +290,35 @@ export function defineProfile(
     rateLimit: mergeQuota(base.rateLimit, o.rateLimit),
     principalRateLimit: mergeQuota(base.principalRateLimit, o.principalRateLimit),
   }
-  return freeze(parseOptions('defineProfile', SecurityProfileSchema, merged))
+  return validated('defineProfile', merged, lineage.get(base))
 }
 
-/** Validates a whole profile (e.g. one read from configuration). */
+/**
+ * Validates a whole profile (e.g. one read from configuration). A preset, or
+ * a profile `defineProfile` made, is returned as it is.
+ */
 export function parseProfile(value: unknown): SecurityProfile {
-  return freeze(parseOptions('profile', SecurityProfileSchema, value))
+  if (typeof value === 'object' && value !== null && lineage.has(value as SecurityProfile)) {
+    return value as SecurityProfile
+  }
+  return validated('profile', value, undefined)
+}
+
+/**
+ * A preset by name, whatever the case (`'regulated'`, `'REGULATED'`), e.g.
+ * from an environment variable. An unknown name throws
+ * `ERR_PROFILE_UNKNOWN`, listing the known ones: a typo must never fall back
+ * to a weaker profile.
+ *
+ * @example
+ * ```ts
+ * const profile = getProfile(process.env.SECURITY_PROFILE ?? 'regulated')
+ * ```
+ */
+export function getProfile(name: string): SecurityProfile {
+  const key = typeof name === 'string' ? name.trim().toUpperCase() : ''
+  if (Object.hasOwn(PROFILES, key)) return PROFILES[key as PresetName]
+  throw new UnknownProfileError(name, Object.keys(PROFILES))
 }
 
 function mergeQuota(base: Quota, override: unknown): unknown {

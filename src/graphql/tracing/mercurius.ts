@@ -231,49 +231,68 @@ function tracerFrom(options: GraphqlTracingOptions | undefined): GraphQLTracer {
   return tracer
 }
 
-async function graphqlTracingPlugin(
+type MercuriusGraphql = GraphqlFn & {
+  addHook?: (name: string, hook: unknown) => void
+  schema?: unknown
+}
+
+/**
+ * The part of the tracer that belongs to the app itself, and may come before
+ * mercurius is registered: `app.graphqlTracer`, and the hook that keeps the
+ * context active when each request arrives (the HTTP server span's, with an
+ * HTTP instrumentation; by the time the body is parsed and mercurius runs,
+ * the active context may be the socket's).
+ */
+export function prepareTracing(
   app: FastifyInstance,
-  options: GraphqlTracingOptions,
-): Promise<void> {
-  const tracer = tracerFrom(options)
+  tracer: GraphQLTracer,
+  component: string,
+): void {
   // Twice would trace every operation twice, the second span hiding the first from resolvers.
   if (app.hasDecorator('graphqlTracer')) {
-    throw new ConfigError('graphqlTracing', [
+    throw new ConfigError(component, [
       { path: [], message: 'is already registered on this app (app.graphqlTracer)' },
     ])
   }
-  const graphql = (
-    app as unknown as {
-      graphql?: GraphqlFn & { addHook?: (name: string, hook: unknown) => void; schema?: unknown }
-    }
-  ).graphql
-  if (typeof graphql?.addHook !== 'function') {
-    throw new ConfigError('graphqlTracing', [
-      { path: [], message: 'register mercurius before graphqlTracing' },
-    ])
-  }
-  // Wrapped now, not on the first request (the wrapper still checks, for a replaced schema).
-  if (graphql.schema !== undefined) tracer.instrumentForHooks(graphql.schema as GraphQLSchema)
-  // No query hook: the wrapper below names the span from the source text
-  // (each mercurius hook costs every operation, see the module comment).
-  graphql.addHook(
-    'preSubscriptionExecution',
-    mercuriusTracingHooks(tracer).preSubscriptionExecution,
-  )
-  // mercurius's routes call `app.graphql` on the instance that registered
-  // it: replace it there (it may be a parent of ours).
-  let owner: object = app
-  while (!Object.hasOwn(owner, 'graphql')) owner = Object.getPrototypeOf(owner) as object
-  ;(owner as { graphql: GraphqlFn }).graphql = tracedGraphql(tracer, graphql as GraphqlFn)
-
-  // The context active when the request arrives is the HTTP server span's
-  // (instrumentation-http, @fastify/otel); by the time the body is parsed
-  // and mercurius runs, the active context may be the socket's.
   app.addHook('onRequest', (request, _reply, done) => {
     ;(request as TracedRequest)[kParent] = context.active()
     done()
   })
   app.decorate('graphqlTracer', tracer)
+}
+
+/**
+ * Traces one mercurius instance: wraps its schema's resolvers and its
+ * `app.graphql`, and adds the subscription hook. `instance` is the Fastify
+ * instance mercurius was registered on, or any of its descendants.
+ */
+export function attachTracing(instance: object, graphql: unknown, tracer: GraphQLTracer): void {
+  const g = graphql as MercuriusGraphql
+  // Wrapped now, not on the first request (the wrapper still checks, for a replaced schema).
+  if (g.schema !== undefined) tracer.instrumentForHooks(g.schema as GraphQLSchema)
+  // No query hook: the wrapper below names the span from the source text
+  // (each mercurius hook costs every operation, see the module comment).
+  g.addHook!('preSubscriptionExecution', mercuriusTracingHooks(tracer).preSubscriptionExecution)
+  // mercurius's routes call `app.graphql` on the instance that registered
+  // it: replace it there (it may be a parent of ours).
+  let owner: object = instance
+  while (!Object.hasOwn(owner, 'graphql')) owner = Object.getPrototypeOf(owner) as object
+  ;(owner as { graphql: GraphqlFn }).graphql = tracedGraphql(tracer, g)
+}
+
+async function graphqlTracingPlugin(
+  app: FastifyInstance,
+  options: GraphqlTracingOptions,
+): Promise<void> {
+  const tracer = tracerFrom(options)
+  const graphql = (app as unknown as { graphql?: MercuriusGraphql }).graphql
+  prepareTracing(app, tracer, 'graphqlTracing')
+  if (typeof graphql?.addHook !== 'function') {
+    throw new ConfigError('graphqlTracing', [
+      { path: [], message: 'register mercurius before graphqlTracing' },
+    ])
+  }
+  attachTracing(app, graphql, tracer)
 }
 
 declare module 'fastify' {

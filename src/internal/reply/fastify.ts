@@ -64,10 +64,9 @@ function holderOf(app: FastifyInstance): DetailHolder | undefined {
 
 /** The answer options of a request: the instance's `errorDetail` and the request id. */
 export function answerOptionsFor(request: FastifyRequest): AnswerOptions {
-  const holder = holderOf(request.server)
-  return holder?.detail === 'minimal'
-    ? { errorDetail: 'minimal', requestId: String(request.id) }
-    : {}
+  const detail = holderOf(request.server)?.detail
+  if (detail === 'minimal') return { errorDetail: 'minimal', requestId: String(request.id) }
+  return detail === 'full' ? { errorDetail: 'full' } : {}
 }
 
 /**
@@ -93,7 +92,7 @@ async function errorReplyPlugin(app: FastifyInstance, opts: ErrorReplyOptions): 
   app.decorate(kErrorDetail, holder)
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const errorDetail = holder.detail
-    const translated = errorDetail === 'safe' ? translateFastifyError(error, request) : undefined
+    const translated = errorDetail !== 'minimal' ? translateFastifyError(error, request) : undefined
     const options: AnswerOptions = { errorDetail, requestId: String(request.id) }
     const answer = translated ?? toHttpAnswer(error, options)
     if (answer.statusCode >= 500) request.log.error({ err: error }, 'request failed')

@@ -24,12 +24,13 @@ export interface HttpAnswerable {
 }
 
 /** How much of an error's text reaches the client. */
-export type ErrorDetail = 'safe' | 'minimal'
+export type ErrorDetail = 'full' | 'safe' | 'minimal'
 
 export interface AnswerOptions {
   /**
    * `safe` keeps 4xx messages (they describe the client's mistake) and masks
-   * 5xx; `minimal` replaces every message with a generic one.
+   * 5xx; `minimal` replaces every message with a generic one; `full` (for
+   * development only) keeps 5xx messages too.
    * @default 'safe'
    */
   readonly errorDetail?: ErrorDetail
@@ -84,7 +85,11 @@ export function toHttpAnswer(err: unknown, options: AnswerOptions = {}): HttpAns
     return jsonAnswer(masked ? 500 : statusCode, body, extra)
   }
   if (masked) {
-    const body: Record<string, unknown> = { detail: 'Internal Server Error', code: 'ERR_INTERNAL' }
+    const detail =
+      options.errorDetail === 'full' && err instanceof Error && err.message !== ''
+        ? err.message
+        : 'Internal Server Error'
+    const body: Record<string, unknown> = { detail, code: 'ERR_INTERNAL' }
     if (options.requestId !== undefined) body.requestId = options.requestId
     return jsonAnswer(500, body)
   }
