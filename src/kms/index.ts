@@ -22,6 +22,7 @@ export type { ConnectionFailure, KmsErrorOptions, SanitizedCause } from './error
 export {
   DecryptionError,
   EncryptionError,
+  InsecureKeyFileError,
   InvalidEncryptedDataError,
   KeyDisabledError,
   KeyNotFoundError,
