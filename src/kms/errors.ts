@@ -144,3 +144,14 @@ export class InsecureKeyFileError extends KmsError {
     this.path = path
   }
 }
+
+/**
+ * A key reference in text form (`"<provider>:<keyId>"`) that does not parse.
+ * The message says what is wrong, never the text itself.
+ */
+export class InvalidKeyReferenceError extends KmsError {
+  static override readonly code = 'ERR_KMS_INVALID_KEY_REFERENCE'
+  constructor(problem: string) {
+    super(`Invalid key reference: ${problem}; expected "<provider>:<keyId>"`)
+  }
+}

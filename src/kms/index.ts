@@ -24,6 +24,7 @@ export {
   EncryptionError,
   InsecureKeyFileError,
   InvalidEncryptedDataError,
+  InvalidKeyReferenceError,
   KeyDisabledError,
   KeyNotFoundError,
   KeyRotationError,
