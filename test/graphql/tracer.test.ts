@@ -420,9 +420,12 @@ describe('configuration', () => {
     })
     expect(DEFAULT_SENSITIVE_PATTERNS).toEqual([
       'password',
+      'passwd',
+      'pwd',
       'token',
       'secret',
       'key',
+      'private_key',
       'auth',
       'credential',
       'api_key',
