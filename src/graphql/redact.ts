@@ -305,24 +305,99 @@ export function collectSensitiveValues(
   }
 }
 
-/**
- * `text` with every occurrence of each secret replaced by `"[REDACTED]"`,
- * as written and as JSON escapes it (graphql-js quotes values it echoes).
- * Longest first, so a secret that contains another is removed whole.
- */
-export function scrubText(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const secret of secrets) {
-    if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-    const escaped = JSON.stringify(secret).slice(1, -1)
-    if (escaped !== secret && out.includes(escaped)) out = out.split(escaped).join(REDACTED)
-  }
-  return out
+/** Letters, digits and combining marks: what a value must not run into to stand alone. */
+const WORD_CHAR = /[\p{L}\p{N}\p{M}]/u
+
+/** Whether the code point that starts at `i` is a word character. */
+function wordAt(text: string, i: number): boolean {
+  if (i >= text.length) return false
+  return WORD_CHAR.test(String.fromCodePoint(text.codePointAt(i)!))
 }
 
-/** Secrets sorted for {@link scrubText}: longest first. */
+/** Whether the code point that ends just before `i` is a word character. */
+function wordBefore(text: string, i: number): boolean {
+  if (i <= 0) return false
+  const low = text.charCodeAt(i - 1)
+  const start =
+    low >= 0xdc00 && low <= 0xdfff && i >= 2 && (text.charCodeAt(i - 2) & 0xfc00) === 0xd800
+      ? i - 2
+      : i - 1
+  return wordAt(text, start)
+}
+
+/** graphql-js's `printString` escapes, without the quotes: how it echoes a string literal. */
+function graphqlEscaped(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
+  return value.replace(/[\x00-\x1f"\\\x7f-\x9f]/g, (c) => {
+    switch (c) {
+      case '"':
+        return '\\"'
+      case '\\':
+        return '\\\\'
+      case '\b':
+        return '\\b'
+      case '\t':
+        return '\\t'
+      case '\n':
+        return '\\n'
+      case '\f':
+        return '\\f'
+      case '\r':
+        return '\\r'
+      default:
+        return `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
+    }
+  })
+}
+
+/**
+ * `text` with every occurrence of each secret that stands as a value
+ * replaced by `"[REDACTED]"`: quoted, or delimited by anything but a
+ * letter, digit or mark (a value that starts or ends with punctuation is
+ * delimited on that side by itself). So a one-character password `a` leaves
+ * `wrong password` alone while `wrong password a` loses it. `secrets` come
+ * from {@link scrubList} (every form, longest first); occurrences are found
+ * in the original text and never overlap, so a longer secret is removed
+ * whole and `[REDACTED]` is never scrubbed again.
+ */
+export function scrubText(text: string, secrets: readonly string[]): string {
+  const hits: [number, number][] = []
+  for (const secret of secrets) {
+    const opensWord = wordAt(secret, 0)
+    const closesWord = wordBefore(secret, secret.length)
+    for (let i = text.indexOf(secret); i !== -1; i = text.indexOf(secret, i + 1)) {
+      const end = i + secret.length
+      if (opensWord && wordBefore(text, i)) continue
+      if (closesWord && wordAt(text, end)) continue
+      if (hits.some(([a, b]) => i < b && a < end)) continue
+      hits.push([i, end])
+    }
+  }
+  if (hits.length === 0) return text
+  hits.sort((x, y) => x[0] - y[0])
+  let out = ''
+  let at = 0
+  for (const [a, b] of hits) {
+    out += text.slice(at, a) + REDACTED
+    at = b
+  }
+  return out + text.slice(at)
+}
+
+/**
+ * Secrets ready for {@link scrubText}: each as written, as JSON escapes it
+ * (`inspect` and most loggers) and as graphql-js prints a string literal in
+ * its own errors; empty ones dropped; longest first.
+ */
 export function scrubList(secrets: Iterable<string>): string[] {
-  return [...secrets].sort((a, b) => b.length - a.length)
+  const forms = new Set<string>()
+  for (const secret of secrets) {
+    if (secret === '') continue
+    forms.add(secret)
+    forms.add(JSON.stringify(secret).slice(1, -1))
+    forms.add(graphqlEscaped(secret))
+  }
+  return [...forms].sort((a, b) => b.length - a.length)
 }
 
 /** `text` cut to `max` UTF-16 units, ending with `…` when cut, never splitting a surrogate pair. */

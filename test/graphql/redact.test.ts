@@ -1,14 +1,15 @@
 /**
  * redactSensitive: which keys are sensitive (strong words anywhere, other
  * patterns by segment), how values are walked and copied, and the promise the tracer
- * is built on: for any nested value with secret keys, no secret reaches an
- * exported attribute, status or event.
+ * is built on: for any nested value with secret keys, and for any inline
+ * literal, no secret reaches an exported attribute, status or event.
  */
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { execute, parse } from 'graphql'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_SENSITIVE_PATTERNS, redactSensitive } from '../../src/graphql/index.js'
+import { scrubList, scrubText } from '../../src/graphql/redact.js'
 import {
   dropContextManager,
   exportedText,
@@ -257,6 +258,34 @@ describe('how values are walked', () => {
   })
 })
 
+describe('scrubText replaces whole values, not substrings', () => {
+  const word = fc.stringMatching(/^[A-Za-z0-9]{1,12}$/)
+  const around = fc.stringMatching(/^[ -~]{0,20}$/)
+
+  it('a value standing between delimiters, bare or quoted, is replaced and nothing else changes', () => {
+    // No space or quote in the value: those are the delimiters here.
+    const value = fc.string({ minLength: 1, maxLength: 12 }).filter((v) => !/[\s"]/.test(v))
+    fc.assert(
+      fc.property(around, value, around, fc.constantFrom('', '"'), (a, secret, b, q) => {
+        const list = scrubList([secret])
+        expect(scrubText(`${a} ${q}${secret}${q} ${b}`, list)).toBe(
+          `${scrubText(`${a} `, list)}${q}[REDACTED]${q}${scrubText(` ${b}`, list)}`,
+        )
+      }),
+    )
+  })
+
+  it('a value inside a longer word is left alone, and text without the value is unchanged', () => {
+    fc.assert(
+      fc.property(word, word, word, (left, secret, right) => {
+        const text = `x${left}${secret}${right}x`
+        expect(scrubText(text, scrubList([secret]))).toBe(text)
+        expect(scrubText('wrong password', scrubList(['a', 'o', 'w']))).toBe('wrong password')
+      }),
+    )
+  })
+})
+
 // Property: secrets are strings only ever generated under sensitive keys,
 // marked so they cannot occur by chance anywhere else.
 const SENSITIVE_KEYS = [
@@ -304,6 +333,31 @@ const { tree } = fc.letrec<{ tree: unknown; object: object; array: unknown[] }>(
   array: fc.array(tie('tree'), { maxLength: 3 }),
 }))
 
+// Inline literals: graphql.document hides every string literal, so every
+// string is a (marked) secret, under plain and sensitive names alike.
+const LITERAL_KEYS = ['name', 'keyboard', 'items', 'note', 'password', 'apiToken', 'clientsecret']
+const { literalTree } = fc.letrec<{ literalTree: unknown }>((tie) => ({
+  literalTree: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    secret,
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.dictionary(fc.constantFrom(...LITERAL_KEYS), tie('literalTree'), { maxKeys: 4 }),
+    fc.array(tie('literalTree'), { maxLength: 3 }),
+  ),
+}))
+
+/** A JSON-shaped value as a GraphQL literal (string escapes are JSON's, which GraphQL shares). */
+function printLiteral(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(printLiteral).join(', ')}]`
+  if (value !== null && typeof value === 'object') {
+    const fields = Object.entries(value).map(([k, v]) => `${k}: ${printLiteral(v)}`)
+    return `{${fields.join(', ')}}`
+  }
+  return JSON.stringify(value)
+}
+
 /** Every marked secret in `value`. */
 function secretsIn(value: unknown): string[] {
   const json = JSON.stringify(value) ?? ''
@@ -342,6 +396,34 @@ describe('property: no secret survives', () => {
           })
           const text = exportedText(o.spans())
           for (const s of secretsIn(input)) expect(text).not.toContain(s)
+          expect(o.spans().length).toBeGreaterThan(0)
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  it('no inline literal reaches any exported attribute, status or event, whatever its key is called', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        literalTree,
+        fc.boolean(),
+        fc.integer({ min: 16, max: 2000 }),
+        fc.boolean(),
+        async (literal, asDefault, maxQueryLength, traceResolvers) => {
+          const o = otel()
+          const tracer = o.tracer({ includeDocument: true, traceResolvers, maxQueryLength })
+          const text = printLiteral(literal)
+          // Inline as an argument, or as a variable's default value.
+          const query = asDefault
+            ? `query Q($input: JSON = ${text}) { echo(input: $input) }`
+            : `query Q { echo(input: ${text}) }`
+          await tracer.wrapExecute(execute)({
+            schema: tracingSchema(() => tracer),
+            document: parse(query),
+          })
+          const exported = exportedText(o.spans())
+          for (const s of secretsIn(literal)) expect(exported).not.toContain(s)
           expect(o.spans().length).toBeGreaterThan(0)
         },
       ),
