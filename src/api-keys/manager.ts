@@ -440,7 +440,7 @@ export class ApiKeyManager {
     this.#keyManager =
       o.keyManager ??
       new KeyManager({
-        providers: { local: new LocalKmsProvider() },
+        providers: { local: new LocalKmsProvider({ logger: o.logger ?? stderrLogger }) },
         defaultProvider: 'local',
         defaultKeyId: 'api-key-pepper',
       })

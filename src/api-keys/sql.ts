@@ -1,7 +1,8 @@
 /**
  * The API-key store on the shared SQL layer, written once for PostgreSQL and
  * SQLite. Three tables: `api_keys`, `api_key_audit_log` (the hash chain) and
- * `api_key_peppers` (KMS-wrapped peppers, one row per version). Every write
+ * `api_key_peppers` (KMS-wrapped peppers, one row per version), indexed on
+ * what keys and audit rows are looked up by (migration 0002). Every write
  * that changes a key appends its audit event in the same transaction, under
  * the chain's lock; flushes of deferred work are one transaction too.
  *
@@ -139,6 +140,31 @@ export const API_KEY_MIGRATIONS: SqlMigrationSet = {
           .addColumn('wrapped', 'text', (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute()
+      },
+    },
+    // What keys and their trail are looked up by besides the id: expiry
+    // sweeps and lifecycle checks (`expires_at`), unrevoked keys
+    // (`revoked_at IS NULL`: B-trees index NULLs on both dialects), one key's
+    // audit trail in time order (`key_id, at`) and a time range of the log
+    // (`at`). Plain CREATE INDEX: the run is one transaction, which
+    // CONCURRENTLY cannot join; the tables are small (a row per key, a few per
+    // key change).
+    '0002_api_key_lookup_indexes': {
+      async up(db) {
+        const indexes = [
+          ['api_keys_expires_at', 'api_keys', ['expires_at']],
+          ['api_keys_revoked_at', 'api_keys', ['revoked_at']],
+          ['api_key_audit_log_key_id_at', 'api_key_audit_log', ['key_id', 'at']],
+          ['api_key_audit_log_at', 'api_key_audit_log', ['at']],
+        ] as const
+        for (const [name, table, columns] of indexes) {
+          await db.schema
+            .createIndex(name)
+            .ifNotExists()
+            .on(table)
+            .columns([...columns])
+            .execute()
+        }
       },
     },
   },

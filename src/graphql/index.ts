@@ -37,7 +37,12 @@ export {
   PersistedOperations,
 } from './persisted.js'
 export type { RedactOptions } from './redact.js'
-export { DEFAULT_SENSITIVE_PATTERNS, REDACTED, redactSensitive } from './redact.js'
+export {
+  DEFAULT_SENSITIVE_PATTERNS,
+  REDACTED,
+  redactSensitive,
+  STRONG_SENSITIVE_WORDS,
+} from './redact.js'
 export { createValidationRules } from './rules.js'
 export { stripFieldSuggestions } from './suggestions.js'
 export type { ResolvedTracingConfig, TracingConfig } from './tracing/config.js'

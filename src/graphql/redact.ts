@@ -2,28 +2,41 @@
  * Redaction by key: the rule the tracer applies to variables, and that
  * users can apply to their own logs with {@link redactSensitive}.
  *
- * Keys are compared by segment, not by substring. A key is split into words
- * at case changes, digits and any non-alphanumeric character (`apiToken`,
- * `API-Key`, `x_auth_header`, `user.credentials[0].secret`), lowercased, and
- * a pattern (split the same way) matches when its words appear in a row, a
- * trailing `s` allowed (`credentials` matches `credential`). So `keyboard`,
- * `monkey` and `author` stay readable while `apiKey` and `authToken` do not;
- * the price is that a pattern must be listed as its own word to match
- * (`authorization` is not `auth`, `apikey` is not `api_key`).
+ * A key is normalized (NFKC, so full-width letters count) and split into
+ * words at case changes, digits and any non-alphanumeric character
+ * (`apiToken`, `API-Key`, `x_auth_header`, `user.credentials[0].secret`),
+ * lowercased. Patterns are split the same way, and match in one of two ways:
+ *
+ * - **Strong words** ({@link STRONG_SENSITIVE_WORDS}: password, passwd,
+ *   secret, token, credential, private key, api key) match anywhere in the
+ *   key's words joined together: `newpassword`, `accesstoken`,
+ *   `clientsecret`, `privatekeypem`. Names that merely contain one
+ *   (`tokenizer`, `secretary`, `passwordless`) are redacted too: a
+ *   harmless false positive, where a missed secret is not.
+ * - **Other patterns**, short and ambiguous (`key`, `auth`, `pwd`, `jwt`),
+ *   match when their words appear in a row, a trailing `s` allowed
+ *   (`credentials` matches `credential`). So `keyboard`, `monkey` and
+ *   `author` stay readable while `apiKey`, `userPwd` and `authToken` do not;
+ *   the price is that such a pattern must be its own word to match
+ *   (`authorization` is not `auth`).
  */
 
 /** What a redacted value is replaced with. */
 export const REDACTED = '[REDACTED]'
 
 /**
- * The default sensitive key patterns: password, token, secret, key, auth,
- * credential, api_key, apikey, authorization, cookie, session, jwt.
+ * The default sensitive key patterns: password, passwd, pwd, token, secret,
+ * key, private_key, auth, credential, api_key, apikey, authorization,
+ * cookie, session, jwt.
  */
 export const DEFAULT_SENSITIVE_PATTERNS: readonly string[] = Object.freeze([
   'password',
+  'passwd',
+  'pwd',
   'token',
   'secret',
   'key',
+  'private_key',
   'auth',
   'credential',
   'api_key',
@@ -34,11 +47,29 @@ export const DEFAULT_SENSITIVE_PATTERNS: readonly string[] = Object.freeze([
   'jwt',
 ])
 
+/**
+ * Patterns that match anywhere in a key (its words joined), not only as
+ * words: nobody names a non-secret field `newpassword` or `clientsecret`.
+ * A pattern is strong when its words joined are one of these
+ * (`private_key`, `privateKey` and `PRIVATE-KEY` all are `privatekey`).
+ */
+export const STRONG_SENSITIVE_WORDS: readonly string[] = Object.freeze([
+  'password',
+  'passwd',
+  'secret',
+  'token',
+  'credential',
+  'privatekey',
+  'apikey',
+])
+const STRONG = new Set(STRONG_SENSITIVE_WORDS)
+
 /** Options of {@link redactSensitive}. */
 export interface RedactOptions {
   /**
-   * Key patterns, matched by segment (see the module comment). Replaces the
-   * defaults; extend them with `[...DEFAULT_SENSITIVE_PATTERNS, 'ssn']`.
+   * Key patterns: strong words match anywhere, others by segment (see the
+   * module comment). Replaces the defaults; extend them with
+   * `[...DEFAULT_SENSITIVE_PATTERNS, 'ssn']`.
    * @default DEFAULT_SENSITIVE_PATTERNS
    */
   readonly patterns?: readonly string[]
@@ -54,10 +85,10 @@ const CIRCULAR = '[Circular]'
 // of letters without case. Everything else separates.
 const WORD = /\p{Lu}+(?!\p{Ll})|\p{Lu}?\p{Ll}+|\p{Nd}+|[\p{Lo}\p{Lm}]+/gu
 
-/** The lowercased words of a key or pattern. */
+/** The lowercased words of a key or pattern (NFKC first: `ｐａｓｓｗｏｒｄ` is `password`). */
 export function keySegments(key: string): string[] {
   const out: string[] = []
-  for (const m of key.matchAll(WORD)) out.push(m[0].toLowerCase())
+  for (const m of key.normalize('NFKC').matchAll(WORD)) out.push(m[0].toLowerCase())
   return out
 }
 
@@ -66,11 +97,24 @@ const KEY_CACHE_SIZE = 2048
 
 /** Decides whether a key is sensitive under one list of patterns. */
 export class KeyMatcher {
+  /** Segment patterns: words that must appear in a row. */
   readonly #patterns: readonly (readonly string[])[]
+  /** Strong patterns: text that may appear anywhere in the joined words. */
+  readonly #strong: readonly string[]
   readonly #cache = new Map<string, boolean>()
 
   constructor(patterns: readonly string[]) {
-    this.#patterns = patterns.map(keySegments).filter((p) => p.length > 0)
+    const segmented: (readonly string[])[] = []
+    const strong = new Set<string>()
+    for (const pattern of patterns) {
+      const words = keySegments(pattern)
+      if (words.length === 0) continue
+      const joined = words.join('')
+      if (STRONG.has(joined)) strong.add(joined)
+      else segmented.push(words)
+    }
+    this.#patterns = segmented
+    this.#strong = [...strong]
   }
 
   isSensitive(key: string): boolean {
@@ -85,6 +129,10 @@ export class KeyMatcher {
   }
 
   #match(words: readonly string[]): boolean {
+    if (this.#strong.length > 0) {
+      const joined = words.join('')
+      for (const word of this.#strong) if (joined.includes(word)) return true
+    }
     for (const pattern of this.#patterns) {
       const last = words.length - pattern.length
       for (let start = 0; start <= last; start++) {
@@ -197,8 +245,9 @@ function redactObject(
 /**
  * A deep copy of `value` in which the value of every sensitive key, at any
  * depth (objects, arrays, Maps), is replaced by `"[REDACTED]"`, whatever it
- * was (a string, a number, a whole object). Keys match by segment (see the
- * module comment): `apiToken`, `API-Key`, `x_auth_header` and the `secret`
+ * was (a string, a number, a whole object). Strong words match anywhere in a
+ * key, other patterns by segment (see the module comment): `apiToken`,
+ * `API-Key`, `newpassword`, `clientsecret`, `x_auth_header` and the `secret`
  * of `user.credentials[0].secret` are redacted; `keyboard`, `monkey` and
  * `author` are not. Class instances are copied as what a logger would print
  * (`toJSON()`, an Error's name and message, own fields); cycles become
@@ -256,24 +305,99 @@ export function collectSensitiveValues(
   }
 }
 
-/**
- * `text` with every occurrence of each secret replaced by `"[REDACTED]"`,
- * as written and as JSON escapes it (graphql-js quotes values it echoes).
- * Longest first, so a secret that contains another is removed whole.
- */
-export function scrubText(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const secret of secrets) {
-    if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-    const escaped = JSON.stringify(secret).slice(1, -1)
-    if (escaped !== secret && out.includes(escaped)) out = out.split(escaped).join(REDACTED)
-  }
-  return out
+/** Letters, digits and combining marks: what a value must not run into to stand alone. */
+const WORD_CHAR = /[\p{L}\p{N}\p{M}]/u
+
+/** Whether the code point that starts at `i` is a word character. */
+function wordAt(text: string, i: number): boolean {
+  if (i >= text.length) return false
+  return WORD_CHAR.test(String.fromCodePoint(text.codePointAt(i)!))
 }
 
-/** Secrets sorted for {@link scrubText}: longest first. */
+/** Whether the code point that ends just before `i` is a word character. */
+function wordBefore(text: string, i: number): boolean {
+  if (i <= 0) return false
+  const low = text.charCodeAt(i - 1)
+  const start =
+    low >= 0xdc00 && low <= 0xdfff && i >= 2 && (text.charCodeAt(i - 2) & 0xfc00) === 0xd800
+      ? i - 2
+      : i - 1
+  return wordAt(text, start)
+}
+
+/** graphql-js's `printString` escapes, without the quotes: how it echoes a string literal. */
+function graphqlEscaped(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
+  return value.replace(/[\x00-\x1f"\\\x7f-\x9f]/g, (c) => {
+    switch (c) {
+      case '"':
+        return '\\"'
+      case '\\':
+        return '\\\\'
+      case '\b':
+        return '\\b'
+      case '\t':
+        return '\\t'
+      case '\n':
+        return '\\n'
+      case '\f':
+        return '\\f'
+      case '\r':
+        return '\\r'
+      default:
+        return `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
+    }
+  })
+}
+
+/**
+ * `text` with every occurrence of each secret that stands as a value
+ * replaced by `"[REDACTED]"`: quoted, or delimited by anything but a
+ * letter, digit or mark (a value that starts or ends with punctuation is
+ * delimited on that side by itself). So a one-character password `a` leaves
+ * `wrong password` alone while `wrong password a` loses it. `secrets` come
+ * from {@link scrubList} (every form, longest first); occurrences are found
+ * in the original text and never overlap, so a longer secret is removed
+ * whole and `[REDACTED]` is never scrubbed again.
+ */
+export function scrubText(text: string, secrets: readonly string[]): string {
+  const hits: [number, number][] = []
+  for (const secret of secrets) {
+    const opensWord = wordAt(secret, 0)
+    const closesWord = wordBefore(secret, secret.length)
+    for (let i = text.indexOf(secret); i !== -1; i = text.indexOf(secret, i + 1)) {
+      const end = i + secret.length
+      if (opensWord && wordBefore(text, i)) continue
+      if (closesWord && wordAt(text, end)) continue
+      if (hits.some(([a, b]) => i < b && a < end)) continue
+      hits.push([i, end])
+    }
+  }
+  if (hits.length === 0) return text
+  hits.sort((x, y) => x[0] - y[0])
+  let out = ''
+  let at = 0
+  for (const [a, b] of hits) {
+    out += text.slice(at, a) + REDACTED
+    at = b
+  }
+  return out + text.slice(at)
+}
+
+/**
+ * Secrets ready for {@link scrubText}: each as written, as JSON escapes it
+ * (`inspect` and most loggers) and as graphql-js prints a string literal in
+ * its own errors; empty ones dropped; longest first.
+ */
 export function scrubList(secrets: Iterable<string>): string[] {
-  return [...secrets].sort((a, b) => b.length - a.length)
+  const forms = new Set<string>()
+  for (const secret of secrets) {
+    if (secret === '') continue
+    forms.add(secret)
+    forms.add(JSON.stringify(secret).slice(1, -1))
+    forms.add(graphqlEscaped(secret))
+  }
+  return [...forms].sort((a, b) => b.length - a.length)
 }
 
 /** `text` cut to `max` UTF-16 units, ending with `…` when cut, never splitting a surrogate pair. */

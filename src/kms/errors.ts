@@ -128,3 +128,30 @@ export class UnknownProviderError extends KmsError {
     this.providerName = name
   }
 }
+
+/**
+ * The local provider's key file is not private to its owner: a symbolic
+ * link (whoever controls the target chooses the master keys), not a regular
+ * file, or readable or writable by the group or others. The message says how
+ * to fix it; it names the file and its mode, never a key.
+ */
+export class InsecureKeyFileError extends KmsError {
+  static override readonly code = 'ERR_KMS_KEY_FILE_INSECURE'
+  /** The key file's path, as configured. */
+  readonly path: string
+  constructor(path: string, problem: string, fix: string) {
+    super(`Key file ${path} ${problem}: ${fix}`, { provider: 'local' })
+    this.path = path
+  }
+}
+
+/**
+ * A key reference in text form (`"<provider>:<keyId>"`) that does not parse.
+ * The message says what is wrong, never the text itself.
+ */
+export class InvalidKeyReferenceError extends KmsError {
+  static override readonly code = 'ERR_KMS_INVALID_KEY_REFERENCE'
+  constructor(problem: string) {
+    super(`Invalid key reference: ${problem}; expected "<provider>:<keyId>"`)
+  }
+}

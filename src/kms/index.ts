@@ -22,7 +22,9 @@ export type { ConnectionFailure, KmsErrorOptions, SanitizedCause } from './error
 export {
   DecryptionError,
   EncryptionError,
+  InsecureKeyFileError,
   InvalidEncryptedDataError,
+  InvalidKeyReferenceError,
   KeyDisabledError,
   KeyNotFoundError,
   KeyRotationError,
@@ -31,12 +33,9 @@ export {
   ProviderConnectionError,
   UnknownProviderError,
 } from './errors.js'
-export type {
-  DataKeyInfo,
-  EncryptedField,
-  JsonValue,
-  KeyManagerOptions,
-} from './key-manager/key-manager.js'
+export type { FieldValue, FieldValueType, JsonValue } from './key-manager/field.js'
+export { MAX_FIELD_DEPTH, UnsupportedFieldValueError } from './key-manager/field.js'
+export type { DataKeyInfo, EncryptedField, KeyManagerOptions } from './key-manager/key-manager.js'
 export {
   DataKeyExhaustedError,
   KeyManager,

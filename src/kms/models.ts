@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import { parseOptions } from '../internal/options.js'
-import { InvalidEncryptedDataError } from './errors.js'
+import { InvalidEncryptedDataError, InvalidKeyReferenceError } from './errors.js'
 
 /** What a key may be used for. */
 export const KEY_PURPOSES = ['encrypt_decrypt', 'sign_verify', 'mac'] as const
@@ -38,13 +38,16 @@ const NameSchema = z
   .max(256)
   .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
 
+/** Registered provider names: no colon, so `"<provider>:<keyId>"` splits at the first one. */
+const ProviderNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, "_", "." or "-"')
+
 export const KeyReferenceSchema = z
   .object({
-    provider: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, "_", "." or "-"'),
+    provider: ProviderNameSchema,
     keyId: NameSchema,
     keyAlias: NameSchema.optional(),
     purpose: z.enum(KEY_PURPOSES).default('encrypt_decrypt'),
@@ -53,6 +56,17 @@ export const KeyReferenceSchema = z
   .strict()
 
 export type KeyReferenceInit = z.input<typeof KeyReferenceSchema>
+
+/** Why a part of a text reference is refused, from zod's first issue on it. */
+function partProblem(
+  part: 'provider' | 'key id',
+  schema: z.ZodType,
+  value: string,
+): string | undefined {
+  const result = schema.safeParse(value)
+  if (result.success) return undefined
+  return `the ${part} ${result.error.issues[0]?.message ?? 'is invalid'}`
+}
 
 /**
  * Which key, in which provider. `provider` is the name the provider is
@@ -81,9 +95,53 @@ export class KeyReference {
     Object.freeze(this)
   }
 
-  /** `"<provider>:<keyId>"`. */
+  /** `"<provider>:<keyId>"`; {@link KeyReference.parse} reads it back. */
   get qualifiedId(): string {
     return `${this.provider}:${this.keyId}`
+  }
+
+  /**
+   * The reference `"<provider>:<keyId>"` names, split at the first colon:
+   * provider names have none, key ids may (`aws:arn:aws:kms:…:key/…`).
+   * `init` gives the other fields. Anything else is
+   * `InvalidKeyReferenceError` (`ERR_KMS_INVALID_KEY_REFERENCE`), whose
+   * message says what is wrong without quoting the text.
+   *
+   * @example
+   * ```ts
+   * const ref = KeyReference.parse('aws:arn:aws:kms:eu-west-1:111122223333:key/1234abcd')
+   * ref.provider // 'aws'
+   * ref.keyId // 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd'
+   * ```
+   */
+  static parse(
+    text: string,
+    init: Omit<KeyReferenceInit, 'provider' | 'keyId'> = {},
+  ): KeyReference {
+    if (typeof text !== 'string') throw new InvalidKeyReferenceError('not a string')
+    const colon = text.indexOf(':')
+    if (colon === -1) throw new InvalidKeyReferenceError('no ":" between provider and key id')
+    const provider = text.slice(0, colon)
+    const keyId = text.slice(colon + 1)
+    const problem =
+      partProblem('provider', ProviderNameSchema, provider) ??
+      partProblem('key id', NameSchema, keyId)
+    if (problem !== undefined) throw new InvalidKeyReferenceError(problem)
+    return new KeyReference({ ...init, provider, keyId })
+  }
+
+  /**
+   * Whether `other` names the same key: the same provider name and key id
+   * (case-sensitive), so `parse(ref.qualifiedId).equals(ref)`. The alias,
+   * purpose and creation time describe the key and do not count. False for
+   * anything that is not a `KeyReference`.
+   */
+  equals(other: unknown): boolean {
+    return (
+      other instanceof KeyReference &&
+      other.provider === this.provider &&
+      other.keyId === this.keyId
+    )
   }
 
   toJSON(): {

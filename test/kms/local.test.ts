@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { LocalKmsProvider } from '../../src/kms/index.js'
 import { describeKmsProviderContract } from './provider.contract.js'
 
@@ -54,27 +54,33 @@ describe('LocalKmsProvider', () => {
     )
   })
 
-  it('refuses to start with NODE_ENV=production unless allowed', () => {
-    const before = process.env.NODE_ENV
-    process.env.NODE_ENV = 'production'
-    try {
-      expect(() => new LocalKmsProvider({ logger: { warn: () => {}, error: () => {} } })).toThrow(
-        expect.objectContaining({
-          code: 'ERR_CONFIG_INVALID',
-          message: expect.stringContaining('allowInProduction'),
-        }),
-      )
-      expect(() => new LocalKmsProvider({ allowInProduction: true })).not.toThrow()
-    } finally {
-      process.env.NODE_ENV = before
-    }
-  })
+  it.each(['production', 'Production', ' PRODUCTION '])(
+    'refuses to start with NODE_ENV=%j unless allowed, then warns once that keys stay on this machine',
+    (env) => {
+      vi.stubEnv('NODE_ENV', env)
+      try {
+        const logger = { warn: vi.fn(), error: vi.fn() }
+        expect(() => new LocalKmsProvider({ logger })).toThrow(
+          expect.objectContaining({
+            code: 'ERR_CONFIG_INVALID',
+            message: expect.stringContaining('allowInProduction'),
+          }),
+        )
+        expect(logger.warn).not.toHaveBeenCalled()
+        expect(() => new LocalKmsProvider({ allowInProduction: true, logger })).not.toThrow()
+        expect(logger.warn).toHaveBeenCalledTimes(1)
+        expect(logger.warn.mock.calls[0]?.[1]).toMatch(/in production/)
+      } finally {
+        vi.unstubAllEnvs()
+      }
+    },
+  )
 
   it('rejects a corrupt key file with ERR_CONFIG_INVALID naming keyFile', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fsl-kms-'))
     const keyFile = join(dir, 'keys.json')
     const { writeFileSync } = await import('node:fs')
-    writeFileSync(keyFile, '{"not":"ours"}')
+    writeFileSync(keyFile, '{"not":"ours"}', { mode: 0o600 })
     expect(() => new LocalKmsProvider({ keyFile })).toThrow(
       expect.objectContaining({
         code: 'ERR_CONFIG_INVALID',

@@ -38,7 +38,8 @@ export const TracingConfigSchema = z
      */
     sanitizeVariables: z.boolean().default(true),
     /**
-     * Key patterns matched by segment (see `redactSensitive`).
+     * Key patterns: strong words (password, secret, token, …) match anywhere
+     * in a name, others by segment (see `redactSensitive`).
      * @default DEFAULT_SENSITIVE_PATTERNS
      */
     sensitivePatterns: z

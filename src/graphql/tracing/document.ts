@@ -1,7 +1,8 @@
 /**
  * What the tracer reads from a document: which operation runs, the document
- * printed with its literals replaced, and the values a sensitive argument
- * carries (for scrubbing error messages). Each is computed only when a
+ * printed with its literals replaced, and what error messages must be
+ * scrubbed of (every literal the printed document hides, and which
+ * variables a sensitive argument binds). Each is computed only when a
  * recording span needs it, and kept per `DocumentNode`: servers (mercurius
  * among them) reuse the node of a cached query.
  */
@@ -61,9 +62,14 @@ export function redactedDocument(runtime: GraphqlRuntime, document: DocumentNode
   return text
 }
 
-/** What a document tells about its sensitive arguments. */
+/** What a document tells about its secrets. */
 export interface SensitiveFacts {
-  /** Literal values (as written) under sensitive argument, input field or variable names. */
+  /**
+   * Every non-empty string, integer and float literal (the value, as parsed),
+   * wherever it stands: the literals {@link redactedDocument} hides, which
+   * graphql-js echoes in its own errors (`Int cannot represent non-integer
+   * value: "…"`) whatever the argument's name.
+   */
   readonly literals: readonly string[]
   /** Variables bound to a sensitive argument or input field: `login(password: $p)` makes `p` sensitive. */
   readonly variables: ReadonlySet<string>
@@ -71,24 +77,17 @@ export interface SensitiveFacts {
 
 const NO_FACTS: SensitiveFacts = { literals: [], variables: new Set() }
 
-/** Adds the scalar literals of `value` to `literals` and its variables to `variables`. */
-function collectValue(node: ValueNode, literals: Set<string>, variables: Set<string>): void {
+/** Adds the variables `value` uses to `variables`. */
+function collectVariables(node: ValueNode, variables: Set<string>): void {
   switch (node.kind) {
-    case 'StringValue':
-      if (node.value !== '') literals.add(node.value)
-      return
-    case 'IntValue':
-    case 'FloatValue':
-      literals.add(node.value)
-      return
     case 'Variable':
       variables.add(node.name.value)
       return
     case 'ListValue':
-      for (const item of node.values) collectValue(item, literals, variables)
+      for (const item of node.values) collectVariables(item, variables)
       return
     case 'ObjectValue':
-      for (const field of node.fields) collectValue(field.value, literals, variables)
+      for (const field of node.fields) collectVariables(field.value, variables)
       return
     default:
       return
@@ -105,14 +104,19 @@ export function sensitiveFacts(
   const variables = new Set<string>()
   runtime.visit(document, {
     enter(node: ASTNode) {
-      if (node.kind === 'Argument' || node.kind === 'ObjectField') {
-        if (matcher.isSensitive(node.name.value)) collectValue(node.value, literals, variables)
-      } else if (node.kind === 'VariableDefinition') {
-        const name = node.variable.name.value
-        if (matcher.isSensitive(name)) {
-          variables.add(name)
-          if (node.defaultValue !== undefined) collectValue(node.defaultValue, literals, variables)
-        }
+      switch (node.kind) {
+        case 'StringValue':
+        case 'IntValue':
+        case 'FloatValue':
+          if (node.value !== '') literals.add(node.value)
+          break
+        case 'Argument':
+        case 'ObjectField':
+          if (matcher.isSensitive(node.name.value)) collectVariables(node.value, variables)
+          break
+        case 'VariableDefinition':
+          if (matcher.isSensitive(node.variable.name.value)) variables.add(node.variable.name.value)
+          break
       }
       return undefined
     },

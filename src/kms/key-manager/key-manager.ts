@@ -28,6 +28,7 @@ import {
   type EncryptionContext,
   isEncryptionContext,
 } from '../models.js'
+import { decodeField, encodeField, type FieldValue, type FieldValueType } from './field.js'
 import {
   additionalData,
   BODY_OFFSET,
@@ -168,19 +169,13 @@ export const KeyManagerOptionsSchema = z
 export type KeyManagerOptions = z.input<typeof KeyManagerOptionsSchema>
 type Limits = z.output<typeof KeyManagerLimitsSchema>
 
-/** A JSON value `encryptField` accepts. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue }
-
-/** An encrypted field: the encrypted data's JSON plus how to turn the bytes back into the value. */
+/**
+ * An encrypted field: the encrypted data's JSON plus how to turn the bytes
+ * back into the value (`bytes` travel as they are, strings and JSON as UTF-8).
+ */
 export interface EncryptedField extends EncryptedDataJson {
-  readonly encoding: 'utf-8'
-  readonly valueType: 'string' | 'json'
+  readonly encoding: 'utf-8' | 'binary'
+  readonly valueType: FieldValueType
 }
 
 /** What the KeyManager reports about its data keys (never key material). */
@@ -209,7 +204,8 @@ interface ActiveSlot {
   reservedTotal: number
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a plaintext that starts with U+FEFF keeps it (the default strips it).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * @example
@@ -289,23 +285,30 @@ export class KeyManager {
     )
   }
 
-  /** Encrypts a string or JSON value with the KMS; the result records how to decode it. */
+  /**
+   * Encrypts a value with the KMS (one call); the result records how to
+   * decode it, and {@link decryptField} gives back exactly the value given:
+   * a `Uint8Array` (or `Buffer`) as a `Uint8Array`, a string, or JSON (null,
+   * booleans, finite numbers including `-0`, strings, arrays without holes,
+   * plain objects). Anything else (`undefined`, functions, symbols, BigInt,
+   * `NaN`/`Infinity`, Date, Map, Set, class instances, bytes inside JSON,
+   * cycles) is `UnsupportedFieldValueError` (`ERR_KEY_MANAGER_UNSUPPORTED_VALUE`)
+   * before any KMS call, never a silent change.
+   */
   async encryptField(
-    value: JsonValue,
+    value: FieldValue,
     options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
   ): Promise<EncryptedField> {
-    const valueType = typeof value === 'string' ? 'string' : 'json'
-    const text = typeof value === 'string' ? value : JSON.stringify(value)
-    if (text === undefined) throw new KmsError('Value is not representable as JSON')
-    const encrypted = await this.encrypt(Buffer.from(text, 'utf8'), options)
-    return { ...encrypted.toJSON(), encoding: 'utf-8', valueType }
+    const { plaintext, valueType, encoding } = encodeField(value)
+    const encrypted = await this.encrypt(plaintext, options)
+    return { ...encrypted.toJSON(), encoding, valueType }
   }
 
   /** Reverses {@link encryptField}; accepts the field or its JSON text. */
   async decryptField(
     field: EncryptedField | string,
     context?: EncryptionContext,
-  ): Promise<JsonValue> {
+  ): Promise<FieldValue> {
     let parsed: unknown = field
     if (typeof field === 'string') {
       try {
@@ -315,16 +318,14 @@ export class KeyManager {
       }
     }
     const { encoding, valueType, ...json } = (parsed ?? {}) as Partial<EncryptedField>
-    if (encoding !== 'utf-8' || (valueType !== 'string' && valueType !== 'json'))
-      throw new DecryptionError()
-    const bytes = await this.decrypt(EncryptedData.fromJSON(json), context)
-    let text: string
-    try {
-      text = utf8.decode(bytes)
-    } catch {
-      throw new DecryptionError()
-    }
-    return valueType === 'string' ? text : (JSON.parse(text) as JsonValue)
+    const known =
+      valueType === 'bytes'
+        ? encoding === 'binary'
+        : (valueType === 'string' || valueType === 'json') && encoding === 'utf-8'
+    if (!known || valueType === undefined) throw new DecryptionError()
+    const value = decodeField(await this.decrypt(EncryptedData.fromJSON(json), context), valueType)
+    if (value === undefined) throw new DecryptionError()
+    return value
   }
 
   /** A fresh data key from the KMS (plaintext + wrapped), e.g. to encrypt a large file yourself. */

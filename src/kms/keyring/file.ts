@@ -1,8 +1,9 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
+import { writePrivateFile } from '../../internal/private-file.js'
 import type { EncryptedDataJson } from '../models.js'
 import {
   DATA_KEY_STATUSES,
@@ -78,9 +79,6 @@ function serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
   return run
 }
 
-/** Distinct temporary names within this process; the pid separates processes. */
-let tempCounter = 0
-
 /**
  * The keyring in a JSON file: one small file, no database. For a single
  * process only: instances in one process share a queue per path, but two
@@ -89,9 +87,10 @@ let tempCounter = 0
  * PostgreSQL when several processes share a keyring.
  *
  * Every change replaces the file atomically: the new content is written to
- * a temporary file in the same directory (mode 0600), flushed to disk, and
- * renamed over the old one, so a crash leaves the old or the new keyring,
- * never half of one.
+ * a temporary file with a random name in the same directory (created
+ * exclusively, mode 0600, no symlink followed), flushed to disk, and renamed
+ * over the old one, so a crash leaves the old or the new keyring, never half
+ * of one.
  *
  * @example
  * ```ts
@@ -222,38 +221,10 @@ export class FileKeyringStore implements KeyringStore {
   }
 
   async #write(entries: readonly KeyringEntry[]): Promise<void> {
-    const dir = dirname(this.#path)
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    const temp = `${this.#path}.${process.pid}.${++tempCounter}.tmp`
-    const body = `${JSON.stringify({ format: FORMAT, version: 1, entries }, null, 2)}\n`
-    try {
-      const file = await open(temp, 'wx', 0o600)
-      try {
-        await file.writeFile(body, 'utf8')
-        await file.sync()
-      } finally {
-        await file.close()
-      }
-      await rename(temp, this.#path)
-    } catch (err) {
-      await unlink(temp).catch(() => {})
-      throw err
-    }
-    await syncDirectory(dir)
-  }
-}
-
-/** Makes the rename itself durable; some platforms cannot open a directory, and that is fine. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  } catch {
-    // Best effort: the data itself was flushed before the rename.
+    await writePrivateFile(
+      this.#path,
+      `${JSON.stringify({ format: FORMAT, version: 1, entries }, null, 2)}\n`,
+    )
   }
 }
 

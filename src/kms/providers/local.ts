@@ -1,17 +1,21 @@
 /**
  * `LocalKmsProvider`: AES-256-GCM master keys held by this process, for
  * development and tests. Keys come from an option, from a key file (created
- * with mode 0600 when missing, rewritten atomically) or are generated in
- * memory. Versioned: rotation adds a version, older ones still decrypt.
+ * with mode 0600 when missing, rewritten atomically, refused when another
+ * user could read or replace it) or are generated in memory. Versioned:
+ * rotation adds a version, older ones still decrypt.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
 import { z } from 'zod'
 import { ConfigError } from '../../errors.js'
 import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
+import {
+  readPrivateFileSync,
+  type UnsafeFile,
+  writePrivateFileSync,
+} from '../../internal/private-file.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
 import {
   BaseKmsProvider,
@@ -21,7 +25,7 @@ import {
   type EncryptResult,
   type KeyDescription,
 } from '../base-provider.js'
-import { DecryptionError, KeyNotFoundError, KmsError } from '../errors.js'
+import { DecryptionError, InsecureKeyFileError, KeyNotFoundError, KmsError } from '../errors.js'
 import type { EncryptionContext, RotationPolicy } from '../models.js'
 
 const FORMAT = 0x01
@@ -42,10 +46,17 @@ export const LocalKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
   /** Master keys by id (32 bytes or base64), each as its version 1. */
   keys: z.record(z.string().regex(/^[\x21-\x7e]{1,256}$/), keyBytes).optional(),
   /**
-   * JSON file holding the master keys. Created with mode 0600 when missing;
-   * every change is written to a temporary file and renamed over it.
+   * JSON file holding the master keys. Created with mode 0600 (its directory
+   * 0700) when missing; every change goes to a temporary file with a random
+   * name (created exclusively, mode 0600, no symlink followed) renamed over
+   * it. An existing file that is a symlink, not a regular file, or has any
+   * group or other permission bit is refused (`ERR_KMS_KEY_FILE_INSECURE`).
    */
-  keyFile: z.string().min(1).optional(),
+  keyFile: z
+    .string()
+    .min(1)
+    .refine((v) => !v.includes('\0'), 'must not contain a NUL character')
+    .optional(),
   /**
    * Like Vault's upsert: `encrypt`/`generateDataKey` under an unknown key id
    * create that key.
@@ -54,13 +65,18 @@ export const LocalKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
   autoCreateKeys: z.boolean().default(true),
   /**
    * This provider keeps master keys in process memory and on local disk. With
-   * `NODE_ENV=production` it refuses to start unless this is true.
+   * `NODE_ENV=production` (any case) it refuses to start unless this is
+   * true, and then warns once.
    * @default false
    */
   allowInProduction: z.boolean().default(false),
   /** Source of key material and nonces. @default crypto.randomBytes */
   randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
-  /** Where the production warning goes. @default stderr */
+  /**
+   * Where the start-up warning goes: once per logger, "for development"
+   * outside production, "keys on this machine" with `allowInProduction`.
+   * @default stderr
+   */
   logger: z
     .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
     .optional(),
@@ -90,7 +106,33 @@ const KeyFileSchema = z.object({
   ),
 })
 
-let warnedProduction = false
+/** Loggers that heard the start-up warning: one line per logger, however many providers. */
+const warned = new WeakSet<Logger>()
+
+/** `NODE_ENV=production`, read the way frameworks do but forgiving of case and spaces. */
+function inProduction(): boolean {
+  return process.env.NODE_ENV?.trim().toLowerCase() === 'production'
+}
+
+/** What to say about an unsafe key file, and how to fix it. */
+function unsafeKeyFile(file: string, problem: UnsafeFile): InsecureKeyFileError {
+  switch (problem.kind) {
+    case 'symlink':
+      return new InsecureKeyFileError(
+        file,
+        'is a symbolic link (whoever controls its target chooses the master keys)',
+        'set keyFile to the real file',
+      )
+    case 'not-a-file':
+      return new InsecureKeyFileError(file, 'is not a regular file', 'set keyFile to a file path')
+    case 'mode':
+      return new InsecureKeyFileError(
+        file,
+        `has mode 0${problem.mode.toString(8).padStart(3, '0')}: other users can read or change the master keys`,
+        `run \`chmod 600 ${file}\` (and check who may have read it)`,
+      )
+  }
+}
 
 /**
  * @example
@@ -110,19 +152,22 @@ export class LocalKmsProvider extends BaseKmsProvider {
   constructor(options?: LocalKmsProviderOptions) {
     const o = parseOptions('LocalKmsProvider', LocalKmsProviderOptionsSchema, options ?? {})
     super('local', baseOptionsOf(o))
-    if (process.env.NODE_ENV === 'production') {
-      if (!warnedProduction) {
-        warnedProduction = true
-        ;(o.logger ?? stderrLogger).warn(
-          { provider: 'local' },
-          'LocalKmsProvider keeps master keys on this machine: use Vault, AWS KMS or Cloud KMS in production',
-        )
-      }
-      if (!o.allowInProduction) {
-        throw new ConfigError('LocalKmsProvider', [
-          { path: ['allowInProduction'], message: 'must be true to run with NODE_ENV=production' },
-        ])
-      }
+    const production = inProduction()
+    // Precondition: in production only when the caller says so, in writing.
+    if (production && !o.allowInProduction) {
+      throw new ConfigError('LocalKmsProvider', [
+        { path: ['allowInProduction'], message: 'must be true to run with NODE_ENV=production' },
+      ])
+    }
+    const logger = o.logger ?? stderrLogger
+    if (!warned.has(logger)) {
+      warned.add(logger)
+      logger.warn(
+        { provider: 'local' },
+        production
+          ? 'LocalKmsProvider keeps master keys on this machine: use Vault, AWS KMS or Cloud KMS in production'
+          : 'LocalKmsProvider is for development: master keys live in this process and its key file; use Vault, AWS KMS or Cloud KMS in production',
+      )
     }
     this.#autoCreate = o.autoCreateKeys
     this.#random = o.randomBytes ?? secureRandomBytes
@@ -267,14 +312,13 @@ export class LocalKmsProvider extends BaseKmsProvider {
   }
 
   #load(file: string): void {
-    let text: string
-    try {
-      text = readFileSync(file, 'utf8')
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== 'ENOENT') throw err
+    const read = readPrivateFileSync(file)
+    if (read.kind === 'missing') {
       this.#save()
       return
     }
+    if (read.kind === 'unsafe') throw unsafeKeyFile(file, read.problem)
+    const text = read.text
     let parsed: z.output<typeof KeyFileSchema>
     try {
       parsed = KeyFileSchema.parse(JSON.parse(text))
@@ -300,7 +344,7 @@ export class LocalKmsProvider extends BaseKmsProvider {
     }
   }
 
-  /** Writes the key file atomically (temporary file, then rename), mode 0600. */
+  /** Writes the key file atomically and privately (see internal/private-file.ts). */
   #save(): void {
     const file = this.#keyFile
     if (file === undefined) return
@@ -317,14 +361,10 @@ export class LocalKmsProvider extends BaseKmsProvider {
         ),
       }
     }
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
-    const tmp = `${file}.${process.pid}.tmp`
-    writeFileSync(
-      tmp,
+    writePrivateFileSync(
+      file,
       JSON.stringify({ format: 'fraiseql-local-kms', version: 1, keys }, null, 2),
-      { mode: 0o600 },
     )
-    renameSync(tmp, file)
   }
 }
 
