@@ -10,11 +10,12 @@
 export type {
   AwsEmulatorCredentials,
   AwsKmsEmulator,
+  AwsKmsEmulatorAction,
   AwsKmsEmulatorOptions,
   AwsKmsRequestRecord,
 } from './aws-emulator.js'
-export { startAwsKmsEmulator } from './aws-emulator.js'
-export type { FaultDecision, FaultKind, KmsEmulator } from './faults.js'
+export { AWS_KMS_EMULATOR_ACTIONS, startAwsKmsEmulator } from './aws-emulator.js'
+export type { FaultDecision, FaultKind, FaultOptions, KmsEmulator } from './faults.js'
 export { CallCounter, FaultInjector } from './faults.js'
 export type {
   GcpCorruption,
