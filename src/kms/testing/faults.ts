@@ -49,6 +49,7 @@ export class FaultInjector {
   #latencyMs = 0
   #outage = false
   #clockSkewMs = 0
+  #decryptServerErrors = false
   #queue: Queued[] = []
 
   /** Every request waits `ms` before it is answered. */
@@ -87,10 +88,27 @@ export class FaultInjector {
     return this.#clockSkewMs
   }
 
+  /**
+   * Answer decrypts whose authentication fails as a server error, as Vault
+   * 1.4 to 1.6 did (500 `cipher: message authentication failed`,
+   * hashicorp/vault#10842). Only the Vault emulator has such a mode: AWS KMS
+   * and Cloud KMS always answer these with a client error.
+   */
+  setDecryptFailuresAsServerErrors(on: boolean): this {
+    this.#decryptServerErrors = on
+    return this
+  }
+
+  /** See {@link setDecryptFailuresAsServerErrors}. */
+  get decryptFailuresAsServerErrors(): boolean {
+    return this.#decryptServerErrors
+  }
+
   reset(): this {
     this.#latencyMs = 0
     this.#outage = false
     this.#clockSkewMs = 0
+    this.#decryptServerErrors = false
     this.#queue = []
     return this
   }

@@ -26,9 +26,11 @@ export type {
 } from './gcp-emulator.js'
 export { startGcpKmsEmulator } from './gcp-emulator.js'
 export type {
+  VaultCapability,
   VaultEmulatorKeyOptions,
   VaultEmulatorKeyType,
   VaultEmulatorOptions,
   VaultEmulatorRequest,
+  VaultPolicy,
 } from './vault-emulator.js'
 export { startVaultEmulator, VaultEmulator } from './vault-emulator.js'
