@@ -19,6 +19,8 @@ export type { FaultDecision, FaultKind, FaultOptions, KmsEmulator } from './faul
 export { CallCounter, FaultInjector } from './faults.js'
 export type {
   GcpCorruption,
+  GcpEmulatorKeyOptions,
+  GcpEmulatorProtectionLevel,
   GcpEmulatorRequest,
   GcpEmulatorVersionState,
   GcpKmsEmulator,
