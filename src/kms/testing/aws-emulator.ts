@@ -758,7 +758,7 @@ export async function startAwsKmsEmulator(
       : undefined
     calls.increment(action ?? '(none)')
 
-    const fault = faults.next()
+    const fault = faults.next(action ?? '(none)')
     const date = () => new Date(clock() + fault.clockSkewMs)
     if (fault.delayMs > 0) await wait(fault.delayMs, res, closing.signal)
     if (res.destroyed || closing.signal.aborted) return

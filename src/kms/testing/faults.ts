@@ -24,6 +24,13 @@ export type FaultKind = 'unavailable' | 'throttle' | 'reset-after-commit' | 'red
 export interface FaultOptions {
   /** For `'throttle'`: the wait the service asks for, where its protocol can say so. */
   readonly retryAfterMs?: number
+  /**
+   * Only requests of this operation (the names `calls` counts: Vault's
+   * `rotate`, AWS's `RotateKeyOnDemand`, Cloud KMS's `CreateCryptoKeyVersion`)
+   * get the fault; others pass.
+   * @default every operation
+   */
+  readonly operation?: string
 }
 
 /** What an emulator does with the request in hand. */
@@ -43,6 +50,7 @@ export interface FaultDecision {
 interface Queued {
   readonly kind: FaultKind
   readonly retryAfterMs: number | undefined
+  readonly operation: string | undefined
 }
 
 export class FaultInjector {
@@ -62,7 +70,8 @@ export class FaultInjector {
   failNext(count: number, kind: FaultKind = 'unavailable', options: FaultOptions = {}): this {
     const retryAfterMs =
       options.retryAfterMs === undefined ? undefined : Math.max(0, options.retryAfterMs)
-    for (let i = 0; i < count; i++) this.#queue.push({ kind, retryAfterMs })
+    const operation = options.operation
+    for (let i = 0; i < count; i++) this.#queue.push({ kind, retryAfterMs, operation })
     return this
   }
 
@@ -113,9 +122,12 @@ export class FaultInjector {
     return this
   }
 
-  /** Called by an emulator for each request. */
-  next(): FaultDecision {
-    const queued = this.#outage ? undefined : this.#queue.shift()
+  /** Called by an emulator for each request, with the request's operation. */
+  next(operation?: string): FaultDecision {
+    const at = this.#outage
+      ? -1
+      : this.#queue.findIndex((q) => q.operation === undefined || q.operation === operation)
+    const queued = at < 0 ? undefined : this.#queue.splice(at, 1)[0]
     return {
       delayMs: this.#latencyMs,
       fail: queued?.kind,

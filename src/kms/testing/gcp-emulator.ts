@@ -484,7 +484,7 @@ class Emulator implements GcpKmsEmulator {
   ): Grpc.handleUnaryCall<Message, Message> {
     return (call, callback) => {
       this.calls.increment(method)
-      const decision = this.faults.next()
+      const decision = this.faults.next(method)
       void (async () => {
         if (decision.delayMs > 0) await this.#wait(decision.delayMs, call)
         if (this.#closed || call.cancelled) return

@@ -362,13 +362,6 @@ export class VaultEmulator implements KmsEmulator {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req)
-    const decision = this.faults.next()
-    if (decision.delayMs > 0) await this.#wait(decision.delayMs)
-    // Outage (or closing): the service is gone, the connection just drops.
-    if (this.#closed || decision.outage) {
-      req.socket.destroy()
-      return
-    }
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     const path = url.pathname
     const method = (req.method ?? 'GET').toUpperCase()
@@ -377,6 +370,13 @@ export class VaultEmulator implements KmsEmulator {
     const write = method === 'POST' || method === 'PUT'
     const operation =
       route?.operation === 'readKey' && write ? 'createKey' : (route?.operation ?? 'unknown')
+    const decision = this.faults.next(operation)
+    if (decision.delayMs > 0) await this.#wait(decision.delayMs)
+    // Outage (or closing): the service is gone, the connection just drops.
+    if (this.#closed || decision.outage) {
+      req.socket.destroy()
+      return
+    }
     this.calls.increment(operation)
     let body: Record<string, unknown> = {}
     let parseError: string | undefined
