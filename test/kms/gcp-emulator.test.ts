@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import { KeyManagementServiceClient } from '@google-cloud/kms'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { crc32c } from '../../src/internal/crc32c.js'
+import { type GcpKmsClient, GcpKmsProvider } from '../../src/kms/providers/gcp.js'
 import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
 
 const sdkEntry = createRequire(import.meta.url).resolve('@google-cloud/kms')
@@ -110,4 +111,92 @@ describe('Cloud KMS emulator: HSM limits, version listing, quota hints, dropped 
     const [versions] = await client.listCryptoKeyVersions({ parent: name }, once())
     expect(versions).toHaveLength(2)
   })
+})
+
+describe('GcpKmsProvider: HSM limits and rotation checks', () => {
+  let e: GcpKmsEmulator
+  beforeAll(async () => {
+    e = await startGcpKmsEmulator({ keys: ['soft'] })
+    e.createCryptoKey('hsm', { protectionLevel: 'HSM' })
+  })
+  afterAll(async () => {
+    await e.close()
+  })
+  const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
+
+  it('refuses more than 8 KiB of plaintext and context on an HSM key before sending the plaintext', async () => {
+    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
+    try {
+      const context = { tenant: 'acme' } // {"tenant":"acme"}: 17 bytes of AAD
+      const fits = Buffer.alloc(8192 - 17, 1)
+      const sealed = await kms.encrypt(fits, 'hsm', context)
+      expect(Buffer.from(await kms.decrypt(sealed))).toEqual(fits)
+      e.calls.reset()
+      const err = await rejection(kms.encrypt(Buffer.alloc(8192 - 16, 1), 'hsm', context))
+      expect(err).toMatchObject({
+        code: 'ERR_KMS_ERROR',
+        retryable: false,
+        cause: { service: 'gcp', code: 'HSM_SIZE_LIMIT' },
+      })
+      expect(String(err.message)).toMatch(/8192 bytes.*HSM/)
+      // Known from the first Encrypt's answer: no read, and no Encrypt sent.
+      expect(e.calls.snapshot()).toEqual({})
+      // A software key takes 64 KiB.
+      await kms.encrypt(Buffer.alloc(60_000, 1), 'soft', context)
+    } finally {
+      await kms.close()
+    }
+  })
+
+  it('a fresh provider reads the protection level once before a large request', async () => {
+    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
+    try {
+      e.calls.reset()
+      for (let i = 0; i < 2; i++)
+        expect(await rejection(kms.encrypt(Buffer.alloc(9000), 'hsm'))).toMatchObject({
+          cause: { code: 'HSM_SIZE_LIMIT' },
+        })
+      expect(e.calls.snapshot()).toEqual({ GetCryptoKey: 1 })
+    } finally {
+      await kms.close()
+    }
+  })
+
+  it('a client without listCryptoKeyVersions: an unanswered CreateCryptoKeyVersion is reported, not repeated', async () => {
+    const real = new KeyManagementServiceClient({
+      apiEndpoint: e.host,
+      port: e.port,
+      sslCreds: gax.grpc.credentials.createInsecure(),
+      universeDomain: 'googleapis.com',
+    })
+    const client = {
+      encrypt: real.encrypt.bind(real),
+      decrypt: real.decrypt.bind(real),
+      getCryptoKey: real.getCryptoKey.bind(real),
+      getCryptoKeyVersion: real.getCryptoKeyVersion.bind(real),
+      createCryptoKeyVersion: real.createCryptoKeyVersion.bind(real),
+      updateCryptoKeyPrimaryVersion: real.updateCryptoKeyPrimaryVersion.bind(real),
+    } as unknown as GcpKmsClient
+    const kms = new GcpKmsProvider({ ...GCP_IDS(e), ...FAST, client })
+    try {
+      const name = e.createCryptoKey('unlisted')
+      e.calls.reset()
+      e.faults.failNext(1, 'reset-after-commit', { operation: 'CreateCryptoKeyVersion' })
+      const err = await rejection(kms.rotateKey('unlisted'))
+      expect(err).toMatchObject({
+        code: 'ERR_KMS_ROTATION_FAILED',
+        cause: { code: 'rotation_outcome_unknown' },
+      })
+      expect(e.calls.count('CreateCryptoKeyVersion')).toBe(1)
+      expect(e.primaryVersion(name)).toBe(1)
+    } finally {
+      await real.close()
+    }
+  })
+})
+
+const GCP_IDS = (e: GcpKmsEmulator) => ({
+  projectId: e.projectId,
+  locationId: e.locationId,
+  keyRingId: e.keyRingId,
 })

@@ -431,6 +431,9 @@ describe('GcpKmsProvider on the emulator', () => {
         'encrypt',
         'decrypt',
         'encrypt',
+        // rotateKey reads the key and its versions first (it is not idempotent).
+        'getCryptoKey',
+        'listCryptoKeyVersions',
         'createCryptoKeyVersion',
         'updateCryptoKeyPrimaryVersion',
         'getCryptoKey',
