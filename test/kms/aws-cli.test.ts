@@ -128,6 +128,19 @@ describe.runIf(operations !== undefined)('AWS KMS emulator driven by the AWS CLI
 
   let kms: AwsKmsProvider
   let admin: KMSClient
+  /** Our provider decrypts a blob the CLI got from KMS (base64, as the CLI prints it). */
+  function unwrap(arn: string, b64: string, context: Record<string, string> = {}) {
+    return kms.decrypt(
+      new EncryptedData({
+        ciphertext: Buffer.from(b64, 'base64'),
+        keyReference: kms.reference(arn),
+        algorithm: 'SYMMETRIC_DEFAULT',
+        encryptedAt: new Date(0),
+        context,
+      }),
+    )
+  }
+
   async function keyMeta(keyId: string): Promise<Json> {
     return (await admin.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata as Json
   }
@@ -230,14 +243,8 @@ describe.runIf(operations !== undefined)('AWS KMS emulator driven by the AWS CLI
       )
       expect(out).toMatchObject({ KeyId: arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' })
       // Our provider reads what the CLI wrote.
-      const sealed = new EncryptedData({
-        ciphertext: Buffer.from(out.CiphertextBlob, 'base64'),
-        keyReference: kms.reference(arn),
-        algorithm: 'SYMMETRIC_DEFAULT',
-        encryptedAt: new Date(0),
-        context: { tenant: 'acme', table: 'orders' },
-      })
-      expect(Buffer.from(await kms.decrypt(sealed)).toString()).toBe('from the cli')
+      const back = await unwrap(arn, out.CiphertextBlob, { tenant: 'acme', table: 'orders' })
+      expect(Buffer.from(back).toString()).toBe('from the cli')
     },
     async Decrypt() {
       const { arn } = emu.createKey()
@@ -269,14 +276,7 @@ describe.runIf(operations !== undefined)('AWS KMS emulator driven by the AWS CLI
       const out = await aws('generate-data-key', '--key-id', arn, '--number-of-bytes', '48')
       const plaintext = Buffer.from(out.Plaintext, 'base64')
       expect(plaintext).toHaveLength(48)
-      const back = await kms.decrypt(
-        new EncryptedData({
-          ciphertext: Buffer.from(out.CiphertextBlob, 'base64'),
-          keyReference: kms.reference(arn),
-          algorithm: 'SYMMETRIC_DEFAULT',
-          encryptedAt: new Date(0),
-        }),
-      )
+      const back = await unwrap(arn, out.CiphertextBlob)
       expect(Buffer.from(back)).toEqual(plaintext)
     },
     async GenerateDataKeyWithoutPlaintext() {
@@ -291,15 +291,7 @@ describe.runIf(operations !== undefined)('AWS KMS emulator driven by the AWS CLI
         'purpose=dek',
       )
       expect(out.Plaintext).toBeUndefined()
-      const back = await kms.decrypt(
-        new EncryptedData({
-          ciphertext: Buffer.from(out.CiphertextBlob, 'base64'),
-          keyReference: kms.reference(arn),
-          algorithm: 'SYMMETRIC_DEFAULT',
-          encryptedAt: new Date(0),
-          context: { purpose: 'dek' },
-        }),
-      )
+      const back = await unwrap(arn, out.CiphertextBlob, { purpose: 'dek' })
       expect(back).toHaveLength(16)
     },
     async GenerateRandom() {
@@ -322,15 +314,7 @@ describe.runIf(operations !== undefined)('AWS KMS emulator driven by the AWS CLI
         'k=2',
       )
       expect(moved).toMatchObject({ SourceKeyId: a.arn, KeyId: b.arn })
-      const back = await kms.decrypt(
-        new EncryptedData({
-          ciphertext: Buffer.from(moved.CiphertextBlob, 'base64'),
-          keyReference: kms.reference(b.arn),
-          algorithm: 'SYMMETRIC_DEFAULT',
-          encryptedAt: new Date(0),
-          context: { k: '2' },
-        }),
-      )
+      const back = await unwrap(b.arn, moved.CiphertextBlob, { k: '2' })
       expect(Buffer.from(back).toString()).toBe('moved')
     },
     async EnableKeyRotation() {

@@ -18,7 +18,7 @@ import {
   KmsError,
   ProviderConnectionError,
 } from '../../src/kms/index.js'
-import type { KmsEmulator } from '../../src/kms/testing/index.js'
+import type { FaultKind, KmsEmulator } from '../../src/kms/testing/index.js'
 
 /** The four back ends, each held to the same answers. */
 export type ProviderKind = 'vault' | 'aws' | 'gcp' | 'local'
@@ -286,17 +286,20 @@ export function describeKmsProviderContract(
           return h.operations
         }
         const applies = (fault: ContractFault) => FAULT_APPLICABILITY[fault][options.kind] === true
+        /** One encrypt whose first request meets `kind`: two requests, and the result decrypts. */
+        const encryptThrough = async (kind: FaultKind) => {
+          const e = emulator()
+          e.faults.reset()
+          e.calls.reset()
+          e.faults.failNext(1, kind, { operation: ops().encrypt })
+          const enc = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
+          expect(e.calls.count(ops().encrypt)).toBe(2)
+          expect(Buffer.from(await h.provider.decrypt(enc)).toString('utf8')).toBe(PLAINTEXT)
+        }
 
         if (applies('reset-after-commit')) {
-          it('reset after commit: an encrypt whose answer was lost is retried (safe: the lost ciphertext is never used)', async () => {
-            const e = emulator()
-            e.faults.reset()
-            e.calls.reset()
-            e.faults.failNext(1, 'reset-after-commit', { operation: ops().encrypt })
-            const enc = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
-            expect(e.calls.count(ops().encrypt)).toBe(2)
-            expect(Buffer.from(await h.provider.decrypt(enc)).toString('utf8')).toBe(PLAINTEXT)
-          })
+          it('reset after commit: an encrypt whose answer was lost is retried (safe: the lost ciphertext is never used)', () =>
+            encryptThrough('reset-after-commit'))
 
           if (rotation)
             it('reset after commit: a rotation whose answer was lost is checked, not repeated (one rotation per call)', async () => {
@@ -364,15 +367,8 @@ export function describeKmsProviderContract(
         }
 
         if (applies('redirect'))
-          it("redirect: a standby's 307 to the active node is followed once", async () => {
-            const e = emulator()
-            e.faults.reset()
-            e.calls.reset()
-            e.faults.failNext(1, 'redirect', { operation: ops().encrypt })
-            const enc = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
-            expect(e.calls.count(ops().encrypt)).toBe(2)
-            expect(Buffer.from(await h.provider.decrypt(enc)).toString('utf8')).toBe(PLAINTEXT)
-          })
+          it("redirect: a standby's 307 to the active node is followed once", () =>
+            encryptThrough('redirect'))
 
         if (applies('decrypt-server-error'))
           it('a failed decrypt answered as a server error (Vault 1.4-1.6) is DecryptionError, not retried', async () => {

@@ -4,10 +4,6 @@
  * `X-Vault-Request`, and tokens holding only the least-privilege policy
  * docs/kms.md gives.
  */
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { VaultKmsProvider } from '../../src/kms/index.js'
 import {
@@ -16,6 +12,7 @@ import {
   type VaultPolicy,
 } from '../../src/kms/testing/vault-emulator.js'
 import { rejection } from '../helpers/rejection.js'
+import { makePki } from '../helpers/tls.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 
@@ -70,41 +67,17 @@ describe('VaultKmsProvider and a standby', () => {
   })
 
   it('refuses a redirect from https to http: the token would travel in the clear', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fsl-vault-redirect-'))
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    )
-    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8')
+    const pki = makePki()
     const tls = await startVaultEmulator({
       token: active.token,
-      tls: { cert, key: readFileSync(join(dir, 'key.pem'), 'utf8') },
+      tls: { cert: pki.serverCert, key: pki.serverKey },
     })
     tls.setStandby(active.address) // http://
     try {
       const kms = new VaultKmsProvider({
         address: tls.address,
         token: active.token,
-        caCert: cert,
+        caCert: pki.ca,
         ...FAST,
       })
       const before = active.calls.count()

@@ -18,6 +18,31 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c()
 })
 
+async function aws() {
+  const emu = await startAwsKmsEmulator()
+  const kms = new AwsKmsProvider({
+    region: emu.region,
+    endpoint: emu.endpoint,
+    credentials: emu.credentials,
+    ...FAST,
+  })
+  cleanup.push(async () => {
+    await kms.close()
+    await emu.close()
+  })
+  return { emu, kms }
+}
+
+async function gcp() {
+  const e = await startGcpKmsEmulator({ keys: ['app'] })
+  const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
+  cleanup.push(async () => {
+    await kms.close()
+    await e.close()
+  })
+  return { e, kms }
+}
+
 describe('rotateKey after the connection dropped once the service had rotated', () => {
   it('Vault: one new version', async () => {
     const vault = await startVaultEmulator()
@@ -34,17 +59,7 @@ describe('rotateKey after the connection dropped once the service had rotated', 
   })
 
   it('AWS: one RotateKeyOnDemand, by key ARN and by alias', async () => {
-    const emu = await startAwsKmsEmulator()
-    const kms = new AwsKmsProvider({
-      region: emu.region,
-      endpoint: emu.endpoint,
-      credentials: emu.credentials,
-      ...FAST,
-    })
-    cleanup.push(async () => {
-      await kms.close()
-      await emu.close()
-    })
+    const { emu, kms } = await aws()
     const { arn } = emu.createKey()
     emu.createAlias('alias/rotated', arn)
     for (const keyId of [arn, 'alias/rotated']) {
@@ -59,17 +74,7 @@ describe('rotateKey after the connection dropped once the service had rotated', 
   })
 
   it('AWS: a rotation the service never received is made once the connection is back', async () => {
-    const emu = await startAwsKmsEmulator()
-    const kms = new AwsKmsProvider({
-      region: emu.region,
-      endpoint: emu.endpoint,
-      credentials: emu.credentials,
-      ...FAST,
-    })
-    cleanup.push(async () => {
-      await kms.close()
-      await emu.close()
-    })
+    const { emu, kms } = await aws()
     const { arn } = emu.createKey()
     await kms.getKeyInfo(arn)
     emu.calls.reset()
@@ -80,12 +85,7 @@ describe('rotateKey after the connection dropped once the service had rotated', 
   })
 
   it('Cloud KMS: CreateCryptoKeyVersion done but unanswered: that version becomes primary, no second one', async () => {
-    const e = await startGcpKmsEmulator({ keys: ['app'] })
-    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
-    cleanup.push(async () => {
-      await kms.close()
-      await e.close()
-    })
+    const { e, kms } = await gcp()
     const name = e.cryptoKeyName('app')
     e.faults.failNext(1, 'reset-after-commit', { operation: 'CreateCryptoKeyVersion' })
     const info = await kms.rotateKey('app')
@@ -95,12 +95,7 @@ describe('rotateKey after the connection dropped once the service had rotated', 
   })
 
   it('Cloud KMS: the primary switch unanswered: the version made is kept, no second one', async () => {
-    const e = await startGcpKmsEmulator({ keys: ['app'] })
-    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
-    cleanup.push(async () => {
-      await kms.close()
-      await e.close()
-    })
+    const { e, kms } = await gcp()
     const name = e.cryptoKeyName('app')
     e.faults.failNext(1, 'unavailable', { operation: 'UpdateCryptoKeyPrimaryVersion' })
     const info = await kms.rotateKey('app')

@@ -14,18 +14,15 @@ import type { KmsEmulator } from '../../src/kms/testing/faults.js'
 import { startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
 import { startVaultEmulator } from '../../src/kms/testing/vault-emulator.js'
 import { rejection } from '../helpers/rejection.js'
+import { recordingSleep } from '../kms/provider.contract.js'
 
-/** Records each backoff the provider asks for; waits only 1 ms of it (no timed assertions). */
-function recordingSleep() {
-  const delays: number[] = []
-  return {
-    delays,
-    sleep: (ms: number) => {
-      delays.push(ms)
-      return new Promise<void>((resolve) => setTimeout(resolve, 1))
-    },
-  }
-}
+/** Short backoff, a whole-call budget, and the recording sleep. */
+const backoff = (sleep: (ms: number) => Promise<void>, timeoutMs: number) => ({
+  timeoutMs,
+  retryBaseDelayMs: 5,
+  retryMaxDelayMs: 20,
+  sleep,
+})
 
 interface Case {
   readonly name: string
@@ -50,10 +47,7 @@ const cases: Case[] = [
       const provider = new VaultKmsProvider({
         address: vault.address,
         token: vault.token,
-        timeoutMs,
-        retryBaseDelayMs: 5,
-        retryMaxDelayMs: 20,
-        sleep,
+        ...backoff(sleep, timeoutMs),
       })
       return {
         provider,
@@ -70,10 +64,7 @@ const cases: Case[] = [
       const e = await startGcpKmsEmulator({ keys: ['app'] })
       const provider = new GcpKmsProvider({
         ...e.providerOptions(),
-        timeoutMs,
-        retryBaseDelayMs: 5,
-        retryMaxDelayMs: 20,
-        sleep,
+        ...backoff(sleep, timeoutMs),
       })
       return {
         provider,
@@ -92,6 +83,7 @@ const cases: Case[] = [
 for (const c of cases) {
   describe(`throttling hints: ${c.name}`, () => {
     const recorder = recordingSleep()
+    const delays = recorder.sleeps
     let h: Awaited<ReturnType<Case['start']>>
     beforeAll(async () => {
       h = await c.start(recorder.sleep, 10_000)
@@ -101,31 +93,31 @@ for (const c of cases) {
     })
 
     it('waits at least the hint before the next attempt, then succeeds', async () => {
-      recorder.delays.length = 0
+      delays.length = 0
       h.emulator.calls.reset()
       h.emulator.faults.failNext(1, 'throttle', { retryAfterMs: 2000, operation: h.operation })
       await h.provider.getKeyInfo(h.keyId)
-      expect(recorder.delays).toHaveLength(1)
-      expect(recorder.delays[0]).toBeGreaterThanOrEqual(2000)
+      expect(delays).toHaveLength(1)
+      expect(delays[0]).toBeGreaterThanOrEqual(2000)
       expect(h.emulator.calls.count(h.operation)).toBe(2)
     })
 
     it('a hint beyond the deadline ends the call at once, throttled, after one request', async () => {
-      recorder.delays.length = 0
+      delays.length = 0
       h.emulator.calls.reset()
       h.emulator.faults.failNext(1, 'throttle', { retryAfterMs: 60_000, operation: h.operation })
       const err = await rejection(h.provider.getKeyInfo(h.keyId))
       expect(err).toMatchObject({ code: 'ERR_KMS_PROVIDER_UNAVAILABLE', reason: 'throttled' })
-      expect(recorder.delays).toEqual([])
+      expect(delays).toEqual([])
       expect(h.emulator.calls.count(h.operation)).toBe(1)
     })
 
     it('without a hint, the ordinary jittered backoff', async () => {
-      recorder.delays.length = 0
+      delays.length = 0
       h.emulator.faults.failNext(1, 'throttle', { operation: h.operation })
       await h.provider.getKeyInfo(h.keyId)
-      expect(recorder.delays).toHaveLength(1)
-      expect(recorder.delays[0]).toBeLessThan(2000)
+      expect(delays).toHaveLength(1)
+      expect(delays[0]).toBeLessThan(2000)
     })
   })
 }

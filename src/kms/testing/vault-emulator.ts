@@ -661,14 +661,21 @@ export class VaultEmulator implements KmsEmulator {
     name: string,
     body: Record<string, unknown>,
   ): Record<string, unknown> {
+    return { plaintext: this.#openItem(keys, name, body, associatedData(body)).toString('base64') }
+  }
+
+  /** The plaintext of one decrypt or rewrap item; neither ever upserts the key. */
+  #openItem(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+    aad: Buffer | undefined,
+  ): Buffer {
     const value = stringField(body, 'ciphertext')
     if (value === '') throw bad('missing ciphertext to decrypt')
     const key = keys.get(name)
-    // Decrypt never upserts.
     if (key === undefined) throw bad('encryption key not found')
-    const context = goBase64(stringField(body, 'context'))
-    const aad = associatedData(body)
-    return { plaintext: this.#open(key, value, context, aad).toString('base64') }
+    return this.#open(key, value, goBase64(stringField(body, 'context')), aad)
   }
 
   /** Decrypt, then encrypt under `key_version` (latest): `associated_data` is not a field here. */
@@ -677,12 +684,7 @@ export class VaultEmulator implements KmsEmulator {
     name: string,
     body: Record<string, unknown>,
   ): Record<string, unknown> {
-    const value = stringField(body, 'ciphertext')
-    if (value === '') throw bad('missing ciphertext to decrypt')
-    const key = keys.get(name)
-    if (key === undefined) throw bad('encryption key not found')
-    const context = goBase64(stringField(body, 'context'))
-    const plaintext = this.#open(key, value, context, undefined)
+    const plaintext = this.#openItem(keys, name, body, undefined)
     try {
       return this.#encrypt(keys, name, {
         plaintext: plaintext.toString('base64'),
