@@ -5,6 +5,14 @@
  * provider turns its SDK's own retries off, or a 2 s budget becomes minutes),
  * map failures onto the error taxonomy and record one OpenTelemetry span.
  * Subclasses implement only the `do*` methods (and, usually, `mapError`).
+ *
+ * What is retried: every operation but `rotateKey` is safe to repeat (reads;
+ * encryptions whose lost result is never used), so transient failures are
+ * retried as they come. `rotateKey` is not idempotent: after a failed
+ * attempt that may have reached the service, the next attempt first reads
+ * the key's state (`doRotationState`) and only rotates if the earlier one
+ * did not. A service's own wait hint (`retryAfterMs`) is honoured within the
+ * call's deadline, or ends the call at once when it does not fit.
  */
 import { type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api'
 import { z } from 'zod'
@@ -18,6 +26,7 @@ import {
   KeyNotFoundError,
   KeyRotationError,
   KmsAccessDeniedError,
+  KmsConfigurationError,
   KmsError,
   ProviderConnectionError,
   type SanitizedCause,
@@ -68,6 +77,21 @@ export interface DataKeyResult extends Omit<EncryptResult, 'ciphertext'> {
   readonly encryptedKey: Uint8Array
 }
 
+/**
+ * The key's state as `rotateKey` compares it before and after an attempt
+ * whose outcome is unknown.
+ */
+export interface RotationState {
+  /**
+   * A value that changes with every rotation (Vault's `latest_version`, AWS's
+   * `CurrentKeyMaterialId`, Cloud KMS's highest version id), or undefined when
+   * the back end cannot tell: then an uncertain attempt is never repeated.
+   */
+  readonly marker: string | undefined
+  /** The key as described at the same moment (its canonical id, for the rotation). */
+  readonly key: KeyDescription
+}
+
 /** What `doGetKeyInfo` and `doRotateKey` return. */
 export interface KeyDescription {
   readonly keyId: string
@@ -104,10 +128,19 @@ export const BaseKmsProviderOptionsSchema = z.object({
    */
   retryBaseDelayMs: z.number().int().min(0).max(60_000).default(50),
   /**
-   * Longest delay between two attempts.
+   * Longest delay between two attempts (a service's own `Retry-After` hint
+   * may ask for more; it is honoured while it fits in `timeoutMs`).
    * @default 1000
    */
   retryMaxDelayMs: z.number().int().min(0).max(600_000).default(1000),
+  /**
+   * First delay after a throttling answer that named no wait of its own
+   * (AWS `ThrottlingException`, a 429 without `Retry-After`); doubles each
+   * attempt, with full jitter, up to `retryMaxDelayMs`. The AWS SDK's own
+   * base for throttling errors.
+   * @default 500
+   */
+  throttleBaseDelayMs: z.number().int().min(0).max(60_000).default(500),
   /** Clock in ms. @default Date.now */
   clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
   /** Uniform random in [0, 1) for jitter. @default Math.random */
@@ -159,6 +192,18 @@ export function errorCode(err: unknown): string | undefined {
 export function isNetworkError(err: unknown): boolean {
   const code = errorCode(err)
   return code !== undefined && NETWORK_CODES.has(code)
+}
+
+/**
+ * Failures that prove a request was not acted on: throttled (refused before
+ * processing), or a connection that never opened. Anything else sent to the
+ * service may have taken effect.
+ */
+function notReceived(error: KmsError): boolean {
+  if (!(error instanceof ProviderConnectionError)) return !error.retryable
+  if (error.reason === 'throttled') return true
+  const code = (error.cause as SanitizedCause | undefined)?.code
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
 }
 
 const defaultSleep = (ms: number) =>
@@ -272,10 +317,38 @@ export abstract class BaseKmsProvider {
     }
   }
 
-  /** Creates a new key version; data encrypted before stays decryptable. */
+  /**
+   * Creates a new key version; data encrypted before stays decryptable.
+   * Never blindly retried (see the module comment): one call makes at most
+   * one rotation.
+   */
   async rotateKey(keyId: string): Promise<KeyInfo> {
     await this.#ready(keyId)
-    const d = await this.#run('rotateKey', keyId, (call) => this.doRotateKey(keyId, call))
+    let before: RotationState | undefined
+    // Whether an earlier attempt sent the rotation and failed without saying it did not happen.
+    let uncertain = false
+    const d = await this.#run('rotateKey', keyId, async (call) => {
+      before ??= await this.doRotationState(keyId, call)
+      if (uncertain) {
+        // Precondition of a second rotation: the first one did not take effect.
+        const now = await this.doRotationState(keyId, call)
+        if (before.marker === undefined || now.marker === undefined) {
+          throw new KeyRotationError({
+            provider: this.name,
+            cause: { service: this.name, code: 'rotation_outcome_unknown' },
+          })
+        }
+        if (now.marker !== before.marker) return this.doRotationResume(keyId, before, now, call)
+      }
+      uncertain = true
+      try {
+        return await this.doRotateKey(keyId, call, before)
+      } catch (err) {
+        const error = err instanceof SecurityError ? err : this.mapError(err, 'rotateKey')
+        if (error instanceof KmsError && notReceived(error)) uncertain = false
+        throw error
+      }
+    })
     return this.#info(d)
   }
 
@@ -325,7 +398,40 @@ export abstract class BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<DataKeyResult>
-  protected abstract doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription>
+  /**
+   * One rotation attempt. `before` is the key's state read at the start of
+   * this `rotateKey` call (its canonical id, e.g. an alias resolved).
+   */
+  protected abstract doRotateKey(
+    keyId: string,
+    call: CallOptions,
+    before: RotationState,
+  ): Promise<KeyDescription>
+
+  /**
+   * The key's state, to tell whether a rotation took effect. The default
+   * describes the key and knows no marker, so a rotation attempt whose
+   * outcome is unknown is reported (`KeyRotationError`, cause code
+   * `rotation_outcome_unknown`) rather than repeated: override it where the
+   * back end shows a rotation.
+   */
+  protected async doRotationState(keyId: string, call: CallOptions): Promise<RotationState> {
+    return { marker: undefined, key: await this.doGetKeyInfo(keyId, call) }
+  }
+
+  /**
+   * Finishes a rotation an earlier attempt made (its marker changed): by
+   * default, the key as now described. A multi-step rotation (Cloud KMS:
+   * create a version, then make it primary) completes its remaining steps.
+   */
+  protected doRotationResume(
+    _keyId: string,
+    _before: RotationState,
+    now: RotationState,
+    _call: CallOptions,
+  ): Promise<KeyDescription> {
+    return Promise.resolve(now.key)
+  }
   protected abstract doGetKeyInfo(keyId: string, call: CallOptions): Promise<KeyDescription>
   protected abstract doGetRotationPolicy(keyId: string, call: CallOptions): Promise<RotationPolicy>
 
@@ -419,8 +525,15 @@ export abstract class BaseKmsProvider {
             if (failure.ok) return failure.value
             const error = failure.error
             if (!error.retryable || attempts >= o.maxAttempts) throw this.#final(error, operation)
-            const ceiling = Math.min(o.retryMaxDelayMs, o.retryBaseDelayMs * 2 ** (attempts - 1))
-            const delay = Math.floor(this.#random() * ceiling)
+            const throttled =
+              error instanceof ProviderConnectionError && error.reason === 'throttled'
+            const base = throttled
+              ? Math.max(o.throttleBaseDelayMs, o.retryBaseDelayMs)
+              : o.retryBaseDelayMs
+            const ceiling = Math.min(o.retryMaxDelayMs, base * 2 ** (attempts - 1))
+            // The service's own hint is a floor: retrying earlier only spends an attempt.
+            const delay = Math.max(Math.floor(this.#random() * ceiling), error.retryAfterMs ?? 0)
+            // A wait that does not fit in the deadline ends the call now, not at the deadline.
             if (this.clock() + delay >= deadline) throw this.#final(error, operation)
             await this.#sleep(delay)
           }
@@ -481,7 +594,8 @@ export abstract class BaseKmsProvider {
       const kept =
         error instanceof KeyNotFoundError ||
         error instanceof KeyDisabledError ||
-        error instanceof KmsAccessDeniedError
+        error instanceof KmsAccessDeniedError ||
+        error instanceof KmsConfigurationError
       return kept ? error : new DecryptionError({ provider: this.name })
     }
     if (error.constructor !== KmsError) return error

@@ -24,6 +24,11 @@ export interface KmsErrorOptions extends SecurityErrorOptions {
   provider?: string
   /** Whether retrying the same call may succeed (throttling, 5xx, network). */
   retryable?: boolean
+  /**
+   * How long the service asked us to wait before trying again (Vault's
+   * `Retry-After`, Cloud KMS's `RetryInfo`), in ms.
+   */
+  retryAfterMs?: number
   cause?: SanitizedCause
 }
 
@@ -34,11 +39,28 @@ export class KmsError extends SecurityError {
   readonly provider: string | undefined
   /** Whether the base provider's retry loop may try again. */
   readonly retryable: boolean
+  /** The wait the service asked for before a retry, when it named one (ms). */
+  readonly retryAfterMs: number | undefined
 
   constructor(message: string, options: KmsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.provider = options.provider
     this.retryable = options.retryable ?? false
+    this.retryAfterMs = options.retryAfterMs
+  }
+}
+
+/**
+ * The service (or what stands in front of it) refused the request for a
+ * reason only a configuration change fixes: a Vault Agent or Proxy listener
+ * that requires `X-Vault-Request` and never got it, a redirect to plaintext
+ * HTTP. Never retried, on any operation, decrypt included: the message says
+ * what to fix.
+ */
+export class KmsConfigurationError extends KmsError {
+  static override readonly code = 'ERR_KMS_MISCONFIGURED'
+  constructor(message: string, options: Omit<KmsErrorOptions, 'retryable'> = {}) {
+    super(message, { ...options, retryable: false })
   }
 }
 

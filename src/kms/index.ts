@@ -14,6 +14,7 @@ export type {
   EncryptResult,
   KeyDescription,
   KmsOperation,
+  RotationState,
 } from './base-provider.js'
 export { BaseKmsProvider, BaseKmsProviderOptionsSchema, baseOptionsOf } from './base-provider.js'
 export type { KmsFromEnv, KmsProviderName } from './env.js'
@@ -29,6 +30,7 @@ export {
   KeyNotFoundError,
   KeyRotationError,
   KmsAccessDeniedError,
+  KmsConfigurationError,
   KmsError,
   ProviderConnectionError,
   UnknownProviderError,

@@ -39,7 +39,7 @@ import {
   startAwsKmsEmulator,
 } from '../../src/kms/testing/aws-emulator.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKmsProviderContract } from './provider.contract.js'
+import { describeKmsProviderContract, recordingSleep } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 
@@ -62,11 +62,13 @@ describeKmsProviderContract(
     const emulator = await startAwsKmsEmulator({ credentials })
     const { arn } = emulator.createKey({ description: 'contract' })
     emulator.createAlias('alias/contract', arn)
+    const { sleeps, sleep } = recordingSleep()
     const provider = new AwsKmsProvider({
       region: emulator.region,
       endpoint: emulator.endpoint,
       credentials,
       ...FAST,
+      sleep,
     })
     return {
       provider,
@@ -74,13 +76,20 @@ describeKmsProviderContract(
       missingKeyId: randomUUID(),
       emulator,
       secrets: [credentials.secretAccessKey, credentials.sessionToken],
+      operations: {
+        encrypt: 'Encrypt',
+        decrypt: 'Decrypt',
+        rotate: 'RotateKeyOnDemand',
+        describe: 'DescribeKey',
+      },
+      sleeps,
       async close() {
         await provider.close()
         await emulator.close()
       },
     }
   },
-  { faults: true },
+  { faults: true, kind: 'aws' },
 )
 
 const LIVE_KEY = process.env.FRAISEQL_LIVE_AWS_KEY_ID
@@ -98,7 +107,7 @@ if (LIVE_KEY !== undefined && LIVE_KEY !== '' && LIVE_REGION !== undefined && LI
         close: () => provider.close(),
       }
     },
-    { faults: false, rotation: false },
+    { faults: false, rotation: false, kind: 'aws' },
   )
 } else {
   console.info(

@@ -192,3 +192,139 @@ describe('BaseKmsProvider', () => {
     )
   })
 })
+
+/** Records the delays asked for; waits none of them. */
+function sleeps() {
+  const asked: number[] = []
+  return { asked, sleep: async (ms: number) => void asked.push(ms) }
+}
+
+describe('BaseKmsProvider backoff and hints', () => {
+  const throttled =
+    (retryAfterMs?: number): Step =>
+    async () => {
+      throw new ProviderConnectionError('throttled', {
+        provider: 'scripted',
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      })
+    }
+
+  it("waits at least the service's hint, even beyond retryMaxDelayMs", async () => {
+    const s = sleeps()
+    const p = new ScriptedProvider([throttled(3000), ok], { sleep: s.sleep, timeoutMs: 10_000 })
+    await p.encrypt('x', 'k')
+    expect(s.asked).toEqual([3000])
+  })
+
+  it('a hint that does not fit in the deadline ends the call at once', async () => {
+    const s = sleeps()
+    const p = new ScriptedProvider([throttled(5000), ok], { sleep: s.sleep, timeoutMs: 2000 })
+    const err = await p.encrypt('x', 'k').catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_KMS_PROVIDER_UNAVAILABLE', reason: 'throttled' })
+    expect(s.asked).toEqual([])
+    expect(p.calls).toBe(1)
+  })
+
+  it('throttling without a hint backs off from throttleBaseDelayMs; other failures from retryBaseDelayMs', async () => {
+    const s = sleeps()
+    const options = {
+      sleep: s.sleep,
+      random: () => 0.5,
+      retryBaseDelayMs: 10,
+      retryMaxDelayMs: 5000,
+      throttleBaseDelayMs: 400,
+      timeoutMs: 20_000,
+    }
+    await new ScriptedProvider([throttled(), throttled(), ok], options).encrypt('x', 'k')
+    await new ScriptedProvider([flaky, flaky, ok], options).encrypt('x', 'k')
+    expect(s.asked).toEqual([200, 400, 5, 10])
+  })
+
+  it('rejects a bad throttleBaseDelayMs with ERR_CONFIG_INVALID', () => {
+    expect(() => new ScriptedProvider([ok], { throttleBaseDelayMs: -1 })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_CONFIG_INVALID',
+        message: expect.stringContaining('throttleBaseDelayMs'),
+      }),
+    )
+  })
+})
+
+/** A back end whose key has a version counter, and a rotate step scripted per attempt. */
+class RotatingProvider extends ScriptedProvider {
+  version = 1
+  rotations = 0
+  stateReads = 0
+  constructor(
+    private readonly steps: Array<'ok' | 'lost' | 'refused' | 'throttled'>,
+    private readonly marker = true,
+  ) {
+    super([ok])
+  }
+  protected override async doRotationState() {
+    this.stateReads++
+    return {
+      marker: this.marker ? String(this.version) : undefined,
+      key: {
+        keyId: 'k',
+        state: 'enabled' as const,
+        currentVersion: this.version,
+        versions: this.version,
+      },
+    }
+  }
+  protected override async doRotateKey() {
+    const step = this.steps.shift() ?? 'ok'
+    if (step === 'throttled')
+      throw new ProviderConnectionError('throttled', { provider: 'scripted' })
+    if (step === 'refused')
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+    this.rotations++
+    this.version++
+    // The change is made; the answer is lost on the way back.
+    if (step === 'lost') throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+    return {
+      keyId: 'k',
+      state: 'enabled' as const,
+      currentVersion: this.version,
+      versions: this.version,
+    }
+  }
+}
+
+describe('BaseKmsProvider rotateKey is never blindly retried', () => {
+  it('an answer lost after the rotation: the state read shows it, no second rotation', async () => {
+    const p = new RotatingProvider(['lost'])
+    const info = await p.rotateKey('k')
+    expect(p.rotations).toBe(1)
+    expect(info.currentVersion).toBe(2)
+    expect(p.stateReads).toBe(2) // before, and after the lost answer
+  })
+
+  it('a refusal that proves nothing was sent (throttled, connection refused) is retried without a second read', async () => {
+    for (const step of ['throttled', 'refused'] as const) {
+      const p = new RotatingProvider([step])
+      const info = await p.rotateKey('k')
+      expect(p.rotations).toBe(1)
+      expect(info.currentVersion).toBe(2)
+      expect(p.stateReads).toBe(1)
+    }
+  })
+
+  it('a back end without a marker: an uncertain attempt is reported, never repeated', async () => {
+    const p = new RotatingProvider(['lost'], false)
+    const err = await p.rotateKey('k').catch((e: unknown) => e)
+    expect(err).toMatchObject({
+      code: 'ERR_KMS_ROTATION_FAILED',
+      cause: { code: 'rotation_outcome_unknown' },
+    })
+    expect(p.rotations).toBe(1)
+  })
+
+  it('two rotateKey calls are two rotations', async () => {
+    const p = new RotatingProvider([])
+    await p.rotateKey('k')
+    await p.rotateKey('k')
+    expect(p.rotations).toBe(2)
+  })
+})

@@ -25,7 +25,7 @@ import {
 } from '../../src/kms/providers/gcp.js'
 import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKmsProviderContract } from './provider.contract.js'
+import { describeKmsProviderContract, recordingSleep } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 }
 
@@ -158,19 +158,27 @@ describeKmsProviderContract(
   'GcpKmsProvider (emulator)',
   async () => {
     const emulator = await startGcpKmsEmulator({ keys: ['app'] })
-    const provider = new GcpKmsProvider({ ...emulator.providerOptions(), ...FAST })
+    const { sleeps, sleep } = recordingSleep()
+    const provider = new GcpKmsProvider({ ...emulator.providerOptions(), ...FAST, sleep })
     return {
       provider,
       keyId: 'app',
       missingKeyId: 'never-created',
       emulator,
+      operations: {
+        encrypt: 'Encrypt',
+        decrypt: 'Decrypt',
+        rotate: 'CreateCryptoKeyVersion',
+        describe: 'GetCryptoKey',
+      },
+      sleeps,
       close: async () => {
         await provider.close()
         await emulator.close()
       },
     }
   },
-  { faults: true },
+  { faults: true, kind: 'gcp' },
 )
 
 // ---------------------------------------------------------------------------
@@ -204,7 +212,7 @@ if (LIVE_VARS.every((v) => live[v] !== '')) {
         close: () => provider.close(),
       }
     },
-    { faults: false },
+    { faults: false, kind: 'gcp' },
   )
 } else {
   console.info(
@@ -431,6 +439,9 @@ describe('GcpKmsProvider on the emulator', () => {
         'encrypt',
         'decrypt',
         'encrypt',
+        // rotateKey reads the key and its versions first (it is not idempotent).
+        'getCryptoKey',
+        'listCryptoKeyVersions',
         'createCryptoKeyVersion',
         'updateCryptoKeyPrimaryVersion',
         'getCryptoKey',

@@ -5,11 +5,15 @@ import { describe, expect, it, vi } from 'vitest'
 import { LocalKmsProvider } from '../../src/kms/index.js'
 import { describeKmsProviderContract } from './provider.contract.js'
 
-describeKmsProviderContract('LocalKmsProvider', async () => ({
-  provider: new LocalKmsProvider({ timeoutMs: 1500 }),
-  keyId: 'app',
-  missingKeyId: 'never-created',
-}))
+describeKmsProviderContract(
+  'LocalKmsProvider',
+  async () => ({
+    provider: new LocalKmsProvider({ timeoutMs: 1500 }),
+    keyId: 'app',
+    missingKeyId: 'never-created',
+  }),
+  { kind: 'local' },
+)
 
 describe('LocalKmsProvider', () => {
   it('works with no options (in-memory keys, auto-created)', async () => {

@@ -2,6 +2,12 @@
  * The contract every KMS provider passes: local, Vault, AWS and GCP run this
  * same suite against their emulators (and, in live mode, against the real
  * service). A fifth provider is one new file that passes it.
+ *
+ * The fault tests include what reviewing the real services showed (issue
+ * 15): answers lost after the service acted, a skewed service clock, wait
+ * hints, a standby's redirect, Vault 1.4-1.6's 500 on a failed decrypt. Each
+ * runs on every provider it means something for; {@link FAULT_APPLICABILITY}
+ * says why it does not for the others.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -12,7 +18,64 @@ import {
   KmsError,
   ProviderConnectionError,
 } from '../../src/kms/index.js'
-import type { KmsEmulator } from '../../src/kms/testing/index.js'
+import type { FaultKind, KmsEmulator } from '../../src/kms/testing/index.js'
+
+/** The four back ends, each held to the same answers. */
+export type ProviderKind = 'vault' | 'aws' | 'gcp' | 'local'
+
+/** Faults the real services showed (issue 15) that the contract injects. */
+export type ContractFault =
+  | 'reset-after-commit'
+  | 'clock-skew'
+  | 'retry-after'
+  | 'redirect'
+  | 'decrypt-server-error'
+
+const LOCAL =
+  'the local provider has no service and no network: nothing between it and its keys can fail, skew, throttle or redirect'
+
+/**
+ * Where each fault is run (`true`), and why it has no meaning elsewhere. The
+ * type makes every provider state an answer for every fault.
+ */
+export const FAULT_APPLICABILITY: Record<ContractFault, Record<ProviderKind, true | string>> = {
+  'reset-after-commit': { vault: true, aws: true, gcp: true, local: LOCAL },
+  'clock-skew': {
+    vault:
+      'Vault authenticates with a bearer token: no request carries a signed time for the server to judge',
+    aws: true,
+    gcp: "Cloud KMS requests carry an OAuth access token, checked against Google's own clock; nothing the client signs carries its time",
+    local: LOCAL,
+  },
+  'retry-after': {
+    vault: true,
+    aws: 'AWS KMS names no wait: ThrottlingException has no Retry-After, so the backoff is ours (throttleBaseDelayMs)',
+    gcp: true,
+    local: LOCAL,
+  },
+  redirect: {
+    vault: true,
+    aws: 'AWS KMS endpoints answer, they never redirect (and the SDK would not follow)',
+    gcp: 'gRPC has no redirects',
+    local: LOCAL,
+  },
+  'decrypt-server-error': {
+    vault: true,
+    aws: 'AWS KMS answers a ciphertext that does not authenticate with InvalidCiphertextException (400), in every version',
+    gcp: 'Cloud KMS answers a ciphertext that does not authenticate with INVALID_ARGUMENT, in every version',
+    local: LOCAL,
+  },
+}
+
+/** The names the emulator's `calls` counts for the operations the fault tests target. */
+export interface OperationNames {
+  readonly encrypt: string
+  readonly decrypt: string
+  /** The request that changes the key when it rotates. */
+  readonly rotate: string
+  /** The request `getKeyInfo` makes. */
+  readonly describe: string
+}
 
 export interface KmsHarness {
   /** Built with a short budget (e.g. timeoutMs 1500, retryBaseDelayMs 5) so fault tests stay fast. */
@@ -25,6 +88,10 @@ export interface KmsHarness {
   readonly emulator?: KmsEmulator
   /** Secrets the provider was configured with (tokens, secret keys): no error may contain them. */
   readonly secrets?: readonly string[]
+  /** With `faults`: the operation names of the emulator. */
+  readonly operations?: OperationNames
+  /** With `faults`: the delays the provider's injected `sleep` was asked for (it should wait ~1 ms of each). */
+  readonly sleeps?: number[]
   close?(): Promise<void>
 }
 
@@ -32,6 +99,8 @@ const PLAINTEXT = 'card 4111-1111-1111-1111 belongs to Ada'
 const CONTEXT = { tenant: 'acme', table: 'customers' }
 
 export interface ContractOptions {
+  /** Which back end: decides which faults apply (see {@link FAULT_APPLICABILITY}). */
+  readonly kind: ProviderKind
   /** Run the fault tests (needs `harness.emulator`): on for emulators, off for live services and the local provider. */
   readonly faults?: boolean
   /** Exercise rotation (live AWS limits on-demand rotations per key). @default true */
@@ -41,7 +110,7 @@ export interface ContractOptions {
 export function describeKmsProviderContract(
   name: string,
   factory: () => Promise<KmsHarness>,
-  options: ContractOptions = {},
+  options: ContractOptions,
 ): void {
   const { faults = false, rotation = true } = options
   describe(`KMS provider contract: ${name}`, () => {
@@ -172,6 +241,14 @@ export function describeKmsProviderContract(
         )
       })
 
+    if (rotation)
+      it('makes exactly one new version per rotateKey call (where versions are numbered)', async () => {
+        const before = await h.provider.getKeyInfo(h.keyId)
+        const info = await h.provider.rotateKey(h.keyId)
+        if (before.currentVersion === null) expect(info.currentVersion).toBeNull()
+        else expect(info.currentVersion).toBe(before.currentVersion + 1)
+      })
+
     if (faults)
       describe('faults', () => {
         const emulator = (): KmsEmulator => {
@@ -203,6 +280,112 @@ export function describeKmsProviderContract(
             e.faults.reset()
           }
         })
+
+        const ops = (): OperationNames => {
+          if (h.operations === undefined) throw new Error('fault tests need harness.operations')
+          return h.operations
+        }
+        const applies = (fault: ContractFault) => FAULT_APPLICABILITY[fault][options.kind] === true
+        /** One encrypt whose first request meets `kind`: two requests, and the result decrypts. */
+        const encryptThrough = async (kind: FaultKind) => {
+          const e = emulator()
+          e.faults.reset()
+          e.calls.reset()
+          e.faults.failNext(1, kind, { operation: ops().encrypt })
+          const enc = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
+          expect(e.calls.count(ops().encrypt)).toBe(2)
+          expect(Buffer.from(await h.provider.decrypt(enc)).toString('utf8')).toBe(PLAINTEXT)
+        }
+
+        if (applies('reset-after-commit')) {
+          it('reset after commit: an encrypt whose answer was lost is retried (safe: the lost ciphertext is never used)', () =>
+            encryptThrough('reset-after-commit'))
+
+          if (rotation)
+            it('reset after commit: a rotation whose answer was lost is checked, not repeated (one rotation per call)', async () => {
+              const e = emulator()
+              e.faults.reset()
+              const before = await h.provider.getKeyInfo(h.keyId)
+              const sealed = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
+              e.calls.reset()
+              e.faults.failNext(1, 'reset-after-commit', { operation: ops().rotate })
+              const info = await h.provider.rotateKey(h.keyId)
+              expect(e.calls.count(ops().rotate)).toBe(1)
+              if (before.currentVersion !== null)
+                expect(info.currentVersion).toBe(before.currentVersion + 1)
+              expect(Buffer.from(await h.provider.decrypt(sealed)).toString('utf8')).toBe(PLAINTEXT)
+              // And a rotation that never reached the service is made once it is back.
+              e.calls.reset()
+              e.faults.failNext(1, 'unavailable', { operation: ops().rotate })
+              await h.provider.rotateKey(h.keyId)
+              expect(e.calls.count(ops().rotate)).toBe(2)
+            })
+        }
+
+        if (applies('clock-skew'))
+          it('clock skew: with the service clock 10 minutes off, calls succeed once the client corrects its clock', async () => {
+            const e = emulator()
+            e.faults.reset().setClockSkew(10 * 60_000)
+            try {
+              e.calls.reset()
+              const enc = await h.provider.encrypt(PLAINTEXT, h.keyId)
+              expect(e.calls.count(ops().encrypt)).toBe(2)
+              expect(Buffer.from(await h.provider.decrypt(enc)).toString('utf8')).toBe(PLAINTEXT)
+              expect(e.calls.count(ops().decrypt)).toBe(1)
+            } finally {
+              e.faults.reset()
+            }
+            // Back to no skew: corrected again.
+            await h.provider.getKeyInfo(h.keyId)
+          })
+
+        if (applies('retry-after')) {
+          it("throttling hint: the next attempt waits at least the service's hint", async () => {
+            const e = emulator()
+            const sleeps = h.sleeps
+            if (sleeps === undefined) throw new Error('fault tests need harness.sleeps')
+            e.faults.reset()
+            e.calls.reset()
+            sleeps.length = 0
+            e.faults.failNext(1, 'throttle', { retryAfterMs: 1000, operation: ops().describe })
+            await h.provider.getKeyInfo(h.keyId)
+            expect(sleeps).toHaveLength(1)
+            expect(sleeps[0]).toBeGreaterThanOrEqual(1000)
+            expect(e.calls.count(ops().describe)).toBe(2)
+          })
+
+          it('throttling hint: a hint beyond the deadline ends the call at once, throttled', async () => {
+            const e = emulator()
+            e.faults.reset()
+            e.calls.reset()
+            e.faults.failNext(1, 'throttle', { retryAfterMs: 120_000, operation: ops().describe })
+            const err = await capture(h.provider.getKeyInfo(h.keyId))
+            expect(err).toBeInstanceOf(ProviderConnectionError)
+            expect((err as ProviderConnectionError).reason).toBe('throttled')
+            expect(e.calls.count(ops().describe)).toBe(1)
+          })
+        }
+
+        if (applies('redirect'))
+          it("redirect: a standby's 307 to the active node is followed once", () =>
+            encryptThrough('redirect'))
+
+        if (applies('decrypt-server-error'))
+          it('a failed decrypt answered as a server error (Vault 1.4-1.6) is DecryptionError, not retried', async () => {
+            const e = emulator()
+            const enc = await h.provider.encrypt(PLAINTEXT, h.keyId, CONTEXT)
+            e.faults.reset().setDecryptFailuresAsServerErrors(true)
+            try {
+              e.calls.reset()
+              const err = await capture(
+                h.provider.decrypt(enc, { tenant: 'evil', table: 'customers' }),
+              )
+              expect(err).toBeInstanceOf(DecryptionError)
+              expect(e.calls.count(ops().decrypt)).toBe(1)
+            } finally {
+              e.faults.reset()
+            }
+          })
 
         it('times out a call that hangs, with ProviderConnectionError("timeout")', async () => {
           const e = emulator()
@@ -243,5 +426,20 @@ function fields(enc: EncryptedData) {
     algorithm: enc.algorithm,
     encryptedAt: enc.encryptedAt,
     context: enc.context,
+  }
+}
+
+/**
+ * A `sleep` for a harness's provider that records each delay asked for and
+ * waits 1 ms of it: the hint tests check the asked-for delays, not the clock.
+ */
+export function recordingSleep(): { sleeps: number[]; sleep: (ms: number) => Promise<void> } {
+  const sleeps: number[] = []
+  return {
+    sleeps,
+    sleep: (ms) => {
+      sleeps.push(ms)
+      return new Promise((resolve) => setTimeout(resolve, 1))
+    },
   }
 }

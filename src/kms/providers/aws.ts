@@ -4,7 +4,14 @@
  *
  * What it does on purpose:
  * - The SDK's own retries are off (`maxAttempts: 1`): the base provider is
- *   the only retry layer, so a 2 s budget stays 2 s.
+ *   the only retry layer, so a 2 s budget stays 2 s. One exception, the
+ *   SDK's own: when KMS answers "Signature expired" and the SDK has just
+ *   corrected its clock offset from the answer's `Date` header, the request
+ *   is signed again and sent once more, at once (a host clock minutes off
+ *   would otherwise fail every first call as "access denied").
+ * - `rotateKey` reads `CurrentKeyMaterialId` (and any on-demand rotation in
+ *   progress) first, so an attempt whose answer was lost is checked, never
+ *   repeated: each RotateKeyOnDemand spends one of the key's 25.
  * - `Decrypt` always names the key (`KeyId`), so a ciphertext forged under
  *   another key the caller may use is refused (`IncorrectKeyException`).
  * - A key addressed by alias is recorded by its canonical ARN (`keyId`) and
@@ -29,6 +36,7 @@ import {
   isNetworkError,
   type KeyDescription,
   type KmsOperation,
+  type RotationState,
 } from '../base-provider.js'
 import {
   DecryptionError,
@@ -176,6 +184,30 @@ const UNAVAILABLE = new Set([
   'ServiceUnavailable',
 ])
 const TIMED_OUT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException'])
+/** Refusals of a request's signing time (the SDK's CLOCK_SKEW_ERROR_CODES, less the generic ones). */
+const CLOCK_SKEW = new Set([
+  'InvalidSignatureException',
+  'RequestExpired',
+  'RequestInTheFuture',
+  'RequestTimeTooSkewed',
+])
+
+/**
+ * Whether KMS refused the request's time and the SDK has corrected its clock
+ * since it signed it (`$metadata.clockSkewCorrected`, set by the SDK's SigV4
+ * signer for skews of 4 minutes or more; or the offset moved, which also
+ * covers a correction back towards zero).
+ */
+function skewCorrected(err: unknown, offsetBefore: number, offsetAfter: number): boolean {
+  const e = err as { $metadata?: { clockSkewCorrected?: unknown }; message?: unknown } | null
+  if (e?.$metadata?.clockSkewCorrected === true) return true
+  const name = errorName(err)
+  if (name === undefined || !CLOCK_SKEW.has(name) || offsetAfter === offsetBefore) return false
+  return (
+    name !== 'InvalidSignatureException' ||
+    (typeof e?.message === 'string' && /Signature (expired|not yet current)/.test(e.message))
+  )
+}
 
 /** The error's `name` when it looks like an identifier (it comes from the server's `__type`). */
 function errorName(err: unknown): string | undefined {
@@ -250,13 +282,18 @@ export class AwsKmsProvider extends BaseKmsProvider {
         provider: this.name,
       })
     }
-    const { sdk, client } = await this.#load()
+    const { sdk } = await this.#load()
     const signal = AbortSignal.timeout(this.#timeoutMs)
+    const call = { signal, timeoutMs: this.#timeoutMs }
     try {
-      const target = await this.#keyArn(keyId, { signal, timeoutMs: this.#timeoutMs })
-      await client.send(
-        new sdk.EnableKeyRotationCommand({ KeyId: target, RotationPeriodInDays: periodDays }),
-        { abortSignal: signal },
+      const target = await this.#keyArn(keyId, call)
+      await this.#send(
+        (c, o) =>
+          c.send(
+            new sdk.EnableKeyRotationCommand({ KeyId: target, RotationPeriodInDays: periodDays }),
+            o,
+          ),
+        call,
       )
     } catch (err) {
       if (signal.aborted) throw new ProviderConnectionError('timeout', { provider: this.name })
@@ -283,10 +320,14 @@ export class AwsKmsProvider extends BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<EncryptResult> {
-    const { sdk, client } = await this.#load()
-    const out = await client.send(
-      new sdk.EncryptCommand({ KeyId: keyId, Plaintext: plaintext, ...contextParam(context) }),
-      { abortSignal: call.signal },
+    const { sdk } = await this.#load()
+    const out = await this.#send(
+      (c, o) =>
+        c.send(
+          new sdk.EncryptCommand({ KeyId: keyId, Plaintext: plaintext, ...contextParam(context) }),
+          o,
+        ),
+      call,
     )
     if (!(out.CiphertextBlob instanceof Uint8Array))
       throw new EncryptionError({ provider: this.name })
@@ -303,15 +344,19 @@ export class AwsKmsProvider extends BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<Uint8Array> {
-    const { sdk, client } = await this.#load()
+    const { sdk } = await this.#load()
     // Always the explicit KeyId: KMS then refuses a blob made under any other key.
-    const out = await client.send(
-      new sdk.DecryptCommand({
-        CiphertextBlob: ciphertext,
-        KeyId: keyId,
-        ...contextParam(context),
-      }),
-      { abortSignal: call.signal },
+    const out = await this.#send(
+      (c, o) =>
+        c.send(
+          new sdk.DecryptCommand({
+            CiphertextBlob: ciphertext,
+            KeyId: keyId,
+            ...contextParam(context),
+          }),
+          o,
+        ),
+      call,
     )
     if (!(out.Plaintext instanceof Uint8Array)) throw new DecryptionError({ provider: this.name })
     return out.Plaintext
@@ -322,14 +367,18 @@ export class AwsKmsProvider extends BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<DataKeyResult> {
-    const { sdk, client } = await this.#load()
-    const out = await client.send(
-      new sdk.GenerateDataKeyCommand({
-        KeyId: keyId,
-        KeySpec: 'AES_256',
-        ...contextParam(context),
-      }),
-      { abortSignal: call.signal },
+    const { sdk } = await this.#load()
+    const out = await this.#send(
+      (c, o) =>
+        c.send(
+          new sdk.GenerateDataKeyCommand({
+            KeyId: keyId,
+            KeySpec: 'AES_256',
+            ...contextParam(context),
+          }),
+          o,
+        ),
+      call,
     )
     if (!(out.Plaintext instanceof Uint8Array) || !(out.CiphertextBlob instanceof Uint8Array)) {
       out.Plaintext?.fill(0)
@@ -343,23 +392,46 @@ export class AwsKmsProvider extends BaseKmsProvider {
     }
   }
 
-  protected async doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription> {
-    const { sdk, client } = await this.#load()
-    // RotateKeyOnDemand takes a key id or ARN only, not an alias.
-    const before = isAlias(keyId) ? await this.#describe(keyId, call) : undefined
-    const target = before?.Arn ?? keyId
-    await client.send(new sdk.RotateKeyOnDemandCommand({ KeyId: target }), {
-      abortSignal: call.signal,
-    })
-    if (before !== undefined) return this.#description(keyId, before)
-    // The rotation is done. If describing the key fails now, answer without it:
-    // failing would make the base retry, and every retry would spend one of
-    // the key's few on-demand rotations.
-    try {
-      return this.#description(keyId, await this.#describe(target, call))
-    } catch {
-      return { keyId: target, state: 'enabled', currentVersion: null, versions: null }
+  /**
+   * `CurrentKeyMaterialId` changes when a rotation completes; an on-demand
+   * rotation KMS has started but not finished shows in GetKeyRotationStatus's
+   * `OnDemandRotationStartDate`. Either moving means a rotation happened.
+   */
+  protected override async doRotationState(
+    keyId: string,
+    call: CallOptions,
+  ): Promise<RotationState> {
+    const { sdk } = await this.#load()
+    const meta = await this.#describe(keyId, call)
+    const arn = meta.Arn ?? meta.KeyId ?? keyId
+    const status = await this.#send(
+      (c, o) => c.send(new sdk.GetKeyRotationStatusCommand({ KeyId: arn }), o),
+      call,
+    )
+    const material = meta.CurrentKeyMaterialId
+    const started = status.OnDemandRotationStartDate?.getTime()
+    return {
+      // Without a material id (a service that predates it) a lost answer cannot be checked.
+      marker: material === undefined ? undefined : `${material}|${started ?? ''}`,
+      key: this.#description(keyId, meta),
     }
+  }
+
+  protected async doRotateKey(
+    _keyId: string,
+    call: CallOptions,
+    before: RotationState,
+  ): Promise<KeyDescription> {
+    const { sdk } = await this.#load()
+    // RotateKeyOnDemand takes a key id or ARN only: the ARN the state read resolved.
+    await this.#send(
+      (c, o) => c.send(new sdk.RotateKeyOnDemandCommand({ KeyId: before.key.keyId }), o),
+      call,
+    )
+    // Nothing KMS describes changes with a rotation (it numbers no versions):
+    // the key as read before is the answer, and no read after can fail a
+    // rotation that happened.
+    return before.key
   }
 
   protected async doGetKeyInfo(keyId: string, call: CallOptions): Promise<KeyDescription> {
@@ -367,10 +439,11 @@ export class AwsKmsProvider extends BaseKmsProvider {
   }
 
   protected async doGetRotationPolicy(keyId: string, call: CallOptions): Promise<RotationPolicy> {
-    const { sdk, client } = await this.#load()
-    const out = await client.send(
-      new sdk.GetKeyRotationStatusCommand({ KeyId: await this.#keyArn(keyId, call) }),
-      { abortSignal: call.signal },
+    const { sdk } = await this.#load()
+    const arn = await this.#keyArn(keyId, call)
+    const out = await this.#send(
+      (c, o) => c.send(new sdk.GetKeyRotationStatusCommand({ KeyId: arn }), o),
+      call,
     )
     const enabled = out.KeyRotationEnabled === true
     const period = out.RotationPeriodInDays
@@ -438,14 +511,35 @@ export class AwsKmsProvider extends BaseKmsProvider {
   }
 
   async #describe(keyId: string, call: CallOptions): Promise<KmsSdk.KeyMetadata> {
-    const { sdk, client } = await this.#load()
-    const out = await client.send(new sdk.DescribeKeyCommand({ KeyId: keyId }), {
-      abortSignal: call.signal,
-    })
+    const { sdk } = await this.#load()
+    const out = await this.#send(
+      (c, o) => c.send(new sdk.DescribeKeyCommand({ KeyId: keyId }), o),
+      call,
+    )
     if (out.KeyMetadata === undefined) {
       throw new KmsError('AWS KMS described no key', { provider: this.name })
     }
     return out.KeyMetadata
+  }
+
+  /**
+   * One request, and one more if KMS refused its signing time and the SDK has
+   * corrected its clock from the refusal (the SDK's own retry policy, which
+   * `maxAttempts: 1` turns off with the rest). Same signal: same attempt.
+   */
+  async #send<T>(
+    request: (client: KmsSdk.KMSClient, options: { abortSignal: AbortSignal }) => Promise<T>,
+    call: CallOptions,
+  ): Promise<T> {
+    const { client } = await this.#load()
+    const options = { abortSignal: call.signal }
+    const offset = client.config.systemClockOffset
+    try {
+      return await request(client, options)
+    } catch (err) {
+      if (!skewCorrected(err, offset, client.config.systemClockOffset)) throw err
+      return await request(client, options)
+    }
   }
 
   /** Rotation calls take a key id or ARN only: resolve an alias first. */

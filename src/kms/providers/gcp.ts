@@ -7,7 +7,13 @@
  * corruption in transit, retried, and reported as `EncryptionError` /
  * `DecryptionError` if it persists. Cloud KMS has no GenerateDataKey, so data
  * keys are 32 local random bytes, encrypted. Rotation is
- * CreateCryptoKeyVersion + UpdateCryptoKeyPrimaryVersion.
+ * CreateCryptoKeyVersion + UpdateCryptoKeyPrimaryVersion, never repeated
+ * blindly: the versions are listed first, and an attempt whose outcome is
+ * unknown is followed by a listing that tells whether it created one (then
+ * that version is made primary, no second one). HSM keys take at most 8 KiB
+ * of plaintext and context together; a larger request is refused here,
+ * before the plaintext leaves the process. RetryInfo on a quota error is
+ * honoured.
  *
  * google-gax's own retries are turned off on every call (`retry: null`): the
  * base provider is the only retry layer.
@@ -36,6 +42,7 @@ import {
   isNetworkError,
   type KeyDescription,
   type KmsOperation,
+  type RotationState,
 } from '../base-provider.js'
 import {
   KeyDisabledError,
@@ -128,6 +135,8 @@ export interface GcpCryptoKeyVersion {
   /** Enum name (`'ENABLED'`) or number (`1`). */
   state?: string | number | null
   createTime?: GcpSecondsAndNanos | null
+  /** Enum name (`'HSM'`) or number (`2`). */
+  protectionLevel?: string | number | null
 }
 
 /** The fields of a `CryptoKey` the provider reads. */
@@ -137,6 +146,7 @@ export interface GcpCryptoKey {
   createTime?: GcpSecondsAndNanos | null
   rotationPeriod?: GcpSecondsAndNanos | null
   nextRotationTime?: GcpSecondsAndNanos | null
+  versionTemplate?: { protectionLevel?: string | number | null } | null
 }
 
 /** Per-call options the provider passes: one attempt, bounded by the attempt's budget. */
@@ -171,6 +181,7 @@ export interface GcpKmsClient {
         ciphertextCrc32c?: GcpInt64Value | null
         verifiedPlaintextCrc32c?: boolean | null
         verifiedAdditionalAuthenticatedDataCrc32c?: boolean | null
+        protectionLevel?: string | number | null
       },
       ...unknown[],
     ]
@@ -203,6 +214,16 @@ export interface GcpKmsClient {
     request: { name: string; cryptoKeyVersionId: string },
     options: GcpCallOptions,
   ): Promise<readonly [GcpCryptoKey, ...unknown[]]>
+  /**
+   * All versions of a key (the real client pages on its own). Optional for a
+   * client of your own; without it `rotateKey` cannot check an attempt whose
+   * answer was lost, and reports it (`KeyRotationError`) instead of
+   * rotating again.
+   */
+  listCryptoKeyVersions?(
+    request: { parent: string },
+    options: GcpCallOptions,
+  ): Promise<readonly [readonly GcpCryptoKeyVersion[], ...unknown[]]>
   close?(): Promise<void>
 }
 
@@ -429,6 +450,38 @@ function stateName(state: string | number | null | undefined): string | undefine
   return typeof state === 'number' ? VERSION_STATES[state] : (state ?? undefined)
 }
 
+/** ProtectionLevel by number (resources.proto). */
+const PROTECTION_LEVELS: Readonly<Record<number, string>> = {
+  0: 'PROTECTION_LEVEL_UNSPECIFIED',
+  1: 'SOFTWARE',
+  2: 'HSM',
+  3: 'EXTERNAL',
+  4: 'EXTERNAL_VPC',
+}
+
+function protectionLevel(level: string | number | null | undefined): string | undefined {
+  return typeof level === 'number' ? PROTECTION_LEVELS[level] : (level ?? undefined)
+}
+
+/** HSM keys: plaintext and additional authenticated data together (service.proto, EncryptRequest). */
+const MAX_HSM_DATA = 8192
+
+/**
+ * The wait a `google.rpc.RetryInfo` in the error's status details asks for
+ * (google-gax decodes `grpc-status-details-bin` into `statusDetails`), in ms.
+ */
+function retryDelayOf(error: unknown): number | undefined {
+  const details = (error as { statusDetails?: unknown } | null)?.statusDetails
+  if (!Array.isArray(details)) return undefined
+  for (const d of details) {
+    const delay = (d as { retryDelay?: GcpSecondsAndNanos | null } | null)?.retryDelay
+    if (delay === null || delay === undefined) continue
+    const seconds = secondsOf(delay)
+    if (seconds !== undefined && seconds >= 0) return Math.ceil(seconds * 1000)
+  }
+  return undefined
+}
+
 /** Cloud KMS version states on our four. A version not yet usable counts as disabled. */
 function keyState(state: string | undefined): KeyState {
   switch (state) {
@@ -478,6 +531,9 @@ const pause = (ms: number, signal: AbortSignal) =>
 /** A key id that cannot name a CryptoKey. Not retried, reported as is. */
 class InvalidGcpKeyIdError extends KmsError {}
 
+/** A request over the key's size limit, refused before it is sent. Not retried, reported as is. */
+class GcpRequestTooLargeError extends KmsError {}
+
 const INTEGRITY = 'Cloud KMS data failed its CRC32C integrity check'
 
 /** How often a new, still generating (HSM) version is polled before it is made primary. */
@@ -497,6 +553,8 @@ export class GcpKmsProvider extends BaseKmsProvider {
   readonly #o: ParsedOptions
   readonly #random: RandomBytes
   readonly #sdkEntry: string | undefined
+  /** Protection level per CryptoKey name, learnt from Encrypt answers and key reads. */
+  readonly #levels = new Map<string, string>()
   #client: Promise<GcpKmsClient> | undefined
 
   constructor(options: GcpKmsProviderOptions) {
@@ -611,6 +669,25 @@ export class GcpKmsProvider extends BaseKmsProvider {
     }
   }
 
+  /** The highest version id: a rotation's CreateCryptoKeyVersion raises it. */
+  protected override async doRotationState(
+    keyId: string,
+    call: CallOptions,
+  ): Promise<RotationState> {
+    const started = this.clock()
+    const name = this.cryptoKeyName(keyId)
+    const client = await this.#connect()
+    const [key] = await client.getCryptoKey({ name }, this.#callOptions(call, started))
+    const description = this.#describe(keyId, name, key)
+    if (client.listCryptoKeyVersions === undefined) return { marker: undefined, key: description }
+    const [versions] = await client.listCryptoKeyVersions(
+      { parent: name },
+      this.#callOptions(call, started),
+    )
+    const ids = versions.map((v) => versionOf(v.name, name) ?? 0)
+    return { marker: String(Math.max(0, ...ids)), key: description }
+  }
+
   protected async doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription> {
     const started = this.clock()
     const name = this.cryptoKeyName(keyId)
@@ -625,8 +702,44 @@ export class GcpKmsProvider extends BaseKmsProvider {
         provider: this.name,
         cause: { service: 'gcp', code: 'UNEXPECTED_RESPONSE' },
       })
+    return this.#makePrimary(keyId, name, version, stateName(created.state), call, started)
+  }
+
+  /**
+   * An earlier attempt created a version (the highest id moved): make the
+   * newest one primary instead of creating another.
+   */
+  protected override async doRotationResume(
+    keyId: string,
+    before: RotationState,
+    now: RotationState,
+    call: CallOptions,
+  ): Promise<KeyDescription> {
+    const started = this.clock()
+    const name = this.cryptoKeyName(keyId)
+    const version = Number(now.marker)
+    if (!(version > Number(before.marker)))
+      throw new KmsError('Cloud KMS listed no new version', { provider: this.name })
+    const client = await this.#connect()
+    const [current] = await client.getCryptoKeyVersion(
+      { name: `${name}/cryptoKeyVersions/${version}` },
+      this.#callOptions(call, started),
+    )
+    return this.#makePrimary(keyId, name, version, stateName(current.state), call, started)
+  }
+
+  /** Waits for a new (HSM) version to be generated, then makes it primary (idempotent). */
+  async #makePrimary(
+    keyId: string,
+    name: string,
+    version: number,
+    initial: string | undefined,
+    call: CallOptions,
+    started: number,
+  ): Promise<KeyDescription> {
+    const client = await this.#connect()
     // HSM versions start in PENDING_GENERATION; only an ENABLED version can be primary.
-    let state = stateName(created.state)
+    let state = initial
     while (state === 'PENDING_GENERATION' && !call.signal.aborted) {
       await pause(GENERATION_POLL_MS, call.signal)
       const [current] = await client.getCryptoKeyVersion(
@@ -690,7 +803,12 @@ export class GcpKmsProvider extends BaseKmsProvider {
     }
     const code = STATUS_NAMES[status]!
     const cause: SanitizedCause = { service: 'gcp', code, status }
-    const options = { provider: this.name, cause }
+    const retryAfterMs = retryDelayOf(error)
+    const options = {
+      provider: this.name,
+      cause,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    }
     switch (code) {
       case 'NOT_FOUND':
         return new KeyNotFoundError(options)
@@ -728,6 +846,9 @@ export class GcpKmsProvider extends BaseKmsProvider {
   ): Promise<Uint8Array> {
     const client = await this.#connect()
     const aad = additionalData(context)
+    // Precondition: an HSM key's limit, checked before the plaintext leaves the process.
+    if (plaintext.length + (aad?.length ?? 0) > MAX_HSM_DATA)
+      await this.#refuseOverHsmLimit(client, name, call)
     const [response] = await client.encrypt(
       {
         name,
@@ -742,6 +863,8 @@ export class GcpKmsProvider extends BaseKmsProvider {
       },
       this.#callOptions(call, this.clock()),
     )
+    const level = protectionLevel(response.protectionLevel)
+    if (level !== undefined) this.#levels.set(name, level)
     const ciphertext = bytesOf(response.ciphertext)
     // Postconditions (Cloud KMS data-integrity guidelines): the service saw our
     // checksums, the ciphertext is what it sent, and it used a version of the
@@ -755,6 +878,24 @@ export class GcpKmsProvider extends BaseKmsProvider {
     )
       throw this.#integrityError()
     return Uint8Array.from(ciphertext)
+  }
+
+  /** Refuses a request over 8 KiB when the key is an HSM key (read once, then remembered). */
+  async #refuseOverHsmLimit(client: GcpKmsClient, name: string, call: CallOptions): Promise<void> {
+    let level = this.#levels.get(name)
+    if (level === undefined) {
+      const [key] = await client.getCryptoKey({ name }, this.#callOptions(call, this.clock()))
+      level =
+        protectionLevel(key.versionTemplate?.protectionLevel) ??
+        protectionLevel(key.primary?.protectionLevel) ??
+        'SOFTWARE'
+      this.#levels.set(name, level)
+    }
+    if (level === 'HSM')
+      throw new GcpRequestTooLargeError(
+        `Plaintext and context together exceed ${MAX_HSM_DATA} bytes, the limit of Cloud KMS HSM keys: encrypt a data key instead (generateDataKey, or KeyManager)`,
+        { provider: this.name, cause: { service: 'gcp', code: 'HSM_SIZE_LIMIT' } },
+      )
   }
 
   #integrityError(): KmsError {

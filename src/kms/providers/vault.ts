@@ -4,7 +4,9 @@
  *
  * Every path goes through node-vault's generic `read`/`write` with the
  * configured mount: its generated transit helpers hard-code `/transit/` and
- * send their arguments, `requestOptions` included, as the request body.
+ * send their arguments, `requestOptions` included, as the request body. The
+ * HTTP exchange itself is ours (vault-http.ts): `X-Vault-Request` on every
+ * request, one redirect followed without downgrade, `Retry-After` kept.
  *
  * Context binding. Vault ignores `context` on keys that are not derived, so
  * sending the context there would bind nothing. The provider reads each
@@ -30,16 +32,25 @@ import {
   errorCode,
   type KeyDescription,
   type KmsOperation,
+  type RotationState,
 } from '../base-provider.js'
 import {
   DecryptionError,
   KeyNotFoundError,
   KmsAccessDeniedError,
+  KmsConfigurationError,
   KmsError,
   ProviderConnectionError,
   type SanitizedCause,
 } from '../errors.js'
 import type { EncryptionContext, RotationPolicy } from '../models.js'
+import { createVaultTransport, type VaultTransport, VaultTransportError } from './vault-http.js'
+
+/** One attempt's bounds, for every request it makes. */
+interface Attempt {
+  readonly deadline: number
+  readonly signal: AbortSignal
+}
 
 /**
  * Vault's route pattern for `:name` (`GenericNameRegex`, `\w(([\w-.]+)?\w)?`
@@ -193,6 +204,7 @@ export class VaultKmsProvider extends BaseKmsProvider {
   /** Derived-or-not per key: decides how the context is bound. */
   readonly #meta = new Map<string, KeyMeta>()
   #client: Promise<VaultClient> | undefined
+  #transport: VaultTransport | undefined
 
   constructor(options: VaultKmsProviderOptions) {
     const o = parseOptions('VaultKmsProvider', VaultKmsProviderOptionsSchema, options)
@@ -206,6 +218,11 @@ export class VaultKmsProvider extends BaseKmsProvider {
     return this.#options.mount
   }
 
+  /** Closes idle keep-alive connections to Vault. The provider reconnects if used again. */
+  async close(): Promise<void> {
+    this.#transport?.close()
+  }
+
   /** Checks the key name before anything is sent, and loads node-vault once. */
   protected override async prepare(keyId: string): Promise<void> {
     await this.#prepare(keyId)
@@ -217,9 +234,9 @@ export class VaultKmsProvider extends BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<EncryptResult> {
-    const deadline = this.clock() + call.timeoutMs
-    const meta = await this.#keyMeta(keyId, deadline)
-    const ciphertext = await this.#encrypt(plaintext, keyId, meta, context, deadline)
+    const at = this.#attempt(call)
+    const meta = await this.#keyMeta(keyId, at)
+    const ciphertext = await this.#encrypt(plaintext, keyId, meta, context, at)
     return { ciphertext, algorithm: algorithm(meta) }
   }
 
@@ -231,13 +248,13 @@ export class VaultKmsProvider extends BaseKmsProvider {
   ): Promise<Uint8Array> {
     const text = vaultCiphertext(ciphertext)
     if (text === undefined) throw new DecryptionError({ provider: this.name })
-    const deadline = this.clock() + call.timeoutMs
-    const meta = await this.#keyMeta(keyId, deadline)
+    const at = this.#attempt(call)
+    const meta = await this.#keyMeta(keyId, at)
     // Decrypt never creates a key: a missing one is reported as such.
     if (meta === undefined) throw new KeyNotFoundError({ provider: this.name })
     const body: Record<string, unknown> = { ciphertext: text }
     bindContext(body, meta, context)
-    const answer = await this.#write(keyId, `decrypt/${keyId}`, body, deadline)
+    const answer = await this.#write(keyId, `decrypt/${keyId}`, body, at)
     const parsed = this.#parse(DecryptAnswer, answer)
     const decoded = Buffer.from(parsed.data.plaintext, 'base64')
     const plaintext = new Uint8Array(decoded)
@@ -260,18 +277,18 @@ export class VaultKmsProvider extends BaseKmsProvider {
     context: EncryptionContext,
     call: CallOptions,
   ): Promise<DataKeyResult> {
-    const deadline = this.clock() + call.timeoutMs
-    const meta = await this.#keyMeta(keyId, deadline)
+    const at = this.#attempt(call)
+    const meta = await this.#keyMeta(keyId, at)
     const plaintextKey = Buffer.alloc(32)
     try {
       if (meta === undefined || (!meta.derived && Object.keys(context).length > 0)) {
         plaintextKey.set(this.#random(32))
-        const encryptedKey = await this.#encrypt(plaintextKey, keyId, meta, context, deadline)
+        const encryptedKey = await this.#encrypt(plaintextKey, keyId, meta, context, at)
         return { plaintextKey, encryptedKey, algorithm: algorithm(meta) }
       }
       const body: Record<string, unknown> = { bits: 256 }
       bindContext(body, meta, context)
-      const answer = await this.#write(keyId, `datakey/plaintext/${keyId}`, body, deadline)
+      const answer = await this.#write(keyId, `datakey/plaintext/${keyId}`, body, at)
       const parsed = this.#parse(DataKeyAnswer, answer)
       const raw = Buffer.from(parsed.data.plaintext, 'base64')
       try {
@@ -291,18 +308,28 @@ export class VaultKmsProvider extends BaseKmsProvider {
     }
   }
 
+  /** `latest_version` changes with every rotation. */
+  protected override async doRotationState(
+    keyId: string,
+    call: CallOptions,
+  ): Promise<RotationState> {
+    const data = await this.#readKey(keyId, this.#attempt(call))
+    if (data === undefined) throw new KeyNotFoundError({ provider: this.name })
+    return { marker: String(data.latest_version), key: this.#describe(keyId, data) }
+  }
+
   protected async doRotateKey(keyId: string, call: CallOptions): Promise<KeyDescription> {
-    const deadline = this.clock() + call.timeoutMs
-    const answer = await this.#write(keyId, `keys/${keyId}/rotate`, {}, deadline)
+    const at = this.#attempt(call)
+    const answer = await this.#write(keyId, `keys/${keyId}/rotate`, {}, at)
     // Current Vault answers 200 with the key; older versions 204 with no body.
     const parsed = KeyAnswer.safeParse(answer)
-    const data = parsed.success ? parsed.data.data : await this.#readKey(keyId, deadline)
+    const data = parsed.success ? parsed.data.data : await this.#readKey(keyId, at)
     if (data === undefined) throw new KeyNotFoundError({ provider: this.name })
     return this.#describe(keyId, data)
   }
 
   protected async doGetKeyInfo(keyId: string, call: CallOptions): Promise<KeyDescription> {
-    const data = await this.#readKey(keyId, this.clock() + call.timeoutMs)
+    const data = await this.#readKey(keyId, this.#attempt(call))
     if (data === undefined) throw new KeyNotFoundError({ provider: this.name })
     return this.#describe(keyId, data)
   }
@@ -313,7 +340,7 @@ export class VaultKmsProvider extends BaseKmsProvider {
    * latest version's creation time plus the period.
    */
   protected async doGetRotationPolicy(keyId: string, call: CallOptions): Promise<RotationPolicy> {
-    const data = await this.#readKey(keyId, this.clock() + call.timeoutMs)
+    const data = await this.#readKey(keyId, this.#attempt(call))
     if (data === undefined) throw new KeyNotFoundError({ provider: this.name })
     const latest = versionTime(data, data.latest_version)
     const periodMs = data.auto_rotate_period * 1000
@@ -336,10 +363,27 @@ export class VaultKmsProvider extends BaseKmsProvider {
     if (error instanceof KmsError) return error
     const provider = this.name
     const status = httpStatus(error)
+    if (error instanceof VaultTransportError) {
+      const cause: SanitizedCause = { service: SERVICE, code: error.code }
+      if (error.code === 'redirect_downgrade')
+        return new KmsConfigurationError(
+          'Vault redirected the request from https to a plaintext or unknown address: refused, the token would travel in the clear',
+          { provider, cause },
+        )
+      // A second redirect: a standby pointing at another standby, mid-election.
+      if (error.code === 'redirect_loop')
+        return new ProviderConnectionError('unavailable', { provider, cause })
+      return new KmsError('Unexpected answer from Vault', { provider, cause })
+    }
     if (status === undefined) {
       const code = errorCode(error)
       const cause: SanitizedCause = { service: SERVICE, ...(code === undefined ? {} : { code }) }
-      if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED')
+      if (
+        code === 'ECONNABORTED' ||
+        code === 'ETIMEDOUT' ||
+        code === 'ERR_CANCELED' ||
+        code === 'ABORT_ERR'
+      )
         return new ProviderConnectionError('timeout', { provider, cause })
       if (code !== undefined && TLS_CODE.test(code))
         return new ProviderConnectionError('network', { provider, cause, retryable: false })
@@ -351,12 +395,34 @@ export class VaultKmsProvider extends BaseKmsProvider {
     const cause = (code: string): SanitizedCause => ({ service: SERVICE, code, status })
     if (status === 401 || status === 403)
       return new KmsAccessDeniedError({ provider, cause: cause('permission_denied') })
+    const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs
+    const hint = typeof retryAfterMs === 'number' ? { retryAfterMs } : {}
     if (status === 429)
-      return new ProviderConnectionError('throttled', { provider, cause: cause('rate_limited') })
+      return new ProviderConnectionError('throttled', {
+        provider,
+        cause: cause('rate_limited'),
+        ...hint,
+      })
+    // Vault Agent / Proxy's require_request_header: the header left this process
+    // (vault-http.ts sends it on every request), so something in between dropped it.
+    if (status === 412 && /missing "X-Vault-Request" header/.test(message)) {
+      return new KmsConfigurationError(
+        'A Vault Agent or Vault Proxy listener (require_request_header) refused the request for lack of the X-Vault-Request header, which this provider sends: a proxy between them removes it',
+        { provider, cause: cause('missing_request_header') },
+      )
+    }
+    // Vault 1.4-1.6 answer a failed GCM tag (tampered, wrong context) with 500
+    // (hashicorp/vault#10842): a decryption failure, not an outage.
+    if (
+      operation === 'decrypt' &&
+      status === 500 &&
+      /cipher: message authentication failed/.test(message)
+    )
+      return new DecryptionError({ provider })
     // 412: a performance standby has not caught up yet; 5xx: sealed, standby, storage.
     if (status >= 500 || status === 412) {
       const code = /sealed/i.test(message) ? 'sealed' : `http_${status}`
-      return new ProviderConnectionError('unavailable', { provider, cause: cause(code) })
+      return new ProviderConnectionError('unavailable', { provider, cause: cause(code), ...hint })
     }
     if (/^no handler for route/i.test(message)) {
       // The mount does not exist (or is not Transit): a configuration problem, not a missing key.
@@ -396,7 +462,11 @@ export class VaultKmsProvider extends BaseKmsProvider {
   async #connect(): Promise<VaultClient> {
     const mod = await importOptional<{ default: NodeVaultFactory }>(NODE_VAULT, 'VaultKmsProvider')
     const o = this.#options
-    const tls = { strictSSL: o.verifyTls, ...(o.caCert === undefined ? {} : { ca: o.caCert }) }
+    this.#transport ??= createVaultTransport({
+      verifyTls: o.verifyTls,
+      caCert: o.caCert,
+      clock: this.clock,
+    })
     const client = mod.default({
       endpoint: o.address,
       apiVersion: 'v1',
@@ -404,9 +474,8 @@ export class VaultKmsProvider extends BaseKmsProvider {
       ...(o.namespace === undefined ? {} : { namespace: o.namespace }),
       // node-vault's debug logger prints request bodies (plaintexts) under DEBUG=node-vault.
       debug: () => {},
-      // strictSSL here overrides node-vault's `!process.env.VAULT_SKIP_VERIFY` default.
-      rpDefaults: { strictSSL: o.verifyTls },
-      requestOptions: tls,
+      // Ours, not axios: TLS from our options only (VAULT_SKIP_VERIFY is never read).
+      'request-promise': this.#transport.requestPromise,
     })
     // node-vault falls back to VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and
     // VAULT_PREFIX for anything falsy in its config: pin every one of them.
@@ -418,10 +487,10 @@ export class VaultKmsProvider extends BaseKmsProvider {
     return client
   }
 
-  async #write(keyId: string, path: string, body: unknown, deadline: number): Promise<unknown> {
+  async #write(keyId: string, path: string, body: unknown, at: Attempt): Promise<unknown> {
     const client = await this.#vault()
     try {
-      return await client.write(`${this.#options.mount}/${path}`, body, this.#request(deadline))
+      return await client.write(`${this.#options.mount}/${path}`, body, this.#request(at))
     } catch (err) {
       // Vault wanted a context: read the key again next time (it may have been recreated derived).
       if (/missing 'context' for key derivation/.test(firstError(err))) this.#meta.delete(keyId)
@@ -429,17 +498,21 @@ export class VaultKmsProvider extends BaseKmsProvider {
     }
   }
 
-  /** node-vault takes no AbortSignal: each request gets what is left of the attempt as its timeout. */
-  #request(deadline: number): Record<string, unknown> {
-    return { timeout: Math.max(1, Math.ceil(deadline - this.clock())) }
+  #attempt(call: CallOptions): Attempt {
+    return { deadline: this.clock() + call.timeoutMs, signal: call.signal }
+  }
+
+  /** Each request gets the attempt's signal, and what is left of it as its timeout. */
+  #request(at: Attempt): Record<string, unknown> {
+    return { timeout: Math.max(1, Math.ceil(at.deadline - this.clock())), signal: at.signal }
   }
 
   /** `GET <mount>/keys/<key>`; undefined when the key does not exist. */
-  async #readKey(keyId: string, deadline: number): Promise<KeyData | undefined> {
+  async #readKey(keyId: string, at: Attempt): Promise<KeyData | undefined> {
     const client = await this.#vault()
     let answer: unknown
     try {
-      answer = await client.read(`${this.#options.mount}/keys/${keyId}`, this.#request(deadline))
+      answer = await client.read(`${this.#options.mount}/keys/${keyId}`, this.#request(at))
     } catch (err) {
       // 404 `{"errors":[]}` is a missing key; 404 "no handler for route" a missing mount.
       if (httpStatus(err) === 404 && firstError(err) === '') return undefined
@@ -451,11 +524,11 @@ export class VaultKmsProvider extends BaseKmsProvider {
   }
 
   /** Whether the key is derived, read once per key; undefined when it does not exist (yet). */
-  async #keyMeta(keyId: string, deadline: number): Promise<KeyMeta | undefined> {
+  async #keyMeta(keyId: string, at: Attempt): Promise<KeyMeta | undefined> {
     const known = this.#meta.get(keyId)
     if (known !== undefined) return known
     // A missing key is not remembered: encrypt upserts it, and the next call reads it.
-    await this.#readKey(keyId, deadline)
+    await this.#readKey(keyId, at)
     return this.#meta.get(keyId)
   }
 
@@ -464,13 +537,13 @@ export class VaultKmsProvider extends BaseKmsProvider {
     keyId: string,
     meta: KeyMeta | undefined,
     context: EncryptionContext,
-    deadline: number,
+    at: Attempt,
   ): Promise<Uint8Array> {
     const body: Record<string, unknown> = { plaintext: Buffer.from(plaintext).toString('base64') }
     // A missing key is upserted by this request; with associated_data (not
     // context) it is created non-derived, which is what `meta` undefined assumes.
     bindContext(body, meta, context)
-    const answer = await this.#write(keyId, `encrypt/${keyId}`, body, deadline)
+    const answer = await this.#write(keyId, `encrypt/${keyId}`, body, at)
     const parsed = this.#parse(EncryptAnswer, answer)
     // Postcondition: a server that did not know associated_data (< 1.13) and
     // says so left the context unbound; that ciphertext is thrown away.

@@ -17,6 +17,12 @@
  *   `RotateKeyOnDemand` old ciphertexts still decrypt. On-demand rotations are
  *   capped per key, as AWS caps them.
  * - Keys by id, ARN, alias name or alias ARN, where AWS accepts each.
+ * - Every answer carries a `Date` header from the emulator's clock (skewed
+ *   by `faults.setClockSkew`), as the SDK reads it to correct its own clock
+ *   after `InvalidSignatureException` "Signature expired".
+ *
+ * Actions: the ones in {@link AWS_KMS_EMULATOR_ACTIONS}; others answer
+ * `UnknownOperationException`.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -52,8 +58,8 @@ export interface AwsKmsEmulatorOptions {
   credentials?: AwsEmulatorCredentials | readonly AwsEmulatorCredentials[]
   /**
    * On-demand rotations allowed per key before `LimitExceededException`
-   * (AWS allows 10).
-   * @default 10
+   * (AWS allows 25: RotateKeyOnDemand in the API reference).
+   * @default 25
    */
   onDemandRotationLimit?: number
   /**
@@ -61,7 +67,11 @@ export interface AwsKmsEmulatorOptions {
    * @default 300000
    */
   maxClockSkewMs?: number
-  /** Clock for dates and the signature age check. @default Date.now */
+  /**
+   * Clock for dates, `Date` headers and the signature age check; `faults.setClockSkew`
+   * moves the service's time away from it.
+   * @default Date.now
+   */
   clock?: Clock
 }
 
@@ -93,7 +103,38 @@ export interface AwsKmsEmulator extends KmsEmulator {
   createAlias(aliasName: string, targetKeyId: string): void
   /** Re-points an existing alias, as `UpdateAlias` does. */
   updateAlias(aliasName: string, targetKeyId: string): void
+  /** Completed rotations of a key (id or ARN), oldest first, as `ListKeyRotations` lists them. */
+  rotations(keyId: string): ReadonlyArray<{ readonly type: 'ON_DEMAND'; readonly date: Date }>
 }
+
+/** The KMS actions the emulator serves (`X-Amz-Target: TrentService.<action>`). */
+export const AWS_KMS_EMULATOR_ACTIONS = [
+  'CancelKeyDeletion',
+  'CreateAlias',
+  'CreateKey',
+  'Decrypt',
+  'DeleteAlias',
+  'DescribeKey',
+  'DisableKey',
+  'DisableKeyRotation',
+  'EnableKey',
+  'EnableKeyRotation',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateRandom',
+  'GetKeyRotationStatus',
+  'ListAliases',
+  'ListKeyRotations',
+  'ListKeys',
+  'ReEncrypt',
+  'RotateKeyOnDemand',
+  'ScheduleKeyDeletion',
+  'UpdateAlias',
+] as const
+
+/** One of {@link AWS_KMS_EMULATOR_ACTIONS}. */
+export type AwsKmsEmulatorAction = (typeof AWS_KMS_EMULATOR_ACTIONS)[number]
 
 type AwsKeyState = 'Enabled' | 'Disabled' | 'PendingDeletion'
 
@@ -107,6 +148,8 @@ interface EmulatedKey {
   pendingWindowDays: number | undefined
   /** Key material by version; the last one encrypts. */
   readonly material: Buffer[]
+  /** When each version after the first was made (ms). */
+  readonly rotatedAt: number[]
   onDemandRotations: number
   rotation: { enabled: boolean; periodDays: number; next: number | undefined }
 }
@@ -156,7 +199,7 @@ export async function startAwsKmsEmulator(
   const region = options.region ?? 'us-east-1'
   const accountId = options.accountId ?? '111122223333'
   const clock = options.clock ?? systemClock
-  const rotationLimit = options.onDemandRotationLimit ?? 10
+  const rotationLimit = options.onDemandRotationLimit ?? 25
   const maxSkewMs = options.maxClockSkewMs ?? 300_000
   const given = options.credentials
   const credentialList: readonly AwsEmulatorCredentials[] =
@@ -180,6 +223,9 @@ export async function startAwsKmsEmulator(
   const keys = new Map<string, EmulatedKey>()
   const aliases = new Map<string, string>()
   const closing = new AbortController()
+  const aliasDates = new Map<string, { created: number; updated: number }>()
+  /** The service's time: the emulator's clock moved by the injected skew. */
+  const now = () => clock() + faults.clockSkewMs
 
   const keyArn = (id: string) => `arn:aws:kms:${region}:${accountId}:key/${id}`
 
@@ -188,12 +234,13 @@ export async function startAwsKmsEmulator(
     const key: EmulatedKey = {
       id,
       arn: keyArn(id),
-      createdAt: clock(),
+      createdAt: now(),
       description,
       state: 'Enabled',
       deletionDate: undefined,
       pendingWindowDays: undefined,
       material: [randomBytes(32)],
+      rotatedAt: [],
       onDemandRotations: 0,
       rotation: { enabled: false, periodDays: 365, next: undefined },
     }
@@ -284,6 +331,8 @@ export async function startAwsKmsEmulator(
       )
     }
     aliases.set(alias, key.id)
+    const at = now()
+    aliasDates.set(alias, { created: aliasDates.get(alias)?.created ?? at, updated: at })
   }
 
   function seal(key: EmulatedKey, plaintext: Buffer, context: Record<string, string>): Buffer {
@@ -341,14 +390,79 @@ export async function startAwsKmsEmulator(
       KeySpec: 'SYMMETRIC_DEFAULT',
       EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
       MultiRegion: false,
-      CurrentKeyMaterialId: createHash('sha256')
-        .update(`${key.id}/${key.material.length}`)
-        .digest('hex'),
+      CurrentKeyMaterialId: materialId(key, key.material.length),
     }
   }
 
+  /** A key material's id: 64 hex digits, as KMS shows them. */
+  function materialId(key: EmulatedKey, version: number): string {
+    return createHash('sha256').update(`${key.id}/${version}`).digest('hex')
+  }
+
+  /** The blob's key material version, once the blob is known to be this key's. */
+  function blobVersion(blob: Buffer): number {
+    return blob.readUInt32BE(17)
+  }
+
+  /** `KeySpec` or `NumberOfBytes`, exactly one, as GenerateDataKey* take them. */
+  function dataKeySize(input: Record<string, unknown>): number {
+    const { KeySpec: spec, NumberOfBytes: n } = input
+    if ((spec === undefined) === (n === undefined)) {
+      throw new WireError(
+        'ValidationException',
+        'Please specify either number of bytes or key spec.',
+      )
+    }
+    if (spec !== undefined) {
+      if (spec !== 'AES_256' && spec !== 'AES_128') {
+        throw new WireError(
+          'ValidationException',
+          "1 validation error detected: Value at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]",
+        )
+      }
+      return spec === 'AES_256' ? 32 : 16
+    }
+    return byteCount(n)
+  }
+
+  /** A list page: `Limit` 1-1000 (default 100) and an opaque `Marker` from the previous page. */
+  function page<T>(
+    items: readonly T[],
+    input: Record<string, unknown>,
+  ): { items: T[]; more: { Truncated: boolean; NextMarker?: string } } {
+    const limit = input.Limit ?? 100
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new WireError(
+        'ValidationException',
+        "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 1000",
+      )
+    }
+    let start = 0
+    if (input.Marker !== undefined) {
+      const decoded =
+        typeof input.Marker === 'string'
+          ? /^o([0-9]{1,9})$/.exec(Buffer.from(input.Marker, 'base64').toString('latin1'))
+          : null
+      if (decoded === null) throw new WireError('InvalidMarkerException', 'Invalid marker.')
+      start = Number(decoded[1])
+    }
+    const slice = items.slice(start, start + limit)
+    const next = start + slice.length
+    return next < items.length
+      ? {
+          items: slice,
+          more: { Truncated: true, NextMarker: Buffer.from(`o${next}`).toString('base64') },
+        }
+      : { items: slice, more: { Truncated: false } }
+  }
+
+  function rotationsOf(key: EmulatedKey): Array<{ version: number; at: number }> {
+    return key.rotatedAt.map((at, i) => ({ version: i + 2, at }))
+  }
+
+  // Keyed by the exported list, so the two cannot drift apart.
   const actions: Record<
-    string,
+    AwsKmsEmulatorAction,
     (input: Record<string, unknown>) => Record<string, unknown> | undefined
   > = {
     CreateKey(input) {
@@ -380,6 +494,7 @@ export async function startAwsKmsEmulator(
       const alias = aliasName(input.AliasName)
       if (!aliases.delete(alias))
         throw new WireError('NotFoundException', `Alias ${alias} is not found.`)
+      aliasDates.delete(alias)
       return undefined
     },
     DescribeKey(input) {
@@ -427,37 +542,117 @@ export async function startAwsKmsEmulator(
     GenerateDataKey(input) {
       const key = resolve(input.KeyId)
       requireUsable(key)
-      const { KeySpec: spec, NumberOfBytes: n } = input
-      if ((spec === undefined) === (n === undefined)) {
-        throw new WireError(
-          'ValidationException',
-          'Please specify either number of bytes or key spec.',
-        )
-      }
-      let size: number
-      if (spec !== undefined) {
-        if (spec !== 'AES_256' && spec !== 'AES_128') {
-          throw new WireError(
-            'ValidationException',
-            "1 validation error detected: Value at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]",
-          )
-        }
-        size = spec === 'AES_256' ? 32 : 16
-      } else {
-        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1024) {
-          throw new WireError(
-            'ValidationException',
-            "1 validation error detected: Value at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024",
-          )
-        }
-        size = n
-      }
-      const plaintext = randomBytes(size)
+      const plaintext = randomBytes(dataKeySize(input))
       const sealed = seal(key, plaintext, context(input.EncryptionContext))
       return {
         CiphertextBlob: sealed.toString('base64'),
         Plaintext: plaintext.toString('base64'),
         KeyId: key.arn,
+        KeyMaterialId: materialId(key, key.material.length),
+      }
+    },
+    GenerateDataKeyWithoutPlaintext(input) {
+      const key = resolve(input.KeyId)
+      requireUsable(key)
+      const plaintext = randomBytes(dataKeySize(input))
+      const sealed = seal(key, plaintext, context(input.EncryptionContext))
+      plaintext.fill(0)
+      return {
+        CiphertextBlob: sealed.toString('base64'),
+        KeyId: key.arn,
+        KeyMaterialId: materialId(key, key.material.length),
+      }
+    },
+    GenerateRandom(input) {
+      if (input.CustomKeyStoreId !== undefined || input.Recipient !== undefined) {
+        throw new WireError(
+          'UnsupportedOperationException',
+          'This emulator generates random bytes only without a custom key store or recipient.',
+        )
+      }
+      return { Plaintext: randomBytes(byteCount(input.NumberOfBytes)).toString('base64') }
+    },
+    ReEncrypt(input) {
+      const ciphertext = blob(input.CiphertextBlob, 'ciphertextBlob', 6144)
+      algorithm(input.SourceEncryptionAlgorithm)
+      algorithm(input.DestinationEncryptionAlgorithm)
+      const sourceContext = context(input.SourceEncryptionContext)
+      const destinationContext = context(input.DestinationEncryptionContext)
+      if (input.DestinationKeyId === undefined) {
+        throw new WireError(
+          'ValidationException',
+          "1 validation error detected: Value null at 'destinationKeyId' failed to satisfy constraint: Member must not be null",
+        )
+      }
+      let source: EmulatedKey
+      if (input.SourceKeyId !== undefined) {
+        source = resolve(input.SourceKeyId)
+        requireUsable(source)
+        if (blobKeyId(ciphertext) !== source.id) {
+          throw new WireError(
+            'IncorrectKeyException',
+            'The key ID in the request does not identify a CMK that can perform this operation.',
+          )
+        }
+      } else {
+        const found = keys.get(blobKeyId(ciphertext))
+        if (found === undefined) throw invalidCiphertext()
+        source = found
+        requireUsable(source)
+      }
+      const destination = resolve(input.DestinationKeyId)
+      requireUsable(destination)
+      const plaintext = open(source, ciphertext, sourceContext)
+      const sealed = seal(destination, plaintext, destinationContext)
+      plaintext.fill(0)
+      return {
+        CiphertextBlob: sealed.toString('base64'),
+        SourceKeyId: source.arn,
+        KeyId: destination.arn,
+        SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        SourceKeyMaterialId: materialId(source, blobVersion(ciphertext)),
+        DestinationKeyMaterialId: materialId(destination, destination.material.length),
+      }
+    },
+    ListKeys(input) {
+      const { items, more } = page([...keys.values()], input)
+      return { Keys: items.map((k) => ({ KeyId: k.id, KeyArn: k.arn })), ...more }
+    },
+    ListAliases(input) {
+      const target = input.KeyId === undefined ? undefined : resolve(input.KeyId, false)
+      const all = [...aliases.entries()]
+        .filter(([, id]) => target === undefined || id === target.id)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      const { items, more } = page(all, input)
+      return {
+        Aliases: items.map(([alias, id]) => {
+          const dates = aliasDates.get(alias)
+          return {
+            AliasName: alias,
+            AliasArn: `arn:aws:kms:${region}:${accountId}:${alias}`,
+            TargetKeyId: id,
+            ...(dates === undefined
+              ? {}
+              : { CreationDate: dates.created / 1000, LastUpdatedDate: dates.updated / 1000 }),
+          }
+        }),
+        ...more,
+      }
+    },
+    ListKeyRotations(input) {
+      const key = resolve(input.KeyId, false)
+      if (key.state === 'PendingDeletion') requireUsable(key)
+      const { items, more } = page(rotationsOf(key), input)
+      return {
+        Rotations: items.map((r) => ({
+          KeyId: key.arn,
+          KeyMaterialId: materialId(key, r.version),
+          KeyMaterialState: r.version === key.material.length ? 'CURRENT' : 'NON_CURRENT',
+          RotationDate: r.at / 1000,
+          RotationType: 'ON_DEMAND',
+        })),
+        ...more,
       }
     },
     RotateKeyOnDemand(input) {
@@ -471,6 +666,7 @@ export async function startAwsKmsEmulator(
       }
       key.onDemandRotations++
       key.material.push(randomBytes(32))
+      key.rotatedAt.push(now())
       return { KeyId: key.id }
     },
     EnableKeyRotation(input) {
@@ -483,7 +679,7 @@ export async function startAwsKmsEmulator(
           "1 validation error detected: Value at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value between 90 and 2560",
         )
       }
-      key.rotation = { enabled: true, periodDays: days, next: clock() + days * DAY_MS }
+      key.rotation = { enabled: true, periodDays: days, next: now() + days * DAY_MS }
       return undefined
     },
     DisableKeyRotation(input) {
@@ -529,7 +725,7 @@ export async function startAwsKmsEmulator(
       }
       key.state = 'PendingDeletion'
       key.pendingWindowDays = days
-      key.deletionDate = clock() + days * DAY_MS
+      key.deletionDate = now() + days * DAY_MS
       return {
         KeyId: key.arn,
         DeletionDate: key.deletionDate / 1000,
@@ -562,7 +758,8 @@ export async function startAwsKmsEmulator(
       : undefined
     calls.increment(action ?? '(none)')
 
-    const fault = faults.next()
+    const fault = faults.next(action ?? '(none)')
+    const date = () => new Date(clock() + fault.clockSkewMs)
     if (fault.delayMs > 0) await wait(fault.delayMs, res, closing.signal)
     if (res.destroyed || closing.signal.aborted) return
     // An outage looks like a dead service: the connection drops, no answer.
@@ -574,16 +771,20 @@ export async function startAwsKmsEmulator(
       if (req.method !== 'POST' || (req.url ?? '/').split('?')[0] !== '/') {
         throw new WireError('UnknownOperationException', undefined, 404)
       }
-      const accessKeyId = authenticate(req, body)
+      const accessKeyId = authenticate(req, body, date().getTime())
       if (fault.fail === 'unavailable') {
         throw new WireError('KMSInternalException', 'An internal error occurred.', 500)
       }
+      // KMS sends no Retry-After: a throttled client backs off on its own.
       if (fault.fail === 'throttle') throw new WireError('ThrottlingException', 'Rate exceeded')
       const contentType = header(req, 'content-type')?.split(';')[0]?.trim()
       if (contentType !== 'application/x-amz-json-1.1') {
         throw new WireError('SerializationException', 'Unsupported content type')
       }
-      const handler = action === undefined ? undefined : actions[action]
+      const handler =
+        action !== undefined && Object.hasOwn(actions, action)
+          ? actions[action as AwsKmsEmulatorAction]
+          : undefined
       if (action === undefined || handler === undefined) {
         throw new WireError('UnknownOperationException', undefined)
       }
@@ -609,21 +810,34 @@ export async function startAwsKmsEmulator(
         fields: Object.keys(fields).sort(),
         accessKeyId,
       })
-      reply(res, 200, handler(fields))
+      const answer = handler(fields)
+      // Done, then the connection drops before the answer: the client cannot tell.
+      if (fault.fail === 'reset-after-commit') {
+        req.socket.destroy()
+        return
+      }
+      reply(res, 200, answer, date())
     } catch (err) {
       if (err instanceof WireError) {
-        reply(res, err.status, {
-          __type: err.type,
-          ...(err.omitMessage ? {} : { message: err.message }),
-        })
+        reply(
+          res,
+          err.status,
+          { __type: err.type, ...(err.omitMessage ? {} : { message: err.message }) },
+          date(),
+        )
       } else {
-        reply(res, 500, { __type: 'KMSInternalException', message: 'An internal error occurred.' })
+        reply(
+          res,
+          500,
+          { __type: 'KMSInternalException', message: 'An internal error occurred.' },
+          date(),
+        )
       }
     }
   }
 
   /** SigV4 as AWS checks it; returns the access key id, or throws the error AWS would send. */
-  function authenticate(req: IncomingMessage, body: Buffer): string {
+  function authenticate(req: IncomingMessage, body: Buffer, serverTime: number): string {
     const authorization = header(req, 'authorization')
     if (authorization === undefined) {
       throw new WireError('MissingAuthenticationTokenException', 'Missing Authentication Token')
@@ -680,10 +894,18 @@ export async function startAwsKmsEmulator(
       Number(amzDate.slice(11, 13)),
       Number(amzDate.slice(13, 15)),
     )
-    if (Math.abs(clock() - at) > maxSkewMs) {
+    // KMS's own wording; the SDK recognises "Signature expired" and corrects its clock from `Date`.
+    const minutes = `${Math.round(maxSkewMs / 60_000)} min.`
+    if (serverTime - at > maxSkewMs) {
       throw new WireError(
         'InvalidSignatureException',
-        'Signature expired: the request date is too far from the server time.',
+        `Signature expired: ${amzDate} is now earlier than ${isoBasic(serverTime - maxSkewMs)} (${isoBasic(serverTime)} - ${minutes})`,
+      )
+    }
+    if (at - serverTime > maxSkewMs) {
+      throw new WireError(
+        'InvalidSignatureException',
+        `Signature not yet current: ${amzDate} is still later than ${isoBasic(serverTime + maxSkewMs)} (${isoBasic(serverTime)} + ${minutes})`,
       )
     }
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2)
@@ -742,6 +964,12 @@ export async function startAwsKmsEmulator(
     updateAlias(name, target) {
       setAlias(name, target, true)
     },
+    rotations(keyId) {
+      return rotationsOf(resolve(keyId, false)).map((r) => ({
+        type: 'ON_DEMAND' as const,
+        date: new Date(r.at),
+      }))
+    },
     close() {
       closing.abort()
       return new Promise<void>((done) => {
@@ -755,6 +983,17 @@ export async function startAwsKmsEmulator(
 function invalidCiphertext(): WireError {
   // Real KMS sends this one without a message.
   return new WireError('InvalidCiphertextException', undefined)
+}
+
+/** `NumberOfBytes`: an integer from 1 to 1024. */
+function byteCount(n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1024) {
+    throw new WireError(
+      'ValidationException',
+      "1 validation error detected: Value at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024",
+    )
+  }
+  return n
 }
 
 function algorithm(value: unknown): void {
@@ -977,10 +1216,19 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks)
 }
 
+/** `YYYYMMDDTHHMMSSZ`, SigV4's date format. */
+function isoBasic(ms: number): string {
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '')
+}
+
 function reply(
   res: ServerResponse,
   status: number,
   body: Record<string, unknown> | undefined,
+  date: Date,
 ): void {
   if (res.destroyed || res.headersSent) return
   const text = body === undefined ? '' : JSON.stringify(body)
@@ -988,6 +1236,8 @@ function reply(
     'content-type': 'application/x-amz-json-1.1',
     'content-length': Buffer.byteLength(text),
     'x-amzn-requestid': randomUUID(),
+    // The service's clock, not the host's: the SDK sets its clock offset from it.
+    date: date.toUTCString(),
   })
   res.end(text)
 }

@@ -8,9 +8,11 @@
  * real service's wording.
  *
  * Served: CreateKeyRing, CreateCryptoKey, GetCryptoKey, GetCryptoKeyVersion,
- * CreateCryptoKeyVersion, UpdateCryptoKeyPrimaryVersion, UpdateCryptoKey
- * (rotation_period, next_rotation_time, labels), Encrypt, Decrypt. Other
- * methods answer UNIMPLEMENTED, as grpc-js does for a missing handler.
+ * ListCryptoKeyVersions, CreateCryptoKeyVersion, UpdateCryptoKeyPrimaryVersion,
+ * UpdateCryptoKey (rotation_period, next_rotation_time, labels), Encrypt,
+ * Decrypt. Other methods answer UNIMPLEMENTED, as grpc-js does for a missing
+ * handler. Keys are SOFTWARE or HSM; HSM keys take at most 8 KiB of plaintext
+ * and additional authenticated data together (service.proto, EncryptRequest).
  */
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -40,6 +42,8 @@ const UNAVAILABLE = 14
 
 /** Cloud KMS limits: plaintext and additional authenticated data up to 64 KiB. */
 const MAX_DATA = 65_536
+/** HSM keys: plaintext and additional authenticated data together up to 8 KiB. */
+const MAX_HSM_DATA = 8192
 const MIN_ROTATION_SECONDS = 86_400
 const MAX_ROTATION_SECONDS = 876_000 * 3600
 const DESTROY_SCHEDULED_SECONDS = 30 * 86_400
@@ -57,6 +61,19 @@ const MAGIC = 0x47
 const HEADER = 5
 const NONCE = 12
 const TAG = 16
+
+/** Where a key's versions live: Cloud KMS software keys or Cloud HSM. */
+export type GcpEmulatorProtectionLevel = 'SOFTWARE' | 'HSM'
+
+/** Options of {@link GcpKmsEmulator.createCryptoKey}. */
+export interface GcpEmulatorKeyOptions {
+  /** @default the emulator's default key ring */
+  keyRingId?: string
+  rotationPeriodSeconds?: number
+  nextRotationTime?: Date
+  /** @default 'SOFTWARE' */
+  protectionLevel?: GcpEmulatorProtectionLevel
+}
 
 /** Version states the emulator's helpers can set. */
 export type GcpEmulatorVersionState = 'ENABLED' | 'DISABLED' | 'DESTROY_SCHEDULED' | 'DESTROYED'
@@ -143,10 +160,7 @@ export interface GcpKmsEmulator extends KmsEmulator {
    * Creates a symmetric key with version 1 primary, in-process (not counted).
    * Creates the key ring when missing. Returns the key's full name.
    */
-  createCryptoKey(
-    keyId: string,
-    options?: { keyRingId?: string; rotationPeriodSeconds?: number; nextRotationTime?: Date },
-  ): string
+  createCryptoKey(keyId: string, options?: GcpEmulatorKeyOptions): string
   /** The primary version number of a key (full name), or null. */
   primaryVersion(keyName: string): number | null
   /** Sets a version's state; DESTROYED also erases its key material. */
@@ -175,6 +189,7 @@ interface CryptoKey {
   rotationPeriodSeconds: number | undefined
   nextRotationTime: number | undefined
   labels: Record<string, string>
+  protectionLevel: GcpEmulatorProtectionLevel
 }
 
 /** A gRPC error answer. */
@@ -182,9 +197,52 @@ class Status extends Error {
   constructor(
     readonly code: number,
     readonly details: string,
+    /** Sent as `google.rpc.RetryInfo` in the status details (AIP-194). */
+    readonly retryAfterMs?: number,
   ) {
     super(details)
   }
+}
+
+/** Protobuf wire format, enough for google.rpc.Status and its details. */
+function varint(n: number): Buffer {
+  const out: number[] = []
+  let v = n
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80)
+    v = Math.floor(v / 128)
+  }
+  out.push(v)
+  return Buffer.from(out)
+}
+const field = (tag: number, bytes: Buffer) =>
+  Buffer.concat([varint(tag), varint(bytes.length), bytes])
+const any = (type: string, value: Buffer) =>
+  Buffer.concat([field(0x0a, Buffer.from(`type.googleapis.com/${type}`)), field(0x12, value)])
+
+/**
+ * `grpc-status-details-bin`: a `google.rpc.Status` carrying `ErrorInfo`
+ * (RATE_LIMIT_EXCEEDED) and `RetryInfo { retry_delay }`, as Google APIs
+ * send with a quota error that says when to come back.
+ */
+function statusDetails(code: number, message: string, retryAfterMs: number): Buffer {
+  const seconds = Math.floor(retryAfterMs / 1000)
+  const nanos = (retryAfterMs - seconds * 1000) * 1e6
+  const duration = Buffer.concat([
+    ...(seconds > 0 ? [Buffer.from([0x08]), varint(seconds)] : []),
+    ...(nanos > 0 ? [Buffer.from([0x10]), varint(nanos)] : []),
+  ])
+  const errorInfo = Buffer.concat([
+    field(0x0a, Buffer.from('RATE_LIMIT_EXCEEDED')),
+    field(0x12, Buffer.from('googleapis.com')),
+  ])
+  return Buffer.concat([
+    Buffer.from([0x08]),
+    varint(code),
+    field(0x12, Buffer.from(message)),
+    field(0x1a, any('google.rpc.ErrorInfo', errorInfo)),
+    field(0x1a, any('google.rpc.RetryInfo', field(0x0a, duration))),
+  ])
 }
 
 type Message = Record<string, unknown>
@@ -328,6 +386,7 @@ class Emulator implements GcpKmsEmulator {
       CreateCryptoKey: (r) => this.#createCryptoKey(r),
       GetCryptoKey: (r) => this.#keyMessage(this.#key(str(r.name))),
       GetCryptoKeyVersion: (r) => this.#getVersion(r),
+      ListCryptoKeyVersions: (r) => this.#listVersions(r),
       CreateCryptoKeyVersion: (r) => this.#createVersion(r),
       UpdateCryptoKeyPrimaryVersion: (r) => this.#updatePrimary(r),
       UpdateCryptoKey: (r) => this.#updateCryptoKey(r),
@@ -379,15 +438,13 @@ class Emulator implements GcpKmsEmulator {
     return name
   }
 
-  createCryptoKey(
-    keyId: string,
-    options: { keyRingId?: string; rotationPeriodSeconds?: number; nextRotationTime?: Date } = {},
-  ): string {
+  createCryptoKey(keyId: string, options: GcpEmulatorKeyOptions = {}): string {
     const ring = this.createKeyRing(options.keyRingId ?? this.keyRingId)
     const name = `${ring}/cryptoKeys/${keyId}`
     if (!RESOURCE_ID.test(keyId)) throw new TypeError('CryptoKey id must match [A-Za-z0-9_-]{1,63}')
     if (this.#keys.has(name)) throw new TypeError(`CryptoKey ${name} already exists`)
     const key = this.#newKey(name, false)
+    key.protectionLevel = options.protectionLevel ?? 'SOFTWARE'
     key.rotationPeriodSeconds = options.rotationPeriodSeconds
     key.nextRotationTime = options.nextRotationTime?.getTime()
     this.#keys.set(name, key)
@@ -427,7 +484,7 @@ class Emulator implements GcpKmsEmulator {
   ): Grpc.handleUnaryCall<Message, Message> {
     return (call, callback) => {
       this.calls.increment(method)
-      const decision = this.faults.next()
+      const decision = this.faults.next(method)
       void (async () => {
         if (decision.delayMs > 0) await this.#wait(decision.delayMs, call)
         if (this.#closed || call.cancelled) return
@@ -438,12 +495,24 @@ class Emulator implements GcpKmsEmulator {
             throw new Status(
               RESOURCE_EXHAUSTED,
               "Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute' of service 'cloudkms.googleapis.com'.",
+              decision.retryAfterMs,
             )
-          callback(null, handle(call.request))
+          const answer = handle(call.request)
+          // Done, then the connection drops: what the client sees of a reset
+          // stream is UNAVAILABLE, with no way to tell the change was made.
+          if (decision.fail === 'reset-after-commit')
+            throw new Status(UNAVAILABLE, 'Connection dropped')
+          callback(null, answer)
         } catch (err) {
           const status =
             err instanceof Status ? err : new Status(INTERNAL, 'Internal error encountered.')
-          callback({ code: status.code, details: status.details })
+          const metadata = new this.#grpc.Metadata()
+          if (status.retryAfterMs !== undefined)
+            metadata.set(
+              'grpc-status-details-bin',
+              statusDetails(status.code, status.details, status.retryAfterMs),
+            )
+          callback({ code: status.code, details: status.details, metadata })
         }
       })()
     }
@@ -488,6 +557,7 @@ class Emulator implements GcpKmsEmulator {
       rotationPeriodSeconds: undefined,
       nextRotationTime: undefined,
       labels: {},
+      protectionLevel: 'SOFTWARE',
     }
     if (!skipInitialVersion) {
       this.#addVersion(key, 'ENABLED', now)
@@ -555,7 +625,7 @@ class Emulator implements GcpKmsEmulator {
     return {
       name: `${key.name}/cryptoKeyVersions/${v.id}`,
       state: v.state,
-      protection_level: 'SOFTWARE',
+      protection_level: key.protectionLevel,
       algorithm: 'GOOGLE_SYMMETRIC_ENCRYPTION',
       create_time: timestamp(v.createTime),
       ...(v.generateTime === undefined ? {} : { generate_time: timestamp(v.generateTime) }),
@@ -579,7 +649,10 @@ class Emulator implements GcpKmsEmulator {
       ...(key.rotationPeriodSeconds === undefined
         ? {}
         : { rotation_period: { seconds: String(key.rotationPeriodSeconds), nanos: 0 } }),
-      version_template: { protection_level: 'SOFTWARE', algorithm: 'GOOGLE_SYMMETRIC_ENCRYPTION' },
+      version_template: {
+        protection_level: key.protectionLevel,
+        algorithm: 'GOOGLE_SYMMETRIC_ENCRYPTION',
+      },
       labels: { ...key.labels },
       destroy_scheduled_duration: { seconds: String(DESTROY_SCHEDULED_SECONDS), nanos: 0 },
     }
@@ -630,7 +703,14 @@ class Emulator implements GcpKmsEmulator {
         INVALID_ARGUMENT,
         'The emulator supports only CryptoKeys with purpose ENCRYPT_DECRYPT.',
       )
-    const algorithm = msg(spec.version_template)?.algorithm
+    const template = msg(spec.version_template)
+    const level = template?.protection_level ?? 'SOFTWARE'
+    if (level !== 'SOFTWARE' && level !== 'HSM' && level !== 'PROTECTION_LEVEL_UNSPECIFIED')
+      throw new Status(
+        INVALID_ARGUMENT,
+        'The emulator supports SOFTWARE and HSM protection levels.',
+      )
+    const algorithm = template?.algorithm
     if (
       algorithm !== undefined &&
       algorithm !== 'GOOGLE_SYMMETRIC_ENCRYPTION' &&
@@ -644,6 +724,7 @@ class Emulator implements GcpKmsEmulator {
     const next = millisOf(spec.next_rotation_time)
     this.#rotation(period, next)
     const key = this.#newKey(name, r.skip_initial_version_creation === true)
+    key.protectionLevel = level === 'HSM' ? 'HSM' : 'SOFTWARE'
     key.rotationPeriodSeconds = period
     key.nextRotationTime = next
     key.labels = { ...((msg(spec.labels) ?? {}) as Record<string, string>) }
@@ -661,6 +742,28 @@ class Emulator implements GcpKmsEmulator {
       }
     }
     return this.#versionMessage(key, version)
+  }
+
+  /** Versions by id, paged (`page_size` 1-1000, default 1000; `next_page_token`). */
+  #listVersions(r: Message): Message {
+    const key = this.#key(str(r.parent))
+    if (str(r.filter) !== '' || str(r.order_by) !== '')
+      throw new Status(INVALID_ARGUMENT, 'The emulator does not filter or sort list results.')
+    const size = r.page_size === undefined || r.page_size === 0 ? 1000 : Number(r.page_size)
+    if (!Number.isInteger(size) || size < 0 || size > 1000)
+      throw new Status(INVALID_ARGUMENT, 'page_size must be between 0 and 1000.')
+    const token = str(r.page_token)
+    const start = token === '' ? 0 : Number.parseInt(Buffer.from(token, 'base64').toString(), 10)
+    if (!Number.isInteger(start) || start < 0)
+      throw new Status(INVALID_ARGUMENT, 'Invalid page_token.')
+    const all = [...key.versions.values()].sort((a, b) => a.id - b.id)
+    const slice = all.slice(start, start + size)
+    const next = start + slice.length
+    return {
+      crypto_key_versions: slice.map((v) => this.#versionMessage(key, v)),
+      next_page_token: next < all.length ? Buffer.from(String(next)).toString('base64') : '',
+      total_size: all.length,
+    }
   }
 
   #createVersion(r: Message): Message {
@@ -748,6 +851,11 @@ class Emulator implements GcpKmsEmulator {
         INVALID_ARGUMENT,
         `additional_authenticated_data must be at most ${MAX_DATA} bytes.`,
       )
+    if (key.protectionLevel === 'HSM' && plaintext.length + aad.length > MAX_HSM_DATA)
+      throw new Status(
+        INVALID_ARGUMENT,
+        `The combined length of plaintext and additional_authenticated_data must be at most ${MAX_HSM_DATA} bytes for HSM keys.`,
+      )
     this.#usable(key, version)
     const ciphertext = this.#seal(key, version, plaintext, aad)
     return {
@@ -756,7 +864,7 @@ class Emulator implements GcpKmsEmulator {
       ciphertext_crc32c: { value: String(this.#responseChecksum(ciphertext)) },
       verified_plaintext_crc32c: request.verified,
       verified_additional_authenticated_data_crc32c: verifiedAad,
-      protection_level: 'SOFTWARE',
+      protection_level: key.protectionLevel,
     }
   }
 
@@ -799,7 +907,7 @@ class Emulator implements GcpKmsEmulator {
       plaintext,
       plaintext_crc32c: { value: String(this.#responseChecksum(plaintext)) },
       used_primary: version.id === key.primary,
-      protection_level: 'SOFTWARE',
+      protection_level: key.protectionLevel,
     }
   }
 

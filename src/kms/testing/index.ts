@@ -10,14 +10,17 @@
 export type {
   AwsEmulatorCredentials,
   AwsKmsEmulator,
+  AwsKmsEmulatorAction,
   AwsKmsEmulatorOptions,
   AwsKmsRequestRecord,
 } from './aws-emulator.js'
-export { startAwsKmsEmulator } from './aws-emulator.js'
-export type { FaultDecision, FaultKind, KmsEmulator } from './faults.js'
+export { AWS_KMS_EMULATOR_ACTIONS, startAwsKmsEmulator } from './aws-emulator.js'
+export type { FaultDecision, FaultKind, FaultOptions, KmsEmulator } from './faults.js'
 export { CallCounter, FaultInjector } from './faults.js'
 export type {
   GcpCorruption,
+  GcpEmulatorKeyOptions,
+  GcpEmulatorProtectionLevel,
   GcpEmulatorRequest,
   GcpEmulatorVersionState,
   GcpKmsEmulator,
@@ -25,9 +28,11 @@ export type {
 } from './gcp-emulator.js'
 export { startGcpKmsEmulator } from './gcp-emulator.js'
 export type {
+  VaultCapability,
   VaultEmulatorKeyOptions,
   VaultEmulatorKeyType,
   VaultEmulatorOptions,
   VaultEmulatorRequest,
+  VaultPolicy,
 } from './vault-emulator.js'
 export { startVaultEmulator, VaultEmulator } from './vault-emulator.js'

@@ -6,6 +6,14 @@
  * per-context keys for derived keys, `associated_data` as AEAD additional
  * data. Status codes, error bodies and messages follow Vault's
  * (builtin/logical/transit, sdk/logical/response_util.go).
+ *
+ * Served: `encrypt`, `decrypt`, `rewrap` (each with `batch_input`),
+ * `datakey/{plaintext,wrapped}`, `keys/<k>` (read, create), `keys/<k>/rotate`,
+ * `keys/<k>/config`, and the unauthenticated `sys/health`. Tokens carry ACL
+ * policies (`createToken`), checked per path and capability as Vault does. A
+ * Vault Agent / Proxy listener's `require_request_header`, a standby's 307,
+ * and Vault 1.4-1.6's 500 on a failed decrypt (hashicorp/vault#10842) are
+ * modes of the emulator.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto'
 import {
@@ -17,7 +25,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { type Clock, systemClock } from '../../internal/clock.js'
-import { CallCounter, FaultInjector, type KmsEmulator } from './faults.js'
+import { CallCounter, type FaultDecision, FaultInjector, type KmsEmulator } from './faults.js'
 
 /** Key types the emulator implements (Vault's symmetric AEAD types). */
 export type VaultEmulatorKeyType = 'aes256-gcm96' | 'aes128-gcm96' | 'chacha20-poly1305'
@@ -46,7 +54,42 @@ export interface VaultEmulatorOptions {
   rotateNoContent?: boolean
   /** Clock for key version creation times (ms). @default Date.now */
   clock?: Clock
+  /**
+   * Answer like a Vault Agent or Vault Proxy listener with
+   * `require_request_header = true`: every request without `X-Vault-Request:
+   * true` gets 412 `missing "X-Vault-Request" header` (SSRF protection).
+   * @default false
+   */
+  requireRequestHeader?: boolean
+  /**
+   * Answer a decrypt whose authentication fails (tampered ciphertext, wrong
+   * `context` or `associated_data`) with 500 `cipher: message authentication
+   * failed`, as Vault 1.4 to 1.6 did (hashicorp/vault#10842), instead of 400.
+   * Also `faults.setDecryptFailuresAsServerErrors(true)`.
+   * @default false
+   */
+  legacyDecryptErrors?: boolean
+  /** The `version` `sys/health` reports. @default '1.15.0' */
+  version?: string
 }
+
+/** A Vault ACL capability (`path "..." { capabilities = [...] }`). */
+export type VaultCapability = 'create' | 'read' | 'update' | 'delete' | 'list' | 'sudo' | 'deny'
+
+/**
+ * An ACL policy: path (relative to the namespace, as in HCL) → capabilities.
+ * A path ending in `*` matches every path it prefixes; `+` matches one
+ * segment. The most specific matching path decides, as in Vault; `deny` wins.
+ *
+ * @example
+ * ```ts
+ * const token = vault.createToken({
+ *   'transit/encrypt/orders': ['update'],
+ *   'transit/decrypt/orders': ['update'],
+ * })
+ * ```
+ */
+export type VaultPolicy = Readonly<Record<string, readonly VaultCapability[]>>
 
 export interface VaultEmulatorKeyOptions {
   /** @default false */
@@ -68,6 +111,8 @@ export interface VaultEmulatorRequest {
   readonly namespace: string
   /** Names of the JSON body's fields. */
   readonly fields: readonly string[]
+  /** Whether the request carried `X-Vault-Request: true`. */
+  readonly requestHeader: boolean
 }
 
 interface KeyVersion {
@@ -135,6 +180,7 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
     'auto_rotate_period',
     'key_size',
   ],
+  rewrap: ['ciphertext', 'context', 'nonce', 'key_version', 'batch_input'],
   rotate: ['managed_key_name', 'managed_key_id'],
   configKey: [
     'min_decryption_version',
@@ -159,6 +205,18 @@ class VaultFailure extends Error {
 
 const bad = (message: string) => new VaultFailure(400, [message])
 
+const AUTH_FAILED = 'cipher: message authentication failed'
+
+/** A decrypt whose AEAD tag did not verify (400; 500 in Vault 1.4-1.6). */
+class AuthenticationFailure extends VaultFailure {
+  constructor() {
+    super(400, [AUTH_FAILED])
+  }
+}
+
+/** go-multierror's text, which Vault's 403 and 500 bodies carry. */
+const multierror = (message: string) => `1 error occurred:\n\t* ${message}\n\n`
+
 /**
  * @example
  * ```ts
@@ -181,6 +239,12 @@ export class VaultEmulator implements KmsEmulator {
   readonly #scheme: 'http' | 'https'
   readonly #clock: Clock
   readonly #rotateNoContent: boolean
+  readonly #version: string
+  /** Token → its policy; the root token (`token`) may do anything. */
+  readonly #policies = new Map<string, VaultPolicy>()
+  #requireRequestHeader: boolean
+  #legacyDecryptErrors: boolean
+  #activeAddress: string | undefined
   /** namespace → key name → key. */
   readonly #namespaces = new Map<string, Map<string, EmulatedKey>>()
   readonly #waits = new Set<() => void>()
@@ -192,6 +256,9 @@ export class VaultEmulator implements KmsEmulator {
     this.mount = (options.mount ?? 'transit').replace(/^\/+|\/+$/g, '')
     this.#clock = options.clock ?? systemClock
     this.#rotateNoContent = options.rotateNoContent ?? false
+    this.#requireRequestHeader = options.requireRequestHeader ?? false
+    this.#legacyDecryptErrors = options.legacyDecryptErrors ?? false
+    this.#version = options.version ?? '1.15.0'
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch(() => {
         if (!res.headersSent && !res.destroyed) send(res, 500, { errors: ['internal error'] })
@@ -227,9 +294,35 @@ export class VaultEmulator implements KmsEmulator {
     return this.#token
   }
 
-  /** Accept only `token` from now on (the old one gets 403, as after a revocation). */
+  /** Accept only `token` from now on as the root token (the old one gets 403, as after a revocation). */
   setToken(token: string): void {
     this.#token = token
+  }
+
+  /**
+   * A new token limited to `policy` (paths relative to the namespace), as
+   * `vault token create -policy=...` would make. Requests outside it get 403
+   * `permission denied`, before anything is read or changed.
+   */
+  createToken(policy: VaultPolicy): string {
+    const token = `hvs.${randomBytes(18).toString('base64url')}`
+    this.#policies.set(token, policy)
+    return token
+  }
+
+  /** Turn the Agent/Proxy `require_request_header` mode on or off (see the option). */
+  setRequireRequestHeader(on: boolean): void {
+    this.#requireRequestHeader = on
+  }
+
+  /**
+   * Act as a standby node of a cluster whose active node is at
+   * `activeAddress`: every request but `sys/health` is answered `307
+   * Temporary Redirect` to the same path there (Vault's `respondStandby`).
+   * `undefined` makes this node active again.
+   */
+  setStandby(activeAddress: string | undefined): void {
+    this.#activeAddress = activeAddress?.replace(/\/+$/, '')
   }
 
   /** Creates a key (as `POST <mount>/keys/<name>` would). Throws if it exists. */
@@ -269,13 +362,6 @@ export class VaultEmulator implements KmsEmulator {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req)
-    const decision = this.faults.next()
-    if (decision.delayMs > 0) await this.#wait(decision.delayMs)
-    // Outage (or closing): the service is gone, the connection just drops.
-    if (this.#closed || decision.outage) {
-      req.socket.destroy()
-      return
-    }
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     const path = url.pathname
     const method = (req.method ?? 'GET').toUpperCase()
@@ -284,6 +370,13 @@ export class VaultEmulator implements KmsEmulator {
     const write = method === 'POST' || method === 'PUT'
     const operation =
       route?.operation === 'readKey' && write ? 'createKey' : (route?.operation ?? 'unknown')
+    const decision = this.faults.next(operation)
+    if (decision.delayMs > 0) await this.#wait(decision.delayMs)
+    // Outage (or closing): the service is gone, the connection just drops.
+    if (this.#closed || decision.outage) {
+      req.socket.destroy()
+      return
+    }
     this.calls.increment(operation)
     let body: Record<string, unknown> = {}
     let parseError: string | undefined
@@ -298,20 +391,44 @@ export class VaultEmulator implements KmsEmulator {
         parseError = 'failed to parse JSON input: invalid character in request body'
       }
     }
-    this.requests.push({ method, path, namespace, fields: Object.keys(body) })
+    // Agent's check is exactly this: one header, value "true" (command/agent.go verifyRequestHeader).
+    const requestHeader = req.headers['x-vault-request'] === 'true'
+    this.requests.push({ method, path, namespace, fields: Object.keys(body), requestHeader })
     if (this.requests.length > 1000) this.requests.shift()
 
+    // An Agent / Proxy listener refuses before anything reaches Vault.
+    if (this.#requireRequestHeader && !requestHeader)
+      return send(res, 412, { errors: ['missing "X-Vault-Request" header'] })
     if (raw === undefined) return send(res, 413, { errors: ['request body too large'] })
+    const vaultPath = path.replace(/^\/v1\//, '')
+    if (route?.operation === 'health') return this.#health(res, url, decision.fail, method)
+    // A standby redirects before looking at the token (http/handler.go respondStandby).
+    const active = decision.fail === 'redirect' ? this.address : this.#activeAddress
+    if (active !== undefined) {
+      res
+        .writeHead(307, { Location: `${active}${path}${url.search}`, 'Cache-Control': 'no-store' })
+        .end()
+      return
+    }
     // Transient failures come before authentication, as a sealed Vault or a
     // rate-limit quota answers before any token is looked at.
-    const vaultPath = path.replace(/^\/v1\//, '')
     if (decision.fail === 'unavailable') return send(res, 503, { errors: ['Vault is sealed'] })
     if (decision.fail === 'throttle') {
-      return send(res, 429, {
-        errors: [`request path ${JSON.stringify(vaultPath)}: rate limit quota exceeded`],
-      })
+      // Vault sends Retry-After (whole seconds) with its rate-limit headers
+      // (vault/quotas/quotas_rate_limit.go).
+      const retryAfter =
+        decision.retryAfterMs === undefined
+          ? {}
+          : { 'Retry-After': String(Math.ceil(decision.retryAfterMs / 1000)) }
+      return send(
+        res,
+        429,
+        { errors: [`request path ${JSON.stringify(vaultPath)}: rate limit quota exceeded`] },
+        retryAfter,
+      )
     }
-    if (!this.#authorized(req)) return send(res, 403, { errors: ['permission denied'] })
+    const token = this.#tokenOf(req)
+    if (token === undefined) return send(res, 403, { errors: ['permission denied'] })
     if (route === undefined) {
       return send(res, 404, {
         errors: [`no handler for route ${JSON.stringify(vaultPath)}. route entry not found.`],
@@ -321,22 +438,72 @@ export class VaultEmulator implements KmsEmulator {
 
     const allowed = route.operation === 'readKey' ? method === 'GET' || write : write
     if (!allowed) return send(res, 405, { errors: [] })
-    if (body.batch_input !== undefined)
-      return send(res, 400, { errors: ['batch_input is not supported by this emulator'] })
 
     const keys = this.#keys(namespace)
+    const policy = this.#policies.get(token)
+    if (policy !== undefined) {
+      const needed = capabilityFor(operation, keys.has(route.name))
+      const relative = `${this.mount}/${path.slice(`/v1/${this.mount}/`.length)}`
+      if (!permits(policy, relative, needed))
+        return send(res, 403, { errors: [multierror('permission denied')] })
+    }
     try {
       const answer = this.#dispatch(operation, route, keys, body)
+      // Done, then the connection drops before the answer: the client cannot tell.
+      if (decision.fail === 'reset-after-commit') {
+        req.socket.destroy()
+        return
+      }
       if (answer === undefined) {
         res.writeHead(204, { 'Cache-Control': 'no-store' }).end()
         return
       }
       const warnings = [...answer.warnings, ...ignoredFields(operation, body)]
-      send(res, 200, envelope(answer.data, warnings))
+      send(res, answer.status ?? 200, envelope(answer.data, warnings))
     } catch (err) {
       if (!(err instanceof VaultFailure)) throw err
+      if (err instanceof AuthenticationFailure && this.#legacy())
+        return send(res, 500, { errors: [multierror(AUTH_FAILED)] })
       send(res, err.status, { errors: err.errors })
     }
+  }
+
+  /** Vault 1.4-1.6's answer to a failed decrypt, from the option or the shared fault switch. */
+  #legacy(): boolean {
+    return this.#legacyDecryptErrors || this.faults.decryptFailuresAsServerErrors
+  }
+
+  /** `GET sys/health`: unauthenticated, status by state (http/sys_health.go). */
+  #health(res: ServerResponse, url: URL, fail: FaultDecision['fail'], method: string): void {
+    if (method !== 'GET' && method !== 'HEAD') {
+      send(res, 405, { errors: [] })
+      return
+    }
+    const sealed = fail === 'unavailable'
+    const standby = !sealed && this.#activeAddress !== undefined
+    const code = (name: string, fallback: number) => {
+      const v = url.searchParams.get(name)
+      return v !== null && /^[0-9]{3}$/.test(v) ? Number(v) : fallback
+    }
+    const status = sealed
+      ? code('sealedcode', 503)
+      : standby
+        ? url.searchParams.has('standbyok')
+          ? 200
+          : code('standbycode', 429)
+        : code('activecode', 200)
+    send(res, status, {
+      initialized: true,
+      sealed,
+      standby,
+      performance_standby: false,
+      replication_performance_mode: 'disabled',
+      replication_dr_mode: 'disabled',
+      server_time_utc: Math.floor(this.#clock() / 1000),
+      version: this.#version,
+      cluster_name: 'vault-emulator',
+      cluster_id: CLUSTER_ID,
+    })
   }
 
   #dispatch(
@@ -344,13 +511,15 @@ export class VaultEmulator implements KmsEmulator {
     route: Route,
     keys: Map<string, EmulatedKey>,
     body: Record<string, unknown>,
-  ): { data: Record<string, unknown>; warnings: string[] } | undefined {
+  ): { data: Record<string, unknown>; warnings: string[]; status?: number } | undefined {
     const name = route.name
     switch (operation) {
       case 'encrypt':
-        return { data: this.#encrypt(keys, name, body), warnings: [] }
+        return this.#batch(body, 'plaintext', (item) => this.#encrypt(keys, name, item))
       case 'decrypt':
-        return { data: this.#decrypt(keys, name, body), warnings: [] }
+        return this.#batch(body, 'ciphertext', (item) => this.#decrypt(keys, name, item))
+      case 'rewrap':
+        return this.#batch(body, 'ciphertext', (item) => this.#rewrap(keys, name, item))
       case 'datakey':
         return { data: this.#datakey(keys, name, route.kind ?? '', body), warnings: [] }
       case 'readKey': {
@@ -371,6 +540,81 @@ export class VaultEmulator implements KmsEmulator {
         return { data: this.#configure(keys, name, body), warnings: [] }
       default:
         throw new VaultFailure(404, [])
+    }
+  }
+
+  /**
+   * One item, or `batch_input` (path_encrypt.go / path_decrypt.go /
+   * path_rewrap.go): every item gets a result in input order, its `error` on
+   * failure, and its `reference` back; any failed item makes the answer 400
+   * (500 when only internal errors failed), unless some succeeded and
+   * `partial_failure_response_code` says otherwise.
+   */
+  #batch(
+    body: Record<string, unknown>,
+    required: 'plaintext' | 'ciphertext',
+    one: (item: Record<string, unknown>) => Record<string, unknown>,
+  ): { data: Record<string, unknown>; warnings: string[]; status?: number } {
+    if (body.batch_input === undefined || body.batch_input === null)
+      return { data: one(body), warnings: [] }
+    const items = body.batch_input
+    if (!Array.isArray(items))
+      throw new VaultFailure(500, [
+        multierror(
+          `failed to parse batch input: source data must be an array or slice, got ${typeof items}`,
+        ),
+      ])
+    if (items.length === 0) throw bad('missing batch input to process')
+    const decoded = items.map((item, i) => {
+      if (item === null || typeof item !== 'object' || Array.isArray(item))
+        throw new VaultFailure(500, [
+          multierror(`failed to parse batch input: [${i}] expected a map`),
+        ])
+      const entry = item as Record<string, unknown>
+      if (entry[required] === undefined)
+        throw new VaultFailure(500, [
+          multierror(
+            `failed to parse batch input: '[${i}].${required}' missing ${required} to ${required === 'plaintext' ? 'encrypt' : 'decrypt'}`,
+          ),
+        ])
+      return entry
+    })
+    const contextSet = stringOr(decoded[0]!.context) !== ''
+    if (decoded.some((item) => (stringOr(item.context) !== '') !== contextSet))
+      throw bad('context should be set either in all the request blocks or in none')
+    let userError = false
+    let internalError = false
+    let success = false
+    const results = decoded.map((item) => {
+      const reference = stringOr(item.reference)
+      try {
+        const out = one(item)
+        success = true
+        return { ...out, reference }
+      } catch (err) {
+        if (!(err instanceof VaultFailure)) throw err
+        if (err instanceof AuthenticationFailure && this.#legacy()) internalError = true
+        else userError = true
+        return { error: err.errors[0] ?? 'internal error', reference }
+      }
+    })
+    let status: number | undefined
+    if (userError || internalError) {
+      status = userError ? 400 : 500
+      const override = body.partial_failure_response_code
+      if (
+        success &&
+        typeof override === 'number' &&
+        Number.isInteger(override) &&
+        override >= 1 &&
+        override <= 599
+      )
+        status = override
+    }
+    return {
+      data: { batch_results: results },
+      warnings: [],
+      ...(status === undefined ? {} : { status }),
     }
   }
 
@@ -417,14 +661,39 @@ export class VaultEmulator implements KmsEmulator {
     name: string,
     body: Record<string, unknown>,
   ): Record<string, unknown> {
+    return { plaintext: this.#openItem(keys, name, body, associatedData(body)).toString('base64') }
+  }
+
+  /** The plaintext of one decrypt or rewrap item; neither ever upserts the key. */
+  #openItem(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+    aad: Buffer | undefined,
+  ): Buffer {
     const value = stringField(body, 'ciphertext')
     if (value === '') throw bad('missing ciphertext to decrypt')
     const key = keys.get(name)
-    // Decrypt never upserts.
     if (key === undefined) throw bad('encryption key not found')
-    const context = goBase64(stringField(body, 'context'))
-    const aad = associatedData(body)
-    return { plaintext: this.#open(key, value, context, aad).toString('base64') }
+    return this.#open(key, value, goBase64(stringField(body, 'context')), aad)
+  }
+
+  /** Decrypt, then encrypt under `key_version` (latest): `associated_data` is not a field here. */
+  #rewrap(
+    keys: Map<string, EmulatedKey>,
+    name: string,
+    body: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const plaintext = this.#openItem(keys, name, body, undefined)
+    try {
+      return this.#encrypt(keys, name, {
+        plaintext: plaintext.toString('base64'),
+        ...(body.context === undefined ? {} : { context: body.context }),
+        ...(body.key_version === undefined ? {} : { key_version: body.key_version }),
+      })
+    } finally {
+      plaintext.fill(0)
+    }
   }
 
   #datakey(
@@ -555,7 +824,7 @@ export class VaultEmulator implements KmsEmulator {
         decipher.final(),
       ])
     } catch {
-      throw bad('cipher: message authentication failed')
+      throw new AuthenticationFailure()
     }
   }
 
@@ -608,19 +877,23 @@ export class VaultEmulator implements KmsEmulator {
     return keys
   }
 
-  #authorized(req: IncomingMessage): boolean {
+  /** The request's token when it is the root token or one `createToken` made; undefined otherwise. */
+  #tokenOf(req: IncomingMessage): string | undefined {
     const bearer = /^Bearer (.+)$/.exec(header(req, 'authorization'))?.[1]
     const token = header(req, 'x-vault-token') || bearer || ''
-    return token !== '' && token === this.#token
+    if (token === '') return undefined
+    return token === this.#token || this.#policies.has(token) ? token : undefined
   }
 
   #route(path: string): Route | undefined {
+    if (path === '/v1/sys/health') return { operation: 'health', name: '' }
     const prefix = `/v1/${this.mount}/`
     if (!path.startsWith(prefix)) return undefined
     const rest = path.slice(prefix.length)
     const patterns: Array<[RegExp, Route['operation']]> = [
       [new RegExp(`^encrypt/(${NAME})$`), 'encrypt'],
       [new RegExp(`^decrypt/(${NAME})$`), 'decrypt'],
+      [new RegExp(`^rewrap/(${NAME})$`), 'rewrap'],
       [new RegExp(`^datakey/(${NAME})/(${NAME})$`), 'datakey'],
       [new RegExp(`^keys/(${NAME})/rotate$`), 'rotate'],
       [new RegExp(`^keys/(${NAME})/config$`), 'configKey'],
@@ -653,6 +926,8 @@ interface Route {
   readonly operation:
     | 'encrypt'
     | 'decrypt'
+    | 'rewrap'
+    | 'health'
     | 'datakey'
     | 'rotate'
     | 'configKey'
@@ -733,16 +1008,83 @@ function ignoredFields(operation: string, body: Record<string, unknown>): string
     : [`Endpoint ignored these unrecognized parameters: [${unknown.join(' ')}]`]
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.destroyed || res.writableEnded) return
   const text = JSON.stringify(body)
   res
     .writeHead(status, {
+      ...headers,
       'Content-Type': 'application/json',
       'Cache-Control': 'no-store',
       'Content-Length': Buffer.byteLength(text),
     })
     .end(text)
+}
+
+const CLUSTER_ID = randomUUID()
+
+/**
+ * The capability a request needs (Vault's existence checks): a write to a
+ * key that does not exist yet is `create` on `encrypt/` and `keys/<k>`,
+ * `update` otherwise; reads are `read`.
+ */
+function capabilityFor(operation: string, keyExists: boolean): VaultCapability {
+  switch (operation) {
+    case 'readKey':
+      return 'read'
+    case 'encrypt':
+    case 'createKey':
+      return keyExists ? 'update' : 'create'
+    default:
+      return 'update'
+  }
+}
+
+/** Whether `policy` grants `capability` on `path`, by Vault's most-specific-path rule. */
+function permits(policy: VaultPolicy, path: string, capability: VaultCapability): boolean {
+  let best:
+    | { rule: readonly VaultCapability[]; exact: boolean; length: number; wild: number }
+    | undefined
+  for (const [pattern, rule] of Object.entries(policy)) {
+    const glob = pattern.endsWith('*')
+    const stem = glob ? pattern.slice(0, -1) : pattern
+    const parts = stem.split('/')
+    const given = path.split('/')
+    if (!glob && parts.length !== given.length) continue
+    if (glob && given.length < parts.length) continue
+    let ok = true
+    for (let i = 0; i < parts.length; i++) {
+      const last = i === parts.length - 1
+      if (parts[i] === '+') continue
+      if (glob && last ? !given[i]!.startsWith(parts[i]!) : parts[i] !== given[i]) ok = false
+    }
+    if (!ok) continue
+    const candidate = {
+      rule,
+      exact: !glob,
+      length: stem.length,
+      wild: parts.filter((p) => p === '+').length,
+    }
+    if (
+      best === undefined ||
+      (candidate.exact && !best.exact) ||
+      (candidate.exact === best.exact &&
+        (candidate.wild < best.wild ||
+          (candidate.wild === best.wild && candidate.length > best.length)))
+    )
+      best = candidate
+  }
+  if (best === undefined || best.rule.includes('deny')) return false
+  return best.rule.includes(capability)
+}
+
+function stringOr(value: unknown): string {
+  return typeof value === 'string' ? value : ''
 }
 
 /** The body, or undefined when it exceeds Vault's default `max_request_size`. */
