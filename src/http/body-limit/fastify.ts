@@ -80,7 +80,7 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     // Fast path: refuse before a single body byte is read. `Connection: close`
     // stops Node from draining a body we already know we will refuse.
     if (declared.kind === 'length' && declared.bytes > limit) {
-      return reject(reply, new RequestTooLargeError(limit))
+      return reject(reply, new RequestTooLargeError(limit, declared.bytes))
     }
     done()
   })

@@ -52,7 +52,7 @@ export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddlewar
     const declared = declaredLength(req.headers['content-length'])
     if (declared.kind === 'invalid') return new InvalidContentLengthError()
     if (declared.kind === 'length' && declared.bytes > policy.maxSize)
-      return new RequestTooLargeError(policy.maxSize)
+      return new RequestTooLargeError(policy.maxSize, declared.bytes)
     return undefined
   }
 
@@ -179,7 +179,7 @@ function checkArrived(
     writeNodeAnswer(res, refusal(error))
     return false
   }
-  if (req.readableLength > limit) return fail(new RequestTooLargeError(limit))
+  if (req.readableLength > limit) return fail(new RequestTooLargeError(limit, req.readableLength))
   if (encoding === undefined) return true
   hideEncoding(req)
   const compressed = req.read() as Buffer | null

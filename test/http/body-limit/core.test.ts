@@ -73,12 +73,16 @@ describe('BodySizeConfig', () => {
 
 describe('humanReadableSize', () => {
   test.each([
-    [0, '0 B'],
-    [500, '500 B'],
-    [1023, '1023 B'],
+    [0, '0 bytes'],
+    [1, '1 byte'],
+    [500, '500 bytes'],
+    [1023, '1023 bytes'],
     [1024, '1.0 KB'],
+    [1075, '1.0 KB'],
+    [1076, '1.1 KB'],
     [1536, '1.5 KB'],
     [512_000, '500.0 KB'],
+    [1_048_575, '1.0 MB'],
     [1_048_576, '1.0 MB'],
     [5 * 1_048_576, '5.0 MB'],
     [1_073_741_824, '1.0 GB'],
@@ -87,7 +91,7 @@ describe('humanReadableSize', () => {
     expect(humanReadableSize(bytes)).toBe(human)
   })
 
-  const UNIT = { B: 0, KB: 1, MB: 2, GB: 3, TB: 4, PB: 5 } as const
+  const UNIT = { byte: 0, bytes: 0, KB: 1, MB: 2, GB: 3, TB: 4, PB: 5 } as const
   /** The byte count a rendered size stands for. */
   const bytesOf = (human: string): number => {
     const [value = '', unit = ''] = human.split(' ')
@@ -95,10 +99,12 @@ describe('humanReadableSize', () => {
   }
   const size = fc.integer({ min: 0, max: 2 ** 40 })
 
-  test('every size is whole bytes under 1 KiB, else one decimal and a 1024-based unit', () => {
+  test('every size is whole bytes under 1 KiB, else one decimal under 1024 of a 1024-based unit', () => {
     fc.assert(
       fc.property(size, (bytes) => {
-        expect(humanReadableSize(bytes)).toMatch(/^(\d{1,4} B|\d{1,4}\.\d (KB|MB|GB|TB))$/)
+        const human = humanReadableSize(bytes)
+        expect(human).toMatch(/^(1 byte|\d{1,4} bytes|\d{1,4}\.\d (KB|MB|GB|TB))$/)
+        if (bytes >= 1024) expect(Number(human.split(' ')[0])).toBeLessThan(1024)
       }),
     )
   })

@@ -178,8 +178,8 @@ describe('bodyLimit (Fastify): per-route override', () => {
       },
     )
     expect((await post(app, '/small', text(100))).statusCode).toBe(200)
-    expectTooLarge(await post(app, '/small', text(101)), 100, '100 B')
-    expectTooLarge(await post(app, '/small', lazyBody(1000).stream), 100, '100 B')
+    expectTooLarge(await post(app, '/small', text(101)), 100, '100 bytes')
+    expectTooLarge(await post(app, '/small', lazyBody(1000).stream), 100, '100 bytes')
   })
 
   test('`bodyLimit: false` takes the route out of the guard (Fastify’s own limit still applies)', async () => {
@@ -225,8 +225,8 @@ describe('bodyLimit (Fastify): exemptions', () => {
       expect(res.json(), url).toMatchObject({ bytes: 10 * KiB })
     }
     // Not a prefix match, and not the exact path.
-    expectTooLarge(await post(app, '/filesystem', text(101)), 100, '100 B')
-    expectTooLarge(await post(app, '/echo', text(101)), 100, '100 B')
+    expectTooLarge(await post(app, '/filesystem', text(101)), 100, '100 bytes')
+    expectTooLarge(await post(app, '/echo', text(101)), 100, '100 bytes')
   })
 
   test('exempt methods skip the guard; the default exempts OPTIONS but not POST or PUT', async () => {
@@ -246,7 +246,7 @@ describe('bodyLimit (Fastify): exemptions', () => {
         payload: text(101),
         headers: { 'content-type': 'text/plain' },
       })
-      expectTooLarge(res, 100, '100 B')
+      expectTooLarge(res, 100, '100 bytes')
     }
   })
 
@@ -259,7 +259,7 @@ describe('bodyLimit (Fastify): exemptions', () => {
       headers: { 'content-type': 'text/plain' },
     })
     expect(put.statusCode).toBe(200)
-    expectTooLarge(await post(app, '/echo', text(101)), 100, '100 B')
+    expectTooLarge(await post(app, '/echo', text(101)), 100, '100 bytes')
   })
 })
 
@@ -273,14 +273,14 @@ describe('bodyLimit (Fastify): Fastify’s own limit', () => {
       },
     )
     expect((await post(app, '/unguarded', text(100))).statusCode).toBe(200)
-    expectTooLarge(await post(app, '/unguarded', text(101)), 100, '100 B')
-    expectTooLarge(await post(app, '/unguarded', lazyBody(1000).stream), 100, '100 B')
+    expectTooLarge(await post(app, '/unguarded', text(101)), 100, '100 bytes')
+    expectTooLarge(await post(app, '/unguarded', lazyBody(1000).stream), 100, '100 bytes')
   })
 
   test('routes declared after the plugin get our limit even above Fastify’s bodyLimit', async () => {
     const { app } = await build({ maxSize: 1000 }, { fastify: { bodyLimit: 100 } })
     expect((await post(app, '/echo', text(1000))).statusCode).toBe(200)
-    expectTooLarge(await post(app, '/echo', text(1001)), 1000, '1000 B')
+    expectTooLarge(await post(app, '/echo', text(1001)), 1000, '1000 bytes')
   })
 
   // Fastify fixes a route's limit and error handler when the route is declared:
@@ -294,9 +294,9 @@ describe('bodyLimit (Fastify): Fastify’s own limit', () => {
       { fastify: { bodyLimit: 100 }, before: (app) => app.post('/early', early) },
     )
     expect((await post(app, '/early', text(100))).statusCode).toBe(200)
-    expectTooLarge(await post(app, '/early', text(101)), 100, '100 B')
-    expectTooLarge(await post(app, '/early', text(5000)), 100, '100 B')
-    expectTooLarge(await post(app, '/early', lazyBody(500).stream), 100, '100 B')
+    expectTooLarge(await post(app, '/early', text(101)), 100, '100 bytes')
+    expectTooLarge(await post(app, '/early', text(5000)), 100, '100 bytes')
+    expectTooLarge(await post(app, '/early', lazyBody(500).stream), 100, '100 bytes')
     expect(early).toHaveBeenCalledTimes(1)
   })
 })

@@ -213,12 +213,12 @@ describe('bodyLimitMiddleware on node:http', () => {
     expectTooLarge(
       await roundTrip(port, 'POST', '/filesystem', { 'content-length': 100 }, text(100)),
       10,
-      '10 B',
+      '10 bytes',
     )
     expectTooLarge(
       await roundTrip(port, 'PUT', '/', { 'content-length': 11 }, text(11)),
       10,
-      '10 B',
+      '10 bytes',
     )
   })
 
