@@ -98,13 +98,26 @@ export class InvalidContentLengthError extends SecurityError implements HttpAnsw
   }
 }
 
-/** `Content-Encoding` the guard cannot inflate (with `inflate: true`). Answers 415. */
+/**
+ * `Content-Encoding` the guard cannot decode and so cannot count: a coding
+ * other than `gzip`, `x-gzip`, `deflate`, `br` and `identity`, more than four
+ * codings, or any coding with `inflate: false` (unless `passEncoded`). Answers 415.
+ */
 export class UnsupportedEncodingError extends SecurityError {
   static override readonly code = 'ERR_HTTP_UNSUPPORTED_ENCODING'
   override readonly statusCode = 415
 
   constructor(options?: SecurityErrorOptions) {
     super('Unsupported Content-Encoding', options)
+  }
+}
+
+/** A compressed body that is not valid for its declared encoding. Answers 400. */
+export class InvalidCompressedBodyError extends SecurityError {
+  static override readonly code = 'ERR_HTTP_BAD_REQUEST'
+  override readonly statusCode = 400
+  constructor(options?: SecurityErrorOptions) {
+    super('Invalid compressed request body', options)
   }
 }
 
