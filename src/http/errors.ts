@@ -1,5 +1,5 @@
 import { SecurityError, type SecurityErrorOptions } from '../errors.js'
-import { humanReadableSize } from '../internal/format.js'
+import { bytesWithHuman, humanReadableSize } from '../internal/format.js'
 import {
   bodyTooLargeAnswer,
   type HttpAnswer,
@@ -8,16 +8,49 @@ import {
   kHttpAnswer,
 } from '../internal/reply/index.js'
 
-/** The body (declared, streamed or inflated) passed the limit. Answers 413. */
+/**
+ * The body (declared, streamed or inflated) passed the limit. Answers 413
+ * with the seed's body, `{detail, max_size, max_size_human}`; the message,
+ * for logs, names the limit in bytes and human form and, when it is known
+ * (a declared `Content-Length`), the size of the body.
+ *
+ * @example
+ * ```ts
+ * import { RequestTooLargeError } from 'fraiseql-security/http'
+ * new RequestTooLargeError(1_048_576, 5_242_880).message
+ * // 'Request body of 5242880 bytes (5.0 MB) exceeds the limit of 1048576 bytes (1.0 MB)'
+ * ```
+ */
 export class RequestTooLargeError extends SecurityError implements HttpAnswerable {
   static override readonly code = 'ERR_HTTP_BODY_TOO_LARGE'
   override readonly statusCode = 413
   /** The limit that was passed, in bytes. */
   readonly maxSize: number
+  /**
+   * The body's size in bytes when it is known before reading it (a declared
+   * `Content-Length`); `undefined` for a body stopped while it streamed or
+   * inflated, whose full size nobody read.
+   */
+  readonly actualSize: number | undefined
 
-  constructor(maxSize: number, options?: SecurityErrorOptions) {
-    super('Request body too large', options)
+  constructor(maxSize: number, options?: SecurityErrorOptions)
+  constructor(maxSize: number, actualSize: number | undefined, options?: SecurityErrorOptions)
+  constructor(
+    maxSize: number,
+    actualOrOptions?: number | SecurityErrorOptions,
+    maybeOptions?: SecurityErrorOptions,
+  ) {
+    const actualSize = typeof actualOrOptions === 'number' ? actualOrOptions : undefined
+    const options = typeof actualOrOptions === 'object' ? actualOrOptions : maybeOptions
+    const limit = `the limit of ${bytesWithHuman(maxSize)}`
+    super(
+      actualSize === undefined
+        ? `Request body exceeds ${limit}`
+        : `Request body of ${bytesWithHuman(actualSize)} exceeds ${limit}`,
+      options,
+    )
     this.maxSize = maxSize
+    this.actualSize = actualSize
   }
 
   [kHttpAnswer](): HttpAnswer {
@@ -65,13 +98,26 @@ export class InvalidContentLengthError extends SecurityError implements HttpAnsw
   }
 }
 
-/** `Content-Encoding` the guard cannot inflate (with `inflate: true`). Answers 415. */
+/**
+ * `Content-Encoding` the guard cannot decode and so cannot count: a coding
+ * other than `gzip`, `x-gzip`, `deflate`, `br` and `identity`, more than four
+ * codings, or any coding with `inflate: false` (unless `passEncoded`). Answers 415.
+ */
 export class UnsupportedEncodingError extends SecurityError {
   static override readonly code = 'ERR_HTTP_UNSUPPORTED_ENCODING'
   override readonly statusCode = 415
 
   constructor(options?: SecurityErrorOptions) {
     super('Unsupported Content-Encoding', options)
+  }
+}
+
+/** A compressed body that is not valid for its declared encoding. Answers 400. */
+export class InvalidCompressedBodyError extends SecurityError {
+  static override readonly code = 'ERR_HTTP_BAD_REQUEST'
+  override readonly statusCode = 400
+  constructor(options?: SecurityErrorOptions) {
+    super('Invalid compressed request body', options)
   }
 }
 

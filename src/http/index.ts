@@ -12,13 +12,14 @@ export { errorReply } from '../internal/reply/fastify.js'
 export type { HttpAnswer } from '../internal/reply/index.js'
 export { toHttpAnswer } from '../internal/reply/index.js'
 export type { BodyLimitRouteConfig, BodySizeConfig } from './body-limit/core.js'
-export { BodySizeConfigSchema, InvalidCompressedBodyError } from './body-limit/core.js'
+export { BodySizeConfigSchema } from './body-limit/core.js'
 export { bodyLimit } from './body-limit/fastify.js'
 export type { BodyLimitMiddleware } from './body-limit/middleware.js'
 export { bodyLimitMiddleware } from './body-limit/middleware.js'
 export type { PolicyState, RateLimitInfo } from './errors.js'
 export {
   BodyTimeoutError,
+  InvalidCompressedBodyError,
   InvalidContentLengthError,
   QUOTA_EXCEEDED_TYPE,
   RateLimitExceededError,

@@ -70,7 +70,7 @@ describe('bodyLimitMiddleware after an async middleware', () => {
     expect(await ran).toEqual({ buffered: 500, complete: true })
     const res = parseResponse(await client.until(hasFullResponse, 'the answer'))
     expect(res.status).toBe(413)
-    expect(res.body).toBe(tooLargeBody(100, '100 B'))
+    expect(res.body).toBe(tooLargeBody(100, '100 bytes'))
     client.destroy()
   })
 
@@ -86,7 +86,7 @@ describe('bodyLimitMiddleware after an async middleware', () => {
     expect(await ran).toEqual({ buffered: 500, complete: false })
     const res = parseResponse(await client.until(hasFullResponse, 'the answer'))
     expect(res.status).toBe(413)
-    expect(res.body).toBe(tooLargeBody(100, '100 B'))
+    expect(res.body).toBe(tooLargeBody(100, '100 bytes'))
     expect(downstream).not.toHaveBeenCalled()
     client.destroy()
   })
@@ -123,7 +123,7 @@ describe('bodyLimitMiddleware after an async middleware', () => {
     expect((await late.ran).complete).toBe(true)
     const refused = parseResponse(await bombClient.until(hasFullResponse, 'the 413'))
     expect(refused.status).toBe(413)
-    expect(refused.body).toBe(tooLargeBody(1000, '1000 B'))
+    expect(refused.body).toBe(tooLargeBody(1000, '1000 bytes'))
     bombClient.destroy()
   })
 

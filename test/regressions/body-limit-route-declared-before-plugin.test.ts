@@ -36,7 +36,7 @@ test('a route declared before the plugin answers Fastify’s lower limit in our 
     const res = await send(app, payload)
     expect(res.statusCode).toBe(413)
     expect(res.headers['content-type']).toBe('application/json')
-    expect(res.body).toBe(tooLargeBody(100, '100 B'))
+    expect(res.body).toBe(tooLargeBody(100, '100 bytes'))
   }
 })
 

@@ -1,25 +1,22 @@
 /**
  * The framework-free core of the body-size limit: options, exemptions, the
  * declared-length fast path, and the meter that counts a streamed (and
- * optionally inflated) body and stops it the moment it passes the limit.
+ * decoded) body and stops it the moment it passes the limit.
  */
-import { kMaxLength } from 'node:buffer'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Transform } from 'node:stream'
-import {
-  brotliDecompressSync,
-  constants,
-  createBrotliDecompress,
-  createGunzip,
-  createInflate,
-  gunzipSync,
-  inflateSync,
-} from 'node:zlib'
 import { z } from 'zod'
-import { SecurityError } from '../../errors.js'
+import type { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
 import { type AnswerOptions, type HttpAnswer, toHttpAnswer } from '../../internal/reply/index.js'
-import { BodyTimeoutError, RequestTooLargeError, UnsupportedEncodingError } from '../errors.js'
+import {
+  BodyTimeoutError,
+  InvalidCompressedBodyError,
+  RequestTooLargeError,
+  UnsupportedEncodingError,
+} from '../errors.js'
 import { compilePathMatcher, type PathMatcher, PathPatternSchema } from '../paths.js'
+import { type BodyEncoding, createDecoder, decodingOrder } from './decoder.js'
 
 /** 1 TiB: any larger limit is a typo, and larger numbers lose integer precision in headers. */
 const MAX_LIMIT = 2 ** 40
@@ -27,7 +24,8 @@ const MAX_LIMIT = 2 ** 40
 export const BodySizeConfigSchema = z
   .object({
     /**
-     * Largest accepted body, in bytes (after inflation when `inflate` is on).
+     * Largest accepted body, in bytes: on the wire and, for a compressed
+     * body, after each decoded layer.
      * @default 1048576 (1 MiB)
      */
     maxSize: z.number().int().min(1).max(MAX_LIMIT).default(1_048_576),
@@ -37,7 +35,12 @@ export const BodySizeConfigSchema = z
      */
     exemptPaths: z.array(PathPatternSchema).default([]),
     /**
-     * Methods the guard ignores (they carry no body by convention).
+     * Methods whose requests skip the guard when they carry no body (no
+     * `Content-Length` above 0, no `Transfer-Encoding`): they cost nothing to
+     * let through. A request that carries a body is limited whatever its
+     * method, since parsers read bodies on any method (`express.json()` on a
+     * GET, Fastify on an OPTIONS); exempt a path or a route to take a body
+     * out of the guard.
      * @default ['GET', 'HEAD', 'OPTIONS']
      */
     exemptMethods: z
@@ -54,14 +57,37 @@ export const BodySizeConfigSchema = z
       .union([z.number().int().min(1).max(3_600_000), z.literal(false)])
       .default(30_000),
     /**
-     * Inflate `gzip`, `deflate` and `br` bodies here, and apply `maxSize` to
-     * the inflated size too: a 10 KB body that inflates to 1 GB is a 413,
-     * stopped while inflating.
+     * Decode `gzip` (`x-gzip`), `deflate` and `br` bodies here, stacked
+     * codings included (up to four, e.g. `gzip, br`), with `maxSize` applied
+     * to every decoded layer: a 10 KB body that inflates to 1 GB is a 413,
+     * stopped while inflating. Whatever reads the body next gets it decoded,
+     * without `Content-Encoding` (so `express.json()` cannot inflate it past
+     * the limit). Any other coding is a 415. `false` refuses every coded body
+     * with a 415 (see `passEncoded`).
+     * @default true
+     */
+    inflate: z.boolean().default(true),
+    /**
+     * With `inflate: false`, hand a coded body on as it arrived, counted by
+     * its size on the wire only. Unsafe when anything downstream decodes it
+     * (`express.json()` and `express.text()` do by default): a small body
+     * can then inflate far past `maxSize`. For proxies and uploads stored
+     * compressed.
      * @default false
      */
-    inflate: z.boolean().default(false),
+    passEncoded: z.boolean().default(false),
   })
   .strict()
+  .superRefine((c, ctx) => {
+    // Never silently ignored: `passEncoded` alone would otherwise do nothing.
+    if (c.passEncoded && c.inflate) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['passEncoded'],
+        message: 'applies only with `inflate: false`',
+      })
+    }
+  })
 
 /** Options of the `bodyLimit` plugin and `bodyLimitMiddleware`. */
 export type BodySizeConfig = z.input<typeof BodySizeConfigSchema>
@@ -78,6 +104,7 @@ export interface BodyLimitPolicy {
   readonly maxSize: number
   readonly bodyTimeoutMs: number | false
   readonly inflate: boolean
+  readonly passEncoded: boolean
   readonly isExemptPath: PathMatcher
   readonly exemptMethods: ReadonlySet<string>
 }
@@ -88,9 +115,40 @@ export function resolveBodyLimit(config: BodySizeConfig | undefined): BodyLimitP
     maxSize: c.maxSize,
     bodyTimeoutMs: c.bodyTimeoutMs,
     inflate: c.inflate,
+    passEncoded: c.passEncoded,
     isExemptPath: compilePathMatcher(c.exemptPaths),
     exemptMethods: new Set(c.exemptMethods),
   })
+}
+
+/** What the guard needs of a request to know whether it carries a body. */
+export interface BodyFraming {
+  readonly headers: IncomingHttpHeaders
+  /** Set on HTTP/2 requests (`Http2ServerRequest`): its stream knows whether DATA follows. */
+  readonly stream?: { readonly endAfterHeaders?: boolean }
+}
+
+/**
+ * Whether a request carries a body (RFC 9112 §6.3): `Transfer-Encoding`, or
+ * a `Content-Length` that is not `0` (an invalid one counts, so that it gets
+ * its 400). On HTTP/2, where neither header is needed, whether the HEADERS
+ * frame ended the stream.
+ */
+export function carriesBody(req: BodyFraming): boolean {
+  const ended = req.stream?.endAfterHeaders
+  if (typeof ended === 'boolean') return !ended
+  if (req.headers['transfer-encoding'] !== undefined) return true
+  const length = req.headers['content-length']
+  return length !== undefined && length !== '0'
+}
+
+/** Whether the guard lets this request through untouched because of its method. */
+export function isExemptByMethod(
+  policy: BodyLimitPolicy,
+  method: string | undefined,
+  req: BodyFraming,
+): boolean {
+  return policy.exemptMethods.has(method ?? 'GET') && !carriesBody(req)
 }
 
 export function parseRouteOverride(
@@ -134,65 +192,6 @@ export function declaredLength(value: string | string[] | undefined): DeclaredLe
   if (typeof value !== 'string') return INVALID
   if (value.length === 0 || value.length > 15 || !/^[0-9]+$/.test(value)) return INVALID
   return { kind: 'length', bytes: Number(value) }
-}
-
-/** The `Content-Encoding`s the guard inflates (`x-gzip` is read as `gzip`, RFC 9110 §8.4.1.3). */
-export type BodyEncoding = 'gzip' | 'deflate' | 'br'
-
-/** A body inflater for one encoding. */
-export function createInflater(encoding: BodyEncoding): Transform {
-  switch (encoding) {
-    case 'gzip':
-      return createGunzip()
-    case 'deflate':
-      return createInflate()
-    case 'br':
-      return createBrotliDecompress({
-        params: { [constants.BROTLI_DECODER_PARAM_LARGE_WINDOW]: 0 },
-      })
-  }
-}
-
-/**
- * Inflates a body that is already wholly in memory, producing at most `limit`
- * bytes: the same budget and the same answers as the streaming inflater (413
- * past the limit, 400 for a corrupt body), for a body that arrived before the
- * guard could meter it as it streamed.
- */
-export function inflateWhole(
-  encoding: BodyEncoding,
-  body: Buffer,
-  limit: number,
-): Buffer | RequestTooLargeError | InvalidCompressedBodyError {
-  // zlib refuses a cap above the largest Buffer; no body can reach that anyway.
-  const options = { maxOutputLength: Math.min(limit, kMaxLength) }
-  try {
-    switch (encoding) {
-      case 'gzip':
-        return gunzipSync(body, options)
-      case 'deflate':
-        return inflateSync(body, options)
-      case 'br':
-        return brotliDecompressSync(body, {
-          ...options,
-          params: { [constants.BROTLI_DECODER_PARAM_LARGE_WINDOW]: 0 },
-        })
-    }
-  } catch (err) {
-    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-      return new RequestTooLargeError(limit)
-    }
-    return new InvalidCompressedBodyError()
-  }
-}
-
-/** A compressed body that is not valid for its declared encoding. Answers 400. */
-export class InvalidCompressedBodyError extends SecurityError {
-  static override readonly code = 'ERR_HTTP_BAD_REQUEST'
-  override readonly statusCode = 400
-  constructor() {
-    super('Invalid compressed request body')
-  }
 }
 
 /** What the meter reports back to its adapter. */
@@ -250,7 +249,10 @@ export class BodyMeter {
         if (!this.#done) sink.drain()
       })
       inflater.on('end', () => this.#finish())
-      inflater.on('error', () => this.fail(new InvalidCompressedBodyError()))
+      inflater.on('error', (err: Error) =>
+        // A chained decoder stops itself when an inner layer passes the limit.
+        this.fail(err instanceof RequestTooLargeError ? err : new InvalidCompressedBodyError()),
+      )
     }
     if (timeoutMs !== false) {
       this.#timer = setTimeout(() => this.fail(new BodyTimeoutError()), timeoutMs)
@@ -299,8 +301,12 @@ export class BodyMeter {
   /** The wire body ended. */
   end(): void {
     if (this.#done) return
-    if (this.#inflater !== undefined) this.#inflater.end()
-    else this.#finish()
+    // An empty body decodes to nothing (zlib would call it truncated).
+    if (this.#inflater !== undefined && this.encodedBytes > 0) this.#inflater.end()
+    else {
+      this.#inflater?.destroy()
+      this.#finish()
+    }
   }
 
   /** Resumes a paused inflater after the consumer drained. */
@@ -335,39 +341,29 @@ export class BodyMeter {
 }
 
 /**
- * The encoding the guard must inflate for a request: `undefined` for none
- * (identity, or `inflate` off), or the 415 to answer.
+ * How the guard treats a request's `Content-Encoding`: the codings to undo,
+ * in order (`[]` for an identity body, or a coded one handed on as is with
+ * `passEncoded`), or the 415 to answer for a coding it cannot count.
  */
-export function encodingFor(
+export function decodingFor(
   policy: BodyLimitPolicy,
   contentEncoding: string | string[] | undefined,
-): BodyEncoding | undefined | UnsupportedEncodingError {
-  if (!policy.inflate || contentEncoding === undefined) return undefined
-  const value = Array.isArray(contentEncoding) ? contentEncoding.join(',') : contentEncoding
-  const encoding = value.trim().toLowerCase()
-  if (encoding === '' || encoding === 'identity') return undefined
-  // Stacked encodings (`gzip, br`) are legal but unused by real clients; refusing
-  // them keeps one inflater, one budget.
-  if (encoding.includes(',')) return new UnsupportedEncodingError()
-  switch (encoding) {
-    case 'gzip':
-    case 'x-gzip':
-      return 'gzip'
-    case 'deflate':
-      return 'deflate'
-    case 'br':
-      return 'br'
-    default:
-      return new UnsupportedEncodingError()
+): readonly BodyEncoding[] | UnsupportedEncodingError {
+  const order = decodingOrder(contentEncoding)
+  if (order === undefined) {
+    return policy.inflate || !policy.passEncoded ? new UnsupportedEncodingError() : []
   }
+  if (order.length === 0 || policy.inflate) return order
+  return policy.passEncoded ? [] : new UnsupportedEncodingError()
 }
 
-/** Builds the inflater for a request, `undefined` for identity, or the 415 to answer. */
-export function inflaterFor(
+/** The decoder for a request, `undefined` for none, or the 415 to answer. */
+export function decoderFor(
   policy: BodyLimitPolicy,
   contentEncoding: string | string[] | undefined,
+  limit: number,
 ): Transform | undefined | UnsupportedEncodingError {
-  const encoding = encodingFor(policy, contentEncoding)
-  if (encoding === undefined || encoding instanceof Error) return encoding
-  return createInflater(encoding)
+  const order = decodingFor(policy, contentEncoding)
+  if (order instanceof Error) return order
+  return order.length === 0 ? undefined : createDecoder(order, limit)
 }

@@ -16,7 +16,8 @@ import {
   BodyMeter,
   type BodySizeConfig,
   declaredLength,
-  inflaterFor,
+  decoderFor,
+  isExemptByMethod,
   parseRouteOverride,
   refusal,
   resolveBodyLimit,
@@ -54,12 +55,11 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     if (override === false) return
     // A route the guard ignores keeps Fastify's own limit too: otherwise a path
     // in `exemptPaths` would still be cut at `maxSize`, by Fastify instead of us.
-    if (isExemptRoute(policy, route.url, route.method)) return
+    // Methods exempt nothing here: a GET or OPTIONS with a body is limited.
+    if (policy.isExemptPath(route.url)) return
     const limit = override?.maxSize ?? route.bodyLimit ?? policy.maxSize
     // Only ever raised, never lowered: the guard enforces `limit` before
-    // Fastify's reader sees a byte past it, while a request the guard exempts
-    // on a shared route (the OPTIONS of a POST/OPTIONS route) keeps Fastify's
-    // own limit, as if the plugin were not there.
+    // Fastify's reader sees a byte past it.
     route.bodyLimit = Math.max(limit, route.bodyLimit ?? app.initialConfig.bodyLimit ?? limit)
     route.config = { ...route.config, [kRouteLimit]: limit }
   })
@@ -80,7 +80,7 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     // Fast path: refuse before a single body byte is read. `Connection: close`
     // stops Node from draining a body we already know we will refuse.
     if (declared.kind === 'length' && declared.bytes > limit) {
-      return reject(reply, new RequestTooLargeError(limit))
+      return reject(reply, new RequestTooLargeError(limit, declared.bytes))
     }
     done()
   })
@@ -91,32 +91,55 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
       writeContinue(request, reply)
       return done(null, payload)
     }
-    const inflater = inflaterFor(policy, request.headers['content-encoding'])
+    const decoder = decoderFor(policy, request.headers['content-encoding'], limit)
     // Answered here rather than through `done(error)`, for the reason given in `meter`.
-    if (inflater instanceof Error) return reject(reply, inflater)
+    if (decoder instanceof Error) return reject(reply, decoder)
+    // Whatever reads the body gets it decoded: a parser of ours or the
+    // user's must not decode it a second time.
+    if (decoder !== undefined) delete request.headers['content-encoding']
     writeContinue(request, reply)
-    done(null, meter(request, reply, payload, limit, policy, inflater))
+    const body = meter(request, reply, payload, limit, policy, decoder)
+    if (!isBodylessMethod(request)) return done(null, body)
+    // Fastify never reads a body on this method (GET, HEAD, TRACE): the
+    // handler would answer while the body still streams in, and an oversized
+    // one would never get its 413. Count it to its end first, dropping it.
+    body.once('end', () => done(null, body))
+    body.resume()
   })
 }
 
+/** Fastify 5's bodyless methods, for when its own table cannot be found. */
+const BODYLESS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'TRACE'])
+
 /**
- * Whether every request a route can match is exempt: its URL is an exempt
- * path (a parametric route such as `/files/:id` under `/files/*` is), or
- * each of its methods is exempt.
+ * The symbol of Fastify's method table, found once by its description on the
+ * instance or its prototypes (a plugin's instance inherits it); `null` when
+ * absent (another Fastify major), and {@link BODYLESS} applies.
  */
-function isExemptRoute(
-  policy: BodyLimitPolicy,
-  url: string,
-  method: string | readonly string[],
-): boolean {
-  if (policy.isExemptPath(url)) return true
-  const methods = typeof method === 'string' ? [method] : method
-  return methods.every((m) => policy.exemptMethods.has(m.toUpperCase()))
+let kMethodTable: symbol | null | undefined
+
+/** Whether Fastify skips body parsing for this request's method (`addHttpMethod` without `hasBody`). */
+function isBodylessMethod(request: FastifyRequest): boolean {
+  const server = request.server as unknown as Record<symbol, { bodyless?: unknown } | undefined>
+  if (kMethodTable === undefined) {
+    kMethodTable = null
+    for (let o: object | null = server; o !== null; o = Object.getPrototypeOf(o)) {
+      const found = Object.getOwnPropertySymbols(o).find(
+        (s) => s.description === 'fastify.acceptedHTTPMethods',
+      )
+      if (found !== undefined) {
+        kMethodTable = found
+        break
+      }
+    }
+  }
+  const table = kMethodTable === null ? undefined : server[kMethodTable]?.bodyless
+  return (table instanceof Set ? (table as Set<string>) : BODYLESS).has(request.method)
 }
 
 /** The limit that applies to this request, or undefined when the guard does not. */
 function limitFor(policy: BodyLimitPolicy, request: FastifyRequest): number | undefined {
-  if (policy.exemptMethods.has(request.method)) return undefined
+  if (isExemptByMethod(policy, request.method, request.raw)) return undefined
   const options = request.routeOptions
   const config = options.config
   if (config.bodyLimit === false) return undefined
@@ -174,7 +197,7 @@ function meter(
   source: Readable,
   limit: number,
   policy: BodyLimitPolicy,
-  inflater: Transform | undefined,
+  decoder: Transform | undefined,
 ): MeteredPayload {
   const out = new PassThrough() as MeteredPayload
   out.receivedEncodedLength = 0
@@ -211,7 +234,7 @@ function meter(
         out.destroy()
       },
     },
-    inflater,
+    decoder,
     policy.bodyTimeoutMs,
   )
   function onData(chunk: Buffer) {
@@ -244,15 +267,16 @@ function meter(
 /**
  * Request body size limit for Fastify. Rejects a declared `Content-Length`
  * over the limit before reading the body, counts chunked bodies as they
- * arrive, optionally inflates compressed bodies under the same budget, and
- * answers every oversized body with the same 413 JSON.
+ * arrive, on every method that carries a body, decodes compressed bodies
+ * under the same budget, and answers every oversized body with the same 413
+ * JSON.
  *
  * @example
  * ```ts
  * import Fastify from 'fastify'
  * import { bodyLimit } from 'fraiseql-security/http'
  * const app = Fastify()
- * await app.register(bodyLimit, { maxSize: 512 * 1024, exemptPaths: ['/uploads/*'], inflate: true })
+ * await app.register(bodyLimit, { maxSize: 512 * 1024, exemptPaths: ['/uploads/*'] })
  * app.post('/import', { config: { bodyLimit: { maxSize: 10 * 1024 * 1024 } } }, handler)
  * ```
  */

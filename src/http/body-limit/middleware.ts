@@ -4,16 +4,15 @@ import { writeNodeAnswer } from '../../internal/reply/node.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import { pathOf } from '../paths.js'
 import {
-  type BodyEncoding,
   BodyMeter,
   type BodySizeConfig,
-  createInflater,
   declaredLength,
-  encodingFor,
-  inflateWhole,
+  decodingFor,
+  isExemptByMethod,
   refusal,
   resolveBodyLimit,
 } from './core.js'
+import { type BodyEncoding, createDecoder, inflateWhole } from './decoder.js'
 
 export type NextFunction = (err?: unknown) => void
 
@@ -30,29 +29,32 @@ export interface BodyLimitMiddleware {
 
 /**
  * Express-style `(req, res, next)` body-size limit that works on Express and
- * on plain `node:http`. It meters the request stream in place, so whatever
- * reads the body next (`express.json()`, `raw-body`, your own code) sees at
- * most `maxSize` bytes; with `inflate: true` it sees the inflated body.
+ * on plain `node:http`. It meters the request stream in place, on every
+ * method that carries a body, and decodes compressed bodies itself (each
+ * decoded layer counted), so whatever reads the body next (`express.json()`,
+ * `raw-body`, your own code) sees at most `maxSize` decoded bytes and no
+ * `Content-Encoding` left to inflate. Install it before any body parser.
  *
  * @example
  * ```ts
  * import express from 'express'
  * import { bodyLimitMiddleware } from 'fraiseql-security/http'
  * const app = express()
+ * // First, so that every parser after it reads the metered, decoded body.
  * app.use(bodyLimitMiddleware({ maxSize: 256 * 1024 }))
- * app.use(express.json({ limit: '1mb' }))
+ * app.use(express.json())
  * ```
  */
 export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddleware {
   const policy = resolveBodyLimit(config)
 
   function precheck(req: IncomingMessage): SecurityError | 'exempt' | undefined {
-    if (policy.exemptMethods.has(req.method ?? 'GET')) return 'exempt'
+    if (isExemptByMethod(policy, req.method, req)) return 'exempt'
     if (policy.isExemptPath(pathOf(req.url))) return 'exempt'
     const declared = declaredLength(req.headers['content-length'])
     if (declared.kind === 'invalid') return new InvalidContentLengthError()
     if (declared.kind === 'length' && declared.bytes > policy.maxSize)
-      return new RequestTooLargeError(policy.maxSize)
+      return new RequestTooLargeError(policy.maxSize, declared.bytes)
     return undefined
   }
 
@@ -64,9 +66,9 @@ export function bodyLimitMiddleware(config?: BodySizeConfig): BodyLimitMiddlewar
     const verdict = precheck(req)
     if (verdict === 'exempt') return next()
     if (verdict !== undefined) return writeNodeAnswer(res, refusal(verdict))
-    const encoding = encodingFor(policy, req.headers['content-encoding'])
-    if (encoding instanceof Error) return writeNodeAnswer(res, refusal(encoding))
-    if (meterInPlace(req, res, policy.maxSize, encoding, policy.bodyTimeoutMs)) next()
+    const order = decodingFor(policy, req.headers['content-encoding'])
+    if (order instanceof Error) return writeNodeAnswer(res, refusal(order))
+    if (meterInPlace(req, res, policy.maxSize, order, policy.bodyTimeoutMs)) next()
   }
 
   // A listener, so `this` is the server the event came from.
@@ -96,15 +98,15 @@ function meterInPlace(
   req: IncomingMessage,
   res: ServerResponse,
   limit: number,
-  encoding: BodyEncoding | undefined,
+  order: readonly BodyEncoding[],
   timeoutMs: number | false,
 ): boolean {
   // An async middleware ran first, so the parser may have pushed body bytes,
   // or the whole body, into `req` already. They count like any other: a
   // chunked body that fit in one read must not slip past the limit.
-  if (req.complete) return checkArrived(req, res, limit, encoding)
+  if (req.complete) return checkArrived(req, res, limit, order)
   const push: Push = req.push.bind(req)
-  const inflater = encoding === undefined ? undefined : createInflater(encoding)
+  const inflater = order.length === 0 ? undefined : createDecoder(order, limit)
   if (inflater !== undefined) hideEncoding(req)
   const meter = new BodyMeter(
     limit,
@@ -173,19 +175,19 @@ function checkArrived(
   req: IncomingMessage,
   res: ServerResponse,
   limit: number,
-  encoding: BodyEncoding | undefined,
+  order: readonly BodyEncoding[],
 ): boolean {
   const fail = (error: SecurityError) => {
     writeNodeAnswer(res, refusal(error))
     return false
   }
-  if (req.readableLength > limit) return fail(new RequestTooLargeError(limit))
-  if (encoding === undefined) return true
+  if (req.readableLength > limit) return fail(new RequestTooLargeError(limit, req.readableLength))
+  if (order.length === 0) return true
   hideEncoding(req)
   const compressed = req.read() as Buffer | null
   // An empty body inflates to nothing, as it does through the streaming inflater.
   if (compressed === null) return true
-  const inflated = inflateWhole(encoding, compressed, limit)
+  const inflated = inflateWhole(order, compressed, limit)
   if (inflated instanceof Error) return fail(inflated)
   // `unshift` before `end` is emitted puts the bytes back in front, in order.
   if (inflated.length > 0) req.unshift(inflated)

@@ -6,13 +6,30 @@
 import { BlockList, isIP, isIPv4 } from 'node:net'
 import { z } from 'zod'
 
-/** `::ffff:192.0.2.1` → `192.0.2.1`; other addresses unchanged. */
+/**
+ * An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2, `::ffff:0:0/96`) → its IPv4
+ * address, whatever its spelling: `::ffff:192.0.2.1`, `::ffff:c000:201`,
+ * `0:0:0:0:0:ffff:192.0.2.1`, `0000:…:FFFF:C000:0201`. Any other address,
+ * and anything that is not an address, is returned unchanged.
+ */
 export function normalizeIp(ip: string): string {
+  // Fast path for the spelling Node's sockets produce.
   if (ip.length > 7 && (ip.startsWith('::ffff:') || ip.startsWith('::FFFF:'))) {
     const v4 = ip.slice(7)
     if (isIPv4(v4)) return v4
   }
-  return ip
+  if (!ip.includes(':')) return ip
+  const groups = ipv6Groups(ip)
+  return groups === undefined ? ip : (mappedIpv4(groups) ?? ip)
+}
+
+/** The IPv4 address of `::ffff:a.b.c.d` given as eight groups, else undefined. */
+function mappedIpv4(groups: readonly number[]): string | undefined {
+  for (let i = 0; i < 5; i++) if (groups[i] !== 0) return undefined
+  if (groups[5] !== 0xffff) return undefined
+  const hi = groups[6]!
+  const lo = groups[7]!
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
 }
 
 /** Expands an IPv6 address into its eight 16-bit groups, or undefined if invalid. */
@@ -20,6 +37,7 @@ function ipv6Groups(ip: string): number[] | undefined {
   let addr = ip
   const zone = addr.indexOf('%')
   if (zone !== -1) addr = addr.slice(0, zone)
+  if (isIP(addr) !== 6) return undefined
   // An embedded IPv4 tail (`::ffff:1.2.3.4`, `64:ff9b::1.2.3.4`) is two groups.
   const lastColon = addr.lastIndexOf(':')
   const last = addr.slice(lastColon + 1)
@@ -53,10 +71,11 @@ function ipv6Groups(ip: string): number[] | undefined {
 export function ipKey(ip: string, prefixBits = 64): string {
   // IPv4 (the common case) has no colon and is its own key: skip all parsing.
   if (!ip.includes(':')) return ip
-  const addr = normalizeIp(ip)
-  if (isIP(addr) !== 6) return addr
-  const groups = ipv6Groups(addr)
-  if (groups === undefined) return addr
+  const groups = ipv6Groups(ip)
+  if (groups === undefined) return ip
+  // Every spelling of an IPv4-mapped address is the IPv4 client it carries.
+  const v4 = mappedIpv4(groups)
+  if (v4 !== undefined) return v4
   const out: string[] = []
   let bits = prefixBits
   for (const g of groups) {
@@ -91,7 +110,12 @@ export function compileIpList(entries: readonly string[]): (ip: string) => boole
     const normalized = normalizeIp(addr)
     const type = isIP(normalized) === 4 ? 'ipv4' : 'ipv6'
     if (bits === undefined) list.addAddress(normalized, type)
-    else list.addSubnet(normalized, Number(bits), type)
+    else if (type === 'ipv4' && isIP(addr) === 6) {
+      // `::ffff:10.0.0.0/104` is `10.0.0.0/8`; a prefix shorter than the
+      // mapping's own 96 bits also covers real IPv6 space and stays IPv6.
+      if (Number(bits) >= 96) list.addSubnet(normalized, Number(bits) - 96, 'ipv4')
+      else list.addSubnet(addr, Number(bits), 'ipv6')
+    } else list.addSubnet(normalized, Number(bits), type)
   }
   return (ip) => {
     const addr = normalizeIp(ip)

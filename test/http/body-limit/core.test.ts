@@ -1,17 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
+import { brotliCompressSync, gzipSync } from 'node:zlib'
 import fc from 'fast-check'
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { SecurityError } from '../../../src/errors.js'
 import {
   BodyMeter,
-  createInflater,
   declaredLength,
-  encodingFor,
-  inflateWhole,
+  decodingFor,
   type MeterSink,
   resolveBodyLimit,
 } from '../../../src/http/body-limit/core.js'
+import { createDecoder, createInflater } from '../../../src/http/body-limit/decoder.js'
 import {
   BodySizeConfigSchema,
   BodyTimeoutError,
@@ -26,13 +25,14 @@ import {
 import { within } from '../../helpers/raw-http.js'
 
 describe('BodySizeConfig', () => {
-  test('defaults: 1 MiB, no exempt path, GET/HEAD/OPTIONS exempt, 30 s body timeout, no inflation', () => {
+  test('defaults: 1 MiB, no exempt path, bodiless GET/HEAD/OPTIONS exempt, 30 s body timeout, bodies decoded, none passed encoded', () => {
     expect(BodySizeConfigSchema.parse({})).toEqual({
       maxSize: 1_048_576,
       exemptPaths: [],
       exemptMethods: ['GET', 'HEAD', 'OPTIONS'],
       bodyTimeoutMs: 30_000,
-      inflate: false,
+      inflate: true,
+      passEncoded: false,
     })
   })
 
@@ -58,6 +58,7 @@ describe('BodySizeConfig', () => {
     [{ bodyTimeoutMs: 0 }, 'bodyTimeoutMs'],
     [{ bodyTimeoutMs: true }, 'bodyTimeoutMs'],
     [{ inflate: 'yes' }, 'inflate'],
+    [{ passEncoded: 1 }, 'passEncoded'],
     [{ maxsize: 10 }, 'maxsize'],
   ])('bad option %j throws ERR_CONFIG_INVALID naming `%s`', (options, field) => {
     const run = () => bodyLimitMiddleware(options as never)
@@ -73,12 +74,16 @@ describe('BodySizeConfig', () => {
 
 describe('humanReadableSize', () => {
   test.each([
-    [0, '0 B'],
-    [500, '500 B'],
-    [1023, '1023 B'],
+    [0, '0 bytes'],
+    [1, '1 byte'],
+    [500, '500 bytes'],
+    [1023, '1023 bytes'],
     [1024, '1.0 KB'],
+    [1075, '1.0 KB'],
+    [1076, '1.1 KB'],
     [1536, '1.5 KB'],
     [512_000, '500.0 KB'],
+    [1_048_575, '1.0 MB'],
     [1_048_576, '1.0 MB'],
     [5 * 1_048_576, '5.0 MB'],
     [1_073_741_824, '1.0 GB'],
@@ -87,7 +92,7 @@ describe('humanReadableSize', () => {
     expect(humanReadableSize(bytes)).toBe(human)
   })
 
-  const UNIT = { B: 0, KB: 1, MB: 2, GB: 3, TB: 4, PB: 5 } as const
+  const UNIT = { byte: 0, bytes: 0, KB: 1, MB: 2, GB: 3, TB: 4, PB: 5 } as const
   /** The byte count a rendered size stands for. */
   const bytesOf = (human: string): number => {
     const [value = '', unit = ''] = human.split(' ')
@@ -95,10 +100,12 @@ describe('humanReadableSize', () => {
   }
   const size = fc.integer({ min: 0, max: 2 ** 40 })
 
-  test('every size is whole bytes under 1 KiB, else one decimal and a 1024-based unit', () => {
+  test('every size is whole bytes under 1 KiB, else one decimal under 1024 of a 1024-based unit', () => {
     fc.assert(
       fc.property(size, (bytes) => {
-        expect(humanReadableSize(bytes)).toMatch(/^(\d{1,4} B|\d{1,4}\.\d (KB|MB|GB|TB))$/)
+        const human = humanReadableSize(bytes)
+        expect(human).toMatch(/^(1 byte|\d{1,4} bytes|\d{1,4}\.\d (KB|MB|GB|TB))$/)
+        if (bytes >= 1024) expect(Number(human.split(' ')[0])).toBeLessThan(1024)
       }),
     )
   })
@@ -372,62 +379,77 @@ describe('BodyMeter', () => {
     expect(error).toMatchObject({ code: 'ERR_HTTP_BAD_REQUEST', statusCode: 400 })
   })
 
-  test('when the inflater is full it asks for a pause, then reports the drain so the wire resumes', async () => {
-    const body = randomBytes(256 * 1024)
-    const rec = recordingSink()
-    const inflater = createInflater('gzip')
-    const meter = new BodyMeter(1024 * 1024, rec.sink, inflater, false)
-    expect(meter.push(gzipSync(body))).toBe(false)
-    await within(
-      new Promise<void>((resolve) => rec.drained.mockImplementation(() => resolve())),
-      5000,
-      'the inflater to drain',
-    )
-    meter.end()
-    expect(await within(rec.outcome, 5000, 'the body to end')).toBe('end')
-    expect(Buffer.concat(rec.chunks).equals(body)).toBe(true)
-  })
+  test.each([
+    ['one coding', () => createInflater('gzip'), gzipSync],
+    [
+      'two codings',
+      () => createDecoder(['br', 'gzip'], 1024 * 1024),
+      (b: Buffer) => brotliCompressSync(gzipSync(b)),
+    ],
+  ] as const)(
+    'when the decoder (%s) is full it asks for a pause, then reports the drain so the wire resumes',
+    async (_name, decoder, encode) => {
+      const body = randomBytes(256 * 1024)
+      const rec = recordingSink()
+      const inflater = decoder()
+      const meter = new BodyMeter(1024 * 1024, rec.sink, inflater, false)
+      expect(meter.push(encode(body))).toBe(false)
+      await within(
+        new Promise<void>((resolve) => rec.drained.mockImplementation(() => resolve())),
+        5000,
+        'the inflater to drain',
+      )
+      meter.end()
+      expect(await within(rec.outcome, 5000, 'the body to end')).toBe('end')
+      expect(Buffer.concat(rec.chunks).equals(body)).toBe(true)
+    },
+  )
 })
 
-describe('encodings', () => {
-  const inflating = resolveBodyLimit({ inflate: true })
+describe('decodingFor', () => {
+  const inflating = resolveBodyLimit({})
 
-  test('with inflate off no encoding is touched, not even an unknown one', () => {
-    const off = resolveBodyLimit({})
-    expect(encodingFor(off, 'gzip')).toBeUndefined()
-    expect(encodingFor(off, 'zstd')).toBeUndefined()
+  test('by default gzip, deflate and br are decoded, stacked codings in reverse order', () => {
+    expect(decodingFor(inflating, 'gzip')).toEqual(['gzip'])
+    expect(decodingFor(inflating, 'gzip, br')).toEqual(['br', 'gzip'])
+    expect(decodingFor(inflating, ['gzip', 'deflate'])).toEqual(['deflate', 'gzip'])
   })
 
-  test.each([
-    ['gzip', 'gzip'],
-    ['GZIP', 'gzip'],
-    ['x-gzip', 'gzip'],
-    ['deflate', 'deflate'],
-    ['br', 'br'],
-    [' br ', 'br'],
-  ])('"%s" is inflated as %s', (header, encoding) => {
-    expect(encodingFor(inflating, header)).toBe(encoding)
-  })
-
-  test.each([undefined, '', 'identity', 'IDENTITY'])('%j is not compressed', (header) => {
-    expect(encodingFor(inflating, header)).toBeUndefined()
-  })
-
-  test.each([['zstd'], ['compress'], ['gzip, br'], [['gzip', 'br']]])(
-    '%j is refused with a 415',
+  test.each([undefined, '', 'identity', 'IDENTITY', ' , identity'])(
+    '%j is an identity body',
     (header) => {
-      const result = encodingFor(inflating, header)
+      expect(decodingFor(inflating, header)).toEqual([])
+    },
+  )
+
+  test.each([['zstd'], ['compress'], ['gzip, zstd'], [['gzip', 'gzip', 'gzip', 'gzip', 'br']]])(
+    '%j is refused with a 415 by default',
+    (header) => {
+      const result = decodingFor(inflating, header)
       expect(result).toBeInstanceOf(UnsupportedEncodingError)
       expect(result).toMatchObject({ code: 'ERR_HTTP_UNSUPPORTED_ENCODING', statusCode: 415 })
     },
   )
 
-  test('a whole body inflates within the limit, and not past it', () => {
-    const body = Buffer.from('x'.repeat(1000))
-    expect(inflateWhole('gzip', gzipSync(body), 1000)).toEqual(body)
-    expect(inflateWhole('deflate', deflateSync(body), 1000)).toEqual(body)
-    expect(inflateWhole('br', brotliCompressSync(body), 1000)).toEqual(body)
-    expect(inflateWhole('gzip', gzipSync(body), 999)).toBeInstanceOf(RequestTooLargeError)
-    expect(inflateWhole('br', Buffer.from('nope'), 1000)).toBeInstanceOf(InvalidCompressedBodyError)
+  test('with inflate off, every coding is refused; an identity body is not', () => {
+    const off = resolveBodyLimit({ inflate: false })
+    expect(decodingFor(off, 'gzip')).toBeInstanceOf(UnsupportedEncodingError)
+    expect(decodingFor(off, 'zstd')).toBeInstanceOf(UnsupportedEncodingError)
+    expect(decodingFor(off, 'identity')).toEqual([])
+  })
+
+  test('with inflate off and passEncoded, every coding is handed on as is, unknown ones too', () => {
+    const pass = resolveBodyLimit({ inflate: false, passEncoded: true })
+    expect(decodingFor(pass, 'gzip')).toEqual([])
+    expect(decodingFor(pass, 'zstd')).toEqual([])
+  })
+
+  test('passEncoded without inflate: false is ERR_CONFIG_INVALID naming it', () => {
+    expect(() => resolveBodyLimit({ passEncoded: true })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_CONFIG_INVALID',
+        message: expect.stringContaining('`passEncoded`'),
+      }),
+    )
   })
 })

@@ -2,6 +2,7 @@ import { isIPv6 } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ipKey, normalizeIp } from '../../../src/http/index.js'
+import { compileIpList } from '../../../src/http/rate-limit/client-key.js'
 
 describe('client keys', () => {
   it.each([
@@ -53,5 +54,16 @@ describe('client keys', () => {
       }),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('compileIpList', () => {
+  it('reads an IPv4-mapped CIDR as the IPv4 range it maps (::ffff:10.0.0.0/104 is 10.0.0.0/8)', () => {
+    const allowed = compileIpList(['::ffff:10.0.0.0/104', '::ffff:c000:0201/128'])
+    expect(allowed('10.200.3.4')).toBe(true)
+    expect(allowed('0:0:0:0:0:ffff:a01:203')).toBe(true)
+    expect(allowed('11.0.0.1')).toBe(false)
+    expect(allowed('192.0.2.1')).toBe(true)
+    expect(allowed('192.0.2.2')).toBe(false)
   })
 })

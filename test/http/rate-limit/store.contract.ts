@@ -122,6 +122,22 @@ export function describeRateLimitStoreContract(
       expect(later[0]).toMatchObject({ allowed: true, remaining: 9 })
     })
 
+    it('a call whose time lies in an older window than the counter’s never moves it back (counted at the start of the counter’s window)', async () => {
+      const key = h.key()
+      // Window 1 fills up.
+      for (let i = 0; i < 10; i++) await consume(key, T0 + 61_000)
+      // A call stamped in window 0 (its clock read before a call that waited,
+      // or an instance whose clock lags) is counted in window 1, not in a
+      // fresh window 0 with nothing in it.
+      const late = await consume(key, T0 + 59_000)
+      expect(late[0]).toMatchObject({ allowed: false, remaining: 0 })
+      expect(late[0]!.retryAfterMs).toBeGreaterThan(0)
+      // And window 1 still holds its 10.
+      expect(allowed(await consume(key, T0 + 61_500))).toBe(false)
+      // Time moving on from there behaves as usual: window 3 is clear.
+      expect((await consume(key, T0 + 180_000))[0]).toMatchObject({ allowed: true, remaining: 9 })
+    })
+
     it('retryAfterMs is exact: one ms early is refused, on time is allowed', async () => {
       const key = h.key()
       for (let i = 0; i < 10; i++) await consume(key, T0 + 30_000)

@@ -72,7 +72,9 @@ export class MemoryStore implements RateLimitStore {
       const W = policies[i]!.windowMs
       const index = Math.floor(now / W)
       const last = entry.index[i]!
-      if (last !== index) {
+      // A counter never moves back to an older window (a clock stepped back):
+      // such a call counts at the start of the counter's window.
+      if (last < index || Number.isNaN(last)) {
         entry.previous[i] = last === index - 1 ? entry.current[i]! : 0
         entry.current[i] = 0
         entry.index[i] = index
@@ -82,7 +84,7 @@ export class MemoryStore implements RateLimitStore {
         W,
         entry.previous[i]!,
         entry.current[i]!,
-        now - index * W,
+        Math.max(0, now - entry.index[i]! * W),
         weight,
       )
       if (ok) {
@@ -92,7 +94,7 @@ export class MemoryStore implements RateLimitStore {
     const states: PolicyState[] = new Array(n)
     for (let i = 0; i < n; i++) {
       const policy = policies[i]!
-      const elapsedMs = now - entry.index[i]! * policy.windowMs
+      const elapsedMs = Math.max(0, now - entry.index[i]! * policy.windowMs)
       const previous = entry.previous[i]!
       // Policies past the 32nd are rare enough to decide again rather than track.
       const ok =

@@ -55,13 +55,8 @@ export type PostgresStoreOptions = z.input<typeof PostgresStoreOptionsSchema>
 const TABLE = 'fraiseql_rate_limit'
 const FUNCTION = 'fraiseql_rate_limit_consume'
 
-/**
- * The counters table and the function that checks and charges every policy
- * of a request in one statement. Rows are created (`ON CONFLICT DO NOTHING`)
- * and locked in key order, so concurrent requests for the same client
- * serialize without deadlocks. The integer comparison mirrors `fits()`.
- */
-function ddl(schema: string, durable: boolean): string[] {
+/** The counters table and its expiry index. */
+function tableDdl(schema: string, durable: boolean): string[] {
   const s = quoteIdent(schema)
   // Counters are ephemeral: an UNLOGGED table skips the WAL (and with it the
   // commit flush), at the price of an empty table after a PostgreSQL crash.
@@ -77,6 +72,18 @@ function ddl(schema: string, durable: boolean): string[] {
       expires_at   timestamptz NOT NULL
     ) WITH (fillfactor = 70)`,
     `CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${s}.${TABLE} (expires_at)`,
+  ]
+}
+
+/**
+ * The function that checks and charges every policy of a request in one
+ * statement. Rows are created (`ON CONFLICT DO NOTHING`) and locked in key
+ * order, so concurrent requests for the same client serialize without
+ * deadlocks. The integer comparison mirrors `fits()`.
+ */
+function consumeFunctionDdl(schema: string): string {
+  const s = quoteIdent(schema)
+  return (
     // Steady state is two statements inside the function: one SELECT ... FOR
     // UPDATE of every policy row (in key order, so concurrent requests never
     // deadlock) and, when allowed, one UPDATE of all of them. Missing rows are
@@ -86,7 +93,7 @@ function ddl(schema: string, durable: boolean): string[] {
      RETURNS TABLE (allowed boolean, policy_ok boolean, prev bigint, curr bigint, elapsed bigint)
      LANGUAGE plpgsql AS $fn$
      DECLARE
-       v_now bigint := COALESCE(p_now, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+       v_now bigint;
        n int := coalesce(array_length(p_keys, 1), 0);
        v_idx bigint[] := array_fill(0::bigint, ARRAY[n]);
        v_el bigint[] := array_fill(0::bigint, ARRAY[n]);
@@ -113,10 +120,18 @@ function ddl(schema: string, durable: boolean): string[] {
            SELECT k, -1, 0, 0, clock_timestamp() FROM unnest(p_keys) AS k ORDER BY k
            ON CONFLICT (key) DO NOTHING;
        END LOOP;
+       -- The time is read once every row is locked: read before, a call that
+       -- waited on the lock while the window turned would decide in the
+       -- older window and write it back over the newer one.
+       v_now := COALESCE(p_now, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint);
        FOR i IN 1..n LOOP
          w := p_window[i];
          x := v_now / w;
          e := v_now - x * w;
+         -- A row never moves back to an older window (a caller's clock read
+         -- before the call, another instance's clock behind ours): such a
+         -- call counts at the start of the row's window.
+         IF v_row_idx[i] > x THEN x := v_row_idx[i]; e := 0; END IF;
          v_idx[i] := x; v_el[i] := e;
          IF v_row_idx[i] = x THEN v_cur[i] := v_row_cur[i]; v_prev[i] := v_row_prev[i];
          ELSIF v_row_idx[i] = x - 1 THEN v_cur[i] := 0; v_prev[i] := v_row_cur[i];
@@ -139,8 +154,8 @@ function ddl(schema: string, durable: boolean): string[] {
        RETURN QUERY SELECT v_all, u.ok, u.prv, u.cur, u.el
          FROM unnest(v_ok, v_prev, v_cur, v_el) WITH ORDINALITY AS u(ok, prv, cur, el, ord) ORDER BY u.ord;
      END
-     $fn$`,
-  ]
+     $fn$`
+  )
 }
 
 interface ConsumeRow {
@@ -198,14 +213,23 @@ export class PostgresStore implements RateLimitStore {
 
   /** Creates or upgrades the table and function (idempotent, advisory-locked). */
   async migrate(): Promise<void> {
-    const statements = ddl(this.#schema, this.#durable)
+    const table = tableDdl(this.#schema, this.#durable)
+    const consume = consumeFunctionDdl(this.#schema)
     await migratePostgres(this.#pool, {
       schema: this.#schema,
       migrationTable: 'fraiseql_rate_limit_migrations',
       migrations: {
+        // Databases migrated before 0002 got the first consume function here too.
         '0001_counters': {
           async up(db) {
-            for (const text of statements) await sql.raw(text).execute(db)
+            for (const text of table) await sql.raw(text).execute(db)
+          },
+        },
+        // The consume function that reads the time after the row locks and
+        // never moves a row back to an older window (CREATE OR REPLACE).
+        '0002_consume_after_lock': {
+          async up(db) {
+            await sql.raw(consume).execute(db)
           },
         },
       },

@@ -23,7 +23,9 @@ export interface RedisClientLike {
  * charge of a window writes the hash and sets its expiry, `2w − elapsed`,
  * which is the end of the next window whatever the elapsed time; later
  * charges in the same window only increment `c` (one command instead of
- * two, and less work for Redis, where the store's cost lies). Time comes
+ * two, and less work for Redis, where the store's cost lies). A hash never
+ * moves back to an older window (a caller's clock behind the one that wrote
+ * it): such a call counts at the start of the hash's window. Time comes
  * from Redis `TIME` unless the caller's clock is requested (ARGV[2] non-empty).
  * Integer comparisons mirror `fits()` in sliding-window.ts exactly.
  */
@@ -46,6 +48,9 @@ for i = 1, n do
   local hw = tonumber(h[1])
   local c = tonumber(h[2]) or 0
   local p = tonumber(h[3]) or 0
+  if hw ~= nil and hw > x then
+    x = hw; e = 0
+  end
   if hw == nil then
     c = 0; p = 0
   elseif hw == x - 1 then
