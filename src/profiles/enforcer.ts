@@ -19,7 +19,7 @@ import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import { isOwnFormat, relevelSerializedErrors } from '../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
-import { installGraphqlGuards, isMercurius } from '../graphql/fastify.js'
+import { installGraphqlGuards } from '../graphql/fastify.js'
 import {
   type ComplexityOptions,
   GraphQLTracer,
@@ -27,7 +27,11 @@ import {
   mercuriusGuardOptions,
   PersistedOperations,
 } from '../graphql/index.js'
-import { type HookContext, requestedOperationName } from '../graphql/mercurius-context.js'
+import {
+  type HookContext,
+  isMercuriusRoute,
+  requestedOperationName,
+} from '../graphql/mercurius-context.js'
 import { parseGuardOptions, type ResolvedGuardOptions } from '../graphql/options.js'
 import { graphqlRuntime } from '../graphql/runtime.js'
 import { attachTracing, prepareTracing } from '../graphql/tracing/mercurius.js'
@@ -739,15 +743,11 @@ export class ProfileEnforcer {
     const maxBatch = p.maxBatchSize
     // mercurius runs every item of a batch through the whole pipeline and
     // sets no length limit of its own: the count is ours to bound. Here,
-    // before the items run, on the route we were told of; the preParsing
-    // hook of #attach holds it on any other path.
+    // before the items run, on any route mercurius serves (whatever its path
+    // or prefix); the preParsing hook of #attach holds it for app.graphql().
     app.addHook('preValidation', (request, reply, done) => {
       const body = request.body
-      if (
-        Array.isArray(body) &&
-        body.length > maxBatch &&
-        request.routeOptions.url === graphqlPath
-      ) {
+      if (Array.isArray(body) && body.length > maxBatch && isMercuriusRoute(request)) {
         return this.#refuse(request, reply, new BatchTooLargeError())
       }
       done()
@@ -761,11 +761,10 @@ export class ProfileEnforcer {
     })
     // Without the mercuriusOptions() spread mercurius's own formatter answers
     // (resolver messages, "Did you mean …?"): bring what it wrote to the
-    // profile's errorDetail before it is serialized.
+    // profile's errorDetail before it is serialized. Only on mercurius's
+    // routes: an app's own `{ errors: [...] }` (JSON:API) is not GraphQL's.
     app.addHook('preSerialization', (request, _reply, payload, done) => {
-      if (!isMercurius((request.server as { graphql?: unknown }).graphql)) {
-        return done(null, payload)
-      }
+      if (!isMercuriusRoute(request)) return done(null, payload)
       done(null, relevel(payload, guard, request))
     })
     const tracer =
