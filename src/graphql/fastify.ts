@@ -30,7 +30,7 @@ import {
   limitMessage,
   rejection,
 } from './errors.js'
-import { type HookContext, requestedOperationName } from './mercurius-context.js'
+import { type HookContext, requestedOperationName, requestParameter } from './mercurius-context.js'
 import {
   type GraphqlGuardOptions,
   parseGuardOptions,
@@ -39,6 +39,7 @@ import {
 import { markIntrospectionPerRequest } from './rules.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 import { looksLikeJson, scanSource } from './source.js'
+import { textNestingOver, valueNestingOver } from './variables.js'
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
@@ -206,13 +207,38 @@ class OperationGuard {
     const o = this.#o
     const verdict = scanSource(source, o.maxTokens, MAX_NESTING)
     if (verdict.over === undefined) return
-    const [kind, value, max] =
-      verdict.over === 'tokens'
-        ? (['tokens', verdict.tokens, o.maxTokens!] as const)
-        : (['depth', Number.POSITIVE_INFINITY, o.maxDepth ?? MAX_NESTING] as const)
+    if (verdict.over === 'nesting') this.#tooDeep()
     throw new GraphqlRejectedError([
-      rejection(this.#runtime, LIMIT_CODES[kind], limitMessage(kind, value, max, o.revealLimits)),
+      rejection(
+        this.#runtime,
+        LIMIT_CODES.tokens,
+        limitMessage('tokens', verdict.tokens, o.maxTokens!, o.revealLimits),
+      ),
     ])
+  }
+
+  /**
+   * The nesting bound on the operation's variables, before mercurius
+   * coerces them with graphql-js's recursive coercion (see variables.ts).
+   */
+  variables(context: HookContext): void {
+    const v = requestParameter(context, 'variables')
+    if (
+      typeof v === 'string' ? textNestingOver(v, MAX_NESTING) : valueNestingOver(v, MAX_NESTING)
+    ) {
+      this.#tooDeep()
+    }
+  }
+
+  #tooDeep(): never {
+    const o = this.#o
+    const message = limitMessage(
+      'depth',
+      Number.POSITIVE_INFINITY,
+      o.maxDepth ?? MAX_NESTING,
+      o.revealLimits,
+    )
+    throw new GraphqlRejectedError([rejection(this.#runtime, LIMIT_CODES.depth, message)])
   }
 
   refuseJson(): never {
@@ -269,7 +295,7 @@ export function installGraphqlGuards(
   const guard = new OperationGuard(o, graphqlRuntime(component))
   const perRequestIntrospection = o.introspection === 'authenticated'
 
-  hooks.addHook('preParsing', async (schema, source) => {
+  hooks.addHook('preParsing', async (schema, source, context) => {
     // Validation rules run next, on this schema: tell them this plugin
     // decides introspection per request, so they need not refuse it.
     if (perRequestIntrospection) markIntrospectionPerRequest(schema)
@@ -277,6 +303,8 @@ export function installGraphqlGuards(
     // as JSON as a document AST: no token limit, any size. Not here.
     if (looksLikeJson(source)) guard.refuseJson()
     guard.scan(source)
+    // The only hook that runs before mercurius coerces the variables.
+    guard.variables(context)
   })
 
   if (o.maxTokens !== undefined) {

@@ -15,17 +15,29 @@ export interface HookContext {
 }
 
 /**
+ * A GraphQL-over-HTTP parameter of the operation at hand, as mercurius
+ * reads it: from the body, the body's item in a batch, or else the query
+ * string (GET, where `variables` is still JSON text). `undefined` when the
+ * request gives none, or the hook runs without an HTTP request.
+ */
+export function requestParameter(
+  context: HookContext,
+  name: 'operationName' | 'variables',
+): unknown {
+  const request = context.reply?.request
+  let body = request?.body as unknown
+  if (Array.isArray(body)) body = body[context.operationId ?? 0]
+  const value = (body as Record<string, unknown> | null | undefined)?.[name]
+  if (value !== undefined && value !== null) return value
+  return (request?.query as Record<string, unknown> | undefined)?.[name]
+}
+
+/**
  * The `operationName` the request asked for: from the body, the body's item
  * in a batch, or the query string (GET). `undefined` when it names none.
  */
 export function requestedOperationName(context: HookContext): string | undefined {
-  const request = context.reply?.request
-  let body = request?.body as unknown
-  if (Array.isArray(body)) body = body[context.operationId ?? 0]
-  let name = (body as { operationName?: unknown } | null | undefined)?.operationName
-  if (typeof name !== 'string') {
-    name = (request?.query as { operationName?: unknown } | undefined)?.operationName
-  }
+  const name = requestParameter(context, 'operationName')
   return typeof name === 'string' ? name : undefined
 }
 
