@@ -117,18 +117,26 @@ export function isOwnFormat(errors: unknown): boolean {
  * unexpected error, or a GraphQLError thrown without a code: the fallback
  * cannot tell them apart, so it masks both); suggestions go; internal
  * extensions go; `minimal` is generic. Ours (with their code) are kept.
+ * `unlocatedIsInternal` (WebSocket errors, which mercurius sends as thrown)
+ * also masks an error with neither a location nor a code nor extensions.
  */
 export function relevelSerializedErrors(
   errors: readonly GraphQLFormattedError[],
   o: ResolvedGuardOptions,
   requestId: string | undefined,
+  unlocatedIsInternal = false,
 ): GraphQLFormattedError[] {
   const detail = o.errorDetail
   const strip = o.blockFieldSuggestions
   return errors.map((e) => {
     const code = typeof e.extensions?.code === 'string' ? e.extensions.code : undefined
     const ours = code !== undefined && OUR_CODES.has(code)
-    const fromResolver = e.path !== undefined && (e.extensions === undefined || code === undefined)
+    // graphql-js locates what it refuses (syntax, validation); with
+    // `unlocatedIsInternal`, an error with neither a location nor a code is
+    // something that crashed (a RangeError, a TypeError) and is masked too.
+    const fromResolver =
+      (e.path !== undefined && (e.extensions === undefined || code === undefined)) ||
+      (unlocatedIsInternal && e.locations === undefined && code === undefined)
     if (detail === 'minimal') {
       const extensions: Record<string, unknown> = {}
       if (ours) extensions.code = code
@@ -143,7 +151,7 @@ export function relevelSerializedErrors(
       return {
         ...CRASH,
         ...(e.locations === undefined ? {} : { locations: e.locations }),
-        path: e.path,
+        ...(e.path === undefined ? {} : { path: e.path }),
       }
     }
     const out: { -readonly [K in keyof GraphQLFormattedError]: GraphQLFormattedError[K] } = {
@@ -157,6 +165,26 @@ export function relevelSerializedErrors(
     }
     return out
   })
+}
+
+/**
+ * A GraphQL response, or a batch of them, with the errors another formatter
+ * serialized brought to `o`'s level by {@link relevelSerializedErrors}; those
+ * our formatters produced, and anything without errors, as they are.
+ * `requestId` is given to `minimal` errors.
+ */
+export function relevelResponse(
+  payload: unknown,
+  o: ResolvedGuardOptions,
+  requestId: string,
+): unknown {
+  const one = (item: unknown): unknown => {
+    const errors = (item as { errors?: unknown } | null | undefined)?.errors
+    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
+    const id = o.errorDetail === 'minimal' ? requestId : undefined
+    return { ...(item as object), errors: relevelSerializedErrors(errors, o, id) }
+  }
+  return Array.isArray(payload) ? payload.map(one) : one(payload)
 }
 
 const CRASH: GraphQLFormattedError = {

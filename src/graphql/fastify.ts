@@ -18,18 +18,17 @@ import {
   type CostModel,
   cachedMetrics,
   costModelFor,
-  MAX_NESTING,
   type OperationMetrics,
   withVariables,
 } from './analysis.js'
-import { type IntrospectionVerdict, operationRejections, tokenRejection } from './check.js'
 import {
-  GraphqlRejectedError,
-  JSON_DOCUMENT_REFUSED,
-  LIMIT_CODES,
-  limitMessage,
-  rejection,
-} from './errors.js'
+  type IntrospectionVerdict,
+  operationRejections,
+  sourceRejection,
+  tokenRejection,
+  variablesRejection,
+} from './check.js'
+import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
 import { type HookContext, requestedOperationName, requestParameter } from './mercurius-context.js'
 import {
   type GraphqlGuardOptions,
@@ -38,8 +37,8 @@ import {
 } from './options.js'
 import { markIntrospectionPerRequest } from './rules.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
-import { looksLikeJson, scanSource } from './source.js'
-import { textNestingOver, valueNestingOver } from './variables.js'
+import { looksLikeJson } from './source.js'
+import { guardWebSockets } from './websocket.js'
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
@@ -198,47 +197,17 @@ class OperationGuard {
     if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
-  /**
-   * The token and nesting limits on the text, before graphql-js parses it:
-   * its recursive parser overflows the stack on a document nested a few
-   * thousand levels deep, whatever the token limit.
-   */
+  /** The token and nesting limits on the text, before graphql-js parses it (see check.ts). */
   scan(source: string): void {
-    const o = this.#o
-    const verdict = scanSource(source, o.maxTokens, MAX_NESTING)
-    if (verdict.over === undefined) return
-    if (verdict.over === 'nesting') this.#tooDeep()
-    throw new GraphqlRejectedError([
-      rejection(
-        this.#runtime,
-        LIMIT_CODES.tokens,
-        limitMessage('tokens', verdict.tokens, o.maxTokens!, o.revealLimits),
-      ),
-    ])
+    const error = sourceRejection(this.#runtime, this.#o, source)
+    if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
-  /**
-   * The nesting bound on the operation's variables, before mercurius
-   * coerces them with graphql-js's recursive coercion (see variables.ts).
-   */
+  /** The nesting bound on the operation's variables, before mercurius coerces them. */
   variables(context: HookContext): void {
-    const v = requestParameter(context, 'variables')
-    if (
-      typeof v === 'string' ? textNestingOver(v, MAX_NESTING) : valueNestingOver(v, MAX_NESTING)
-    ) {
-      this.#tooDeep()
-    }
-  }
-
-  #tooDeep(): never {
-    const o = this.#o
-    const message = limitMessage(
-      'depth',
-      Number.POSITIVE_INFINITY,
-      o.maxDepth ?? MAX_NESTING,
-      o.revealLimits,
-    )
-    throw new GraphqlRejectedError([rejection(this.#runtime, LIMIT_CODES.depth, message)])
+    const variables = requestParameter(context, 'variables')
+    const error = variablesRejection(this.#runtime, this.#o, variables)
+    if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
   refuseJson(): never {
@@ -331,7 +300,11 @@ async function graphqlGuardsPlugin(
   options: GraphqlGuardOptions,
 ): Promise<void> {
   const o = parseGuardOptions('graphqlGuards', options)
-  installGraphqlGuards('graphqlGuards', (app as { graphql?: unknown }).graphql, o)
+  const graphql = (app as { graphql?: unknown }).graphql
+  installGraphqlGuards('graphqlGuards', graphql, o)
+  // Subscriptions over WebSocket: the checks mercurius's parse comes before.
+  const rules = { options: o }
+  guardWebSockets(app, 'graphqlGuards', (g) => (g === graphql ? rules : undefined))
 }
 
 /**

@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { isOwnFormat, relevelSerializedErrors } from '../graphql/error-formatter.js'
+import { relevelResponse } from '../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
 import { installGraphqlGuards } from '../graphql/fastify.js'
 import {
@@ -32,9 +32,10 @@ import {
   isMercuriusRoute,
   requestedOperationName,
 } from '../graphql/mercurius-context.js'
-import { parseGuardOptions, type ResolvedGuardOptions } from '../graphql/options.js'
+import { parseGuardOptions } from '../graphql/options.js'
 import { graphqlRuntime } from '../graphql/runtime.js'
 import { attachTracing, prepareTracing } from '../graphql/tracing/mercurius.js'
+import { guardWebSockets } from '../graphql/websocket.js'
 import { bodyLimit } from '../http/body-limit/fastify.js'
 import { RateLimitExceededError } from '../http/errors.js'
 import { compilePathMatcher, PathPatternSchema, pathOf } from '../http/paths.js'
@@ -265,20 +266,6 @@ interface MercuriusHooks {
 /** mercurius's per-operation context; `operationsCount` is set for a batch. */
 type BatchContext = HookContext & { readonly operationsCount?: number }
 
-/**
- * A GraphQL response (or a batch of them) with the errors another formatter
- * serialized brought to `guard`'s level; ours, and anything else, as is.
- */
-function relevel(payload: unknown, guard: ResolvedGuardOptions, request: FastifyRequest): unknown {
-  const one = (item: unknown): unknown => {
-    const errors = (item as { errors?: unknown } | null | undefined)?.errors
-    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
-    const requestId = guard.errorDetail === 'minimal' ? String(request.id) : undefined
-    return { ...(item as object), errors: relevelSerializedErrors(errors, guard, requestId) }
-  }
-  return Array.isArray(payload) ? payload.map(one) : one(payload)
-}
-
 /** Environments where `errorDetail: 'full'` may be used. */
 const DEVELOPMENT = new Set(['development', 'test'])
 
@@ -308,8 +295,11 @@ export class ProfileEnforcer {
   readonly #clock: Clock
   /** Names of the steps installed so far (GraphQL ones may come after `applyTo`). */
   #installed: Set<string> | undefined
-  /** Requests that paid the minimum unit up front, to be deducted from their operation's cost. */
-  readonly #prepaid = new WeakSet<FastifyRequest>()
+  /**
+   * Units a request paid up front (one, or one per item of a batch), each
+   * to be deducted from the cost of an operation it runs.
+   */
+  readonly #prepaid = new WeakMap<FastifyRequest, number>()
 
   constructor(profile: SecurityProfile, options: ProfileEnforcerOptions = {}) {
     this.profile = parseProfile(profile)
@@ -708,13 +698,25 @@ export class ProfileEnforcer {
 
   /**
    * The rest of a GraphQL operation's cost: every request paid one unit up
-   * front (so an operation refused by syntax, validation or a guard is
-   * never free); the first operation it runs pays its cost less that unit.
+   * front, and a batch one per item (so an operation refused by syntax,
+   * validation or a guard is never free); an operation it runs pays its
+   * cost less one of those units.
    */
   async #chargeCost(request: FastifyRequest, cost: number): Promise<void> {
     let weight = Math.max(1, Math.ceil(cost))
-    if (this.#prepaid.delete(request)) weight -= 1
+    const prepaid = this.#prepaid.get(request) ?? 0
+    if (prepaid > 0) {
+      this.#prepaid.set(request, prepaid - 1)
+      weight -= 1
+    }
     if (weight > 0) await this.#chargePrincipal(request, weight)
+  }
+
+  /** The units a request paid up front, noted for {@link #chargeCost}. */
+  #notePrepaid(request: FastifyRequest, units: number): void {
+    if (this.profile.costRateLimit) {
+      this.#prepaid.set(request, (this.#prepaid.get(request) ?? 0) + units)
+    }
   }
 
   #installPrincipalLimit(app: FastifyInstance): void {
@@ -723,7 +725,6 @@ export class ProfileEnforcer {
       app.log,
     )
     app.addHook('onClose', async () => this.#principalLimiter?.close())
-    const costCharged = this.profile.costRateLimit
     app.addHook('onRequest', async (request, reply) => {
       // Every request pays one unit here, before anything parses it;
       // GraphQL operations pay the rest of their cost in preExecution.
@@ -732,7 +733,7 @@ export class ProfileEnforcer {
       } catch (err) {
         return this.#refuse(request, reply, err as Error & { code: string })
       }
-      if (costCharged) this.#prepaid.add(request)
+      this.#notePrepaid(request, 1)
     })
   }
 
@@ -745,12 +746,19 @@ export class ProfileEnforcer {
     // sets no length limit of its own: the count is ours to bound. Here,
     // before the items run, on any route mercurius serves (whatever its path
     // or prefix); the preParsing hook of #attach holds it for app.graphql().
-    app.addHook('preValidation', (request, reply, done) => {
+    // Each item is an operation: the request paid one unit on arrival, the
+    // other items pay theirs here, refused or not.
+    app.addHook('preValidation', async (request, reply) => {
       const body = request.body
-      if (Array.isArray(body) && body.length > maxBatch && isMercuriusRoute(request)) {
-        return this.#refuse(request, reply, new BatchTooLargeError())
+      if (!Array.isArray(body) || !isMercuriusRoute(request)) return
+      if (body.length > maxBatch) return this.#refuse(request, reply, new BatchTooLargeError())
+      if (body.length < 2) return
+      try {
+        await this.#chargePrincipal(request, body.length - 1)
+      } catch (err) {
+        return this.#refuse(request, reply, err as Error & { code: string })
       }
-      done()
+      this.#notePrepaid(request, body.length - 1)
     })
     const guard = parseGuardOptions('ProfileEnforcer', {
       ...this.#guardOptions(),
@@ -765,7 +773,7 @@ export class ProfileEnforcer {
     // routes: an app's own `{ errors: [...] }` (JSON:API) is not GraphQL's.
     app.addHook('preSerialization', (request, _reply, payload, done) => {
       if (!isMercuriusRoute(request)) return done(null, payload)
-      done(null, relevel(payload, guard, request))
+      done(null, relevelResponse(payload, guard, String(request.id)))
     })
     const tracer =
       o.tracer === false
@@ -775,8 +783,20 @@ export class ProfileEnforcer {
           : new GraphQLTracer()
     if (tracer !== undefined) prepareTracing(app, tracer, 'ProfileEnforcer')
 
+    // Subscriptions over WebSocket: checked before mercurius parses them,
+    // their errors at the profile's level, each one paying a unit.
+    const guarded = new WeakSet<object>()
+    const socketRules = {
+      options: guard,
+      charge: (request: FastifyRequest) => this.#chargePrincipal(request, 1),
+    }
+    guardWebSockets(app, 'ProfileEnforcer', (graphql) =>
+      typeof graphql === 'function' && guarded.has(graphql) ? socketRules : undefined,
+    )
+
     const watch = watchMercurius(app, (instance, graphql) => {
       installGraphqlGuards('ProfileEnforcer', graphql, guard)
+      guarded.add(graphql)
       this.#attach(graphql as MercuriusHooks)
       this.#installed?.add('graphqlGuards')
       if (tracer !== undefined) {
