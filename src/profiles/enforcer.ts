@@ -811,6 +811,12 @@ export class ProfileEnforcer {
       const route = [graphqlPath, `${graphqlPath}/`].some(
         (url) => app.hasRoute({ method: 'POST', url }) || app.hasRoute({ method: 'GET', url }),
       )
+      if (route && watch.outside > 0) {
+        throw new GraphqlUnguardedError(
+          'graphqlGuards',
+          `ProfileEnforcer: mercurius serves ${graphqlPath} from outside the instance given to applyTo (an encapsulated plugin), so none of profile ${p.name}'s steps (authentication, rate limits, GraphQL limits, error masking) reach it. Wrap the plugin that calls applyTo with fastify-plugin, or call applyTo on the root instance, or register mercurius inside that plugin.`,
+        )
+      }
       if (route) {
         throw new GraphqlUnguardedError(
           'graphqlGuards',
