@@ -113,7 +113,7 @@ const fn = <T>(what: string) =>
 
 const EnforcerOptionsSchema = z
   .object({
-    /** Resolves `request.auth`. Without it, `authRequired` refuses every request (401). */
+    /** Resolves `request.auth`. Without it, `authRequired` refuses every request (401). @default none */
     authenticate: fn<Authenticate>('request => AuthContext | null').optional(),
     /** Audit sink. @default one structured line on the Fastify logger */
     audit: fn<AuditSink>('(event, request) => void').optional(),
@@ -133,18 +133,18 @@ const EnforcerOptionsSchema = z
     trustProxy: z
       .union([z.boolean(), z.array(z.string()), fn<(ip: string) => boolean>('ip => boolean')])
       .optional(),
-    /** Header a trusted proxy sets after verifying a client certificate. */
+    /** Header a trusted proxy sets after verifying a client certificate. @default none */
     clientCertHeader: z
       .object({ name: z.string().min(1).toLowerCase(), value: z.string().min(1) })
       .strict()
       .optional(),
-    /** Paths that skip authentication (health checks); gates and the IP limit still apply. */
+    /** Paths that skip authentication (health checks); gates and the IP limit still apply. @default [] */
     publicPaths: z.array(PathPatternSchema).default([]),
     /** The `WWW-Authenticate` challenge of a 401. @default 'Bearer realm="api"' */
     authChallenge: z.string().min(1).max(200).default('Bearer realm="api"'),
-    /** Per-principal quotas by `request.auth.tier`; others get the profile's `principalRateLimit`. */
+    /** Per-principal quotas by `request.auth.tier`; others get the profile's `principalRateLimit`. @default {} */
     tiers: z.record(z.string(), QuotaSchema.partial()).default({}),
-    /** Manifest of persisted operations (sha256 hex → query); required by `persistedOperationsOnly`. */
+    /** Manifest of persisted operations (sha256 hex → query); required by `persistedOperationsOnly`. @default none */
     persistedOperations: z
       .union([
         z.instanceof(PersistedOperations),
@@ -158,7 +158,7 @@ const EnforcerOptionsSchema = z
      * @default off
      */
     tracer: z.union([z.instanceof(GraphQLTracer), z.boolean()]).default(false),
-    /** GraphQL cost model (field costs, list arguments). */
+    /** GraphQL cost model (field costs, list arguments). @default the guards' defaults */
     complexity: z.custom<ComplexityOptions>((v) => typeof v === 'object' && v !== null).optional(),
     /** The GraphQL route's path, as given to mercurius. @default '/graphql' */
     graphqlPath: z.string().startsWith('/').default('/graphql'),
