@@ -135,7 +135,7 @@ function relevelMessage(text: string, o: ResolvedGuardOptions, requestId: string
   const payload = message.payload as { errors?: unknown } | unknown[] | null | undefined
   if (message.type === 'error' && Array.isArray(payload)) {
     // Sent as thrown: a parser's or a resolver's crash, unlocated, is internal.
-    message.payload = relevelSerializedErrors(payload as GraphQLFormattedError[], o, id, true)
+    message.payload = relevelSerializedErrors(payload as GraphQLFormattedError[], o, id, 'socket')
   } else if (
     typeof payload === 'object' &&
     payload !== null &&

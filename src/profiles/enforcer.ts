@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { relevelResponse } from '../graphql/error-formatter.js'
+import { isFailure, relevelResponse } from '../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
 import { installGraphqlGuards } from '../graphql/fastify.js'
 import {
@@ -771,9 +771,17 @@ export class ProfileEnforcer {
     // (resolver messages, "Did you mean …?"): bring what it wrote to the
     // profile's errorDetail before it is serialized. Only on mercurius's
     // routes: an app's own `{ errors: [...] }` (JSON:API) is not GraphQL's.
+    // A failure on the route (authenticate() or another hook throwing) is
+    // answered by mercurius's error handler, which onError hooks precede:
+    // noted here, its text is masked like any other failure's.
+    const failed = new WeakSet<FastifyRequest>()
+    app.addHook('onError', (request, _reply, error, done) => {
+      if (isMercuriusRoute(request) && isFailure(error)) failed.add(request)
+      done()
+    })
     app.addHook('preSerialization', (request, _reply, payload, done) => {
       if (!isMercuriusRoute(request)) return done(null, payload)
-      done(null, relevelResponse(payload, guard, String(request.id)))
+      done(null, relevelResponse(payload, guard, String(request.id), failed.has(request)))
     })
     const tracer =
       o.tracer === false
