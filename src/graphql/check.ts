@@ -26,7 +26,8 @@ import {
   type ResolvedGuardOptions,
 } from './options.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
-import { countTokens } from './source.js'
+import { countTokens, scanSource } from './source.js'
+import { textNestingOver, valueNestingOver } from './variables.js'
 
 /** What happens to `__schema` / `__type` for this check. */
 export type IntrospectionVerdict = 'allow' | 'disabled' | 'unauthenticated'
@@ -106,6 +107,52 @@ export function tokenRejection(
     runtime,
     LIMIT_CODES.tokens,
     limitMessage('tokens', n, o.maxTokens, o.revealLimits),
+  )
+}
+
+/**
+ * The token and nesting limits on a query's text, before graphql-js parses
+ * it: its recursive parser overflows the stack on a document nested a few
+ * thousand levels deep, whatever the token limit.
+ */
+export function sourceRejection(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  source: string,
+): GraphQLError | undefined {
+  const verdict = scanSource(source, o.maxTokens, MAX_NESTING)
+  if (verdict.over === undefined) return undefined
+  if (verdict.over === 'nesting') return nestingRejection(runtime, o)
+  return rejection(
+    runtime,
+    LIMIT_CODES.tokens,
+    limitMessage('tokens', verdict.tokens, o.maxTokens!, o.revealLimits),
+  )
+}
+
+/**
+ * The nesting bound on an operation's variables (parsed, or GET's JSON
+ * text), before graphql-js's recursive input coercion meets them.
+ */
+export function variablesRejection(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  variables: unknown,
+): GraphQLError | undefined {
+  const over =
+    typeof variables === 'string'
+      ? textNestingOver(variables, MAX_NESTING)
+      : valueNestingOver(variables, MAX_NESTING)
+  return over ? nestingRejection(runtime, o) : undefined
+}
+
+/** Past `MAX_NESTING`: the depth code, whatever the depth limit. */
+function nestingRejection(runtime: GraphqlRuntime, o: ResolvedGuardOptions): GraphQLError {
+  const max = o.maxDepth ?? MAX_NESTING
+  return rejection(
+    runtime,
+    LIMIT_CODES.depth,
+    limitMessage('depth', Number.POSITIVE_INFINITY, max, o.revealLimits),
   )
 }
 

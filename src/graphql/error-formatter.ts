@@ -117,18 +117,30 @@ export function isOwnFormat(errors: unknown): boolean {
  * unexpected error, or a GraphQLError thrown without a code: the fallback
  * cannot tell them apart, so it masks both); suggestions go; internal
  * extensions go; `minimal` is generic. Ours (with their code) are kept.
+ * `origin` says where the errors come from: `socket` (WebSocket errors,
+ * which mercurius sends as thrown) also masks an error with neither a
+ * location nor a code nor extensions; `failure` (what mercurius's error
+ * handler wrote for a {@link isFailure} error) masks every error but ours.
  */
 export function relevelSerializedErrors(
   errors: readonly GraphQLFormattedError[],
   o: ResolvedGuardOptions,
   requestId: string | undefined,
+  origin: SerializedOrigin = 'formatter',
 ): GraphQLFormattedError[] {
   const detail = o.errorDetail
   const strip = o.blockFieldSuggestions
   return errors.map((e) => {
     const code = typeof e.extensions?.code === 'string' ? e.extensions.code : undefined
     const ours = code !== undefined && OUR_CODES.has(code)
-    const fromResolver = e.path !== undefined && (e.extensions === undefined || code === undefined)
+    // graphql-js locates what it refuses (syntax, validation): sent as
+    // thrown (`socket`), an error with neither a location nor a code is
+    // something that crashed (a RangeError, a TypeError); after a `failure`
+    // every error but ours is.
+    const fromResolver =
+      (e.path !== undefined && (e.extensions === undefined || code === undefined)) ||
+      (origin === 'socket' && e.locations === undefined && code === undefined) ||
+      (origin === 'failure' && !ours)
     if (detail === 'minimal') {
       const extensions: Record<string, unknown> = {}
       if (ours) extensions.code = code
@@ -139,11 +151,11 @@ export function relevelSerializedErrors(
         extensions,
       }
     }
-    if (detail === 'safe' && fromResolver && e.extensions === undefined) {
+    if (detail === 'safe' && fromResolver && (e.extensions === undefined || origin === 'failure')) {
       return {
         ...CRASH,
         ...(e.locations === undefined ? {} : { locations: e.locations }),
-        path: e.path,
+        ...(e.path === undefined ? {} : { path: e.path }),
       }
     }
     const out: { -readonly [K in keyof GraphQLFormattedError]: GraphQLFormattedError[K] } = {
@@ -157,6 +169,48 @@ export function relevelSerializedErrors(
     }
     return out
   })
+}
+
+/** Where serialized errors come from, for {@link relevelSerializedErrors}. */
+export type SerializedOrigin = 'formatter' | 'socket' | 'failure'
+
+/**
+ * A GraphQL response, or a batch of them, with the errors another formatter
+ * serialized brought to `o`'s level by {@link relevelSerializedErrors}; those
+ * our formatters produced, and anything without errors, as they are.
+ * `requestId` is given to `minimal` errors; `failed`: the answer is what
+ * mercurius's error handler wrote for a failure ({@link isFailure}).
+ */
+export function relevelResponse(
+  payload: unknown,
+  o: ResolvedGuardOptions,
+  requestId: string,
+  failed = false,
+): unknown {
+  const one = (item: unknown): unknown => {
+    const errors = (item as { errors?: unknown } | null | undefined)?.errors
+    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
+    const id = o.errorDetail === 'minimal' ? requestId : undefined
+    const origin = failed ? 'failure' : 'formatter'
+    return { ...(item as object), errors: relevelSerializedErrors(errors, o, id, origin) }
+  }
+  return Array.isArray(payload) ? payload.map(one) : one(payload)
+}
+
+/**
+ * Whether an error that reaches mercurius's error handler (thrown by a
+ * hook, by `authenticate`, by mercurius's pipeline) is a failure whose text
+ * is not for a client: anything {@link isUnexpected} says is, and a
+ * validation wrapper around a non-GraphQL error. mercurius's own errors
+ * (`MER_ERR_*`, fixed messages) and GraphQL rejections are not.
+ */
+export function isFailure(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return true
+  const nested = (error as { errors?: unknown }).errors
+  if (Array.isArray(nested)) return nested.some((inner) => isCrash(inner, error))
+  const code = (error as { code?: unknown }).code
+  if (typeof code === 'string' && code.startsWith('MER_ERR_')) return false
+  return isUnexpected(error)
 }
 
 const CRASH: GraphQLFormattedError = {

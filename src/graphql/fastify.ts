@@ -18,19 +18,18 @@ import {
   type CostModel,
   cachedMetrics,
   costModelFor,
-  MAX_NESTING,
   type OperationMetrics,
   withVariables,
 } from './analysis.js'
-import { type IntrospectionVerdict, operationRejections, tokenRejection } from './check.js'
 import {
-  GraphqlRejectedError,
-  JSON_DOCUMENT_REFUSED,
-  LIMIT_CODES,
-  limitMessage,
-  rejection,
-} from './errors.js'
-import { type HookContext, requestedOperationName } from './mercurius-context.js'
+  type IntrospectionVerdict,
+  operationRejections,
+  sourceRejection,
+  tokenRejection,
+  variablesRejection,
+} from './check.js'
+import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
+import { type HookContext, requestedOperationName, requestParameter } from './mercurius-context.js'
 import {
   type GraphqlGuardOptions,
   parseGuardOptions,
@@ -38,7 +37,8 @@ import {
 } from './options.js'
 import { markIntrospectionPerRequest } from './rules.js'
 import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
-import { looksLikeJson, scanSource } from './source.js'
+import { looksLikeJson } from './source.js'
+import { guardWebSockets } from './websocket.js'
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
 
@@ -197,22 +197,17 @@ class OperationGuard {
     if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
-  /**
-   * The token and nesting limits on the text, before graphql-js parses it:
-   * its recursive parser overflows the stack on a document nested a few
-   * thousand levels deep, whatever the token limit.
-   */
+  /** The token and nesting limits on the text, before graphql-js parses it (see check.ts). */
   scan(source: string): void {
-    const o = this.#o
-    const verdict = scanSource(source, o.maxTokens, MAX_NESTING)
-    if (verdict.over === undefined) return
-    const [kind, value, max] =
-      verdict.over === 'tokens'
-        ? (['tokens', verdict.tokens, o.maxTokens!] as const)
-        : (['depth', Number.POSITIVE_INFINITY, o.maxDepth ?? MAX_NESTING] as const)
-    throw new GraphqlRejectedError([
-      rejection(this.#runtime, LIMIT_CODES[kind], limitMessage(kind, value, max, o.revealLimits)),
-    ])
+    const error = sourceRejection(this.#runtime, this.#o, source)
+    if (error !== undefined) throw new GraphqlRejectedError([error])
+  }
+
+  /** The nesting bound on the operation's variables, before mercurius coerces them. */
+  variables(context: HookContext): void {
+    const variables = requestParameter(context, 'variables')
+    const error = variablesRejection(this.#runtime, this.#o, variables)
+    if (error !== undefined) throw new GraphqlRejectedError([error])
   }
 
   refuseJson(): never {
@@ -269,7 +264,7 @@ export function installGraphqlGuards(
   const guard = new OperationGuard(o, graphqlRuntime(component))
   const perRequestIntrospection = o.introspection === 'authenticated'
 
-  hooks.addHook('preParsing', async (schema, source) => {
+  hooks.addHook('preParsing', async (schema, source, context) => {
     // Validation rules run next, on this schema: tell them this plugin
     // decides introspection per request, so they need not refuse it.
     if (perRequestIntrospection) markIntrospectionPerRequest(schema)
@@ -277,6 +272,8 @@ export function installGraphqlGuards(
     // as JSON as a document AST: no token limit, any size. Not here.
     if (looksLikeJson(source)) guard.refuseJson()
     guard.scan(source)
+    // The only hook that runs before mercurius coerces the variables.
+    guard.variables(context)
   })
 
   if (o.maxTokens !== undefined) {
@@ -303,7 +300,11 @@ async function graphqlGuardsPlugin(
   options: GraphqlGuardOptions,
 ): Promise<void> {
   const o = parseGuardOptions('graphqlGuards', options)
-  installGraphqlGuards('graphqlGuards', (app as { graphql?: unknown }).graphql, o)
+  const graphql = (app as { graphql?: unknown }).graphql
+  installGraphqlGuards('graphqlGuards', graphql, o)
+  // Subscriptions over WebSocket: the checks mercurius's parse comes before.
+  const rules = { options: o }
+  guardWebSockets(app, 'graphqlGuards', (g) => (g === graphql ? rules : undefined))
 }
 
 /**

@@ -200,3 +200,124 @@ export function readPrivateFileSync(path: string): PrivateFileRead {
     closeSync(fd)
   }
 }
+
+/** How long {@link withFileLockSync} waits, in all, for a lock another process holds. */
+const LOCK_WAIT_MS = 10_000
+/** Between two attempts to take it. */
+const LOCK_POLL_MS = 5
+const sleeper = new Int32Array(new SharedArrayBuffer(4))
+
+/** Blocks the thread for `ms` (the lock is taken inside synchronous code). */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms)
+}
+
+/**
+ * {@link withFileLockSync} could not take the lock: a live process held it
+ * for too long (`held`), or something else than a lock file is at its name
+ * (`unsafe`: a symlink, a directory), which no holder of ours leaves.
+ */
+export class FileLockError extends Error {
+  readonly lock: string
+  readonly reason: 'held' | 'unsafe'
+  constructor(lock: string, reason: 'held' | 'unsafe') {
+    super(
+      reason === 'held'
+        ? `${lock} stayed locked by another process`
+        : `${lock} is not a lock file (a symlink or another kind of file)`,
+    )
+    this.lock = lock
+    this.reason = reason
+  }
+}
+
+/**
+ * Whether the lock file at `lock` was left by a process that is gone (it
+ * crashed while holding it): its content is the holder's pid. One that is
+ * empty is being written by its holder right now: not stale.
+ */
+function staleLock(lock: string): { readonly ino: number } | undefined {
+  let fd: number
+  try {
+    fd = openSync(lock, constants.O_RDONLY | NO_FOLLOW | NO_BLOCK)
+  } catch {
+    return undefined
+  }
+  try {
+    const stat = fstatSync(fd)
+    const pid = Number(readFileSync(fd, 'utf8'))
+    if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
+    // One thread of this process takes the lock at a time, synchronously:
+    // our own pid in it is a previous process's, reused.
+    if (pid === process.pid) return { ino: stat.ino }
+    try {
+      process.kill(pid, 0)
+      return undefined
+    } catch (err) {
+      return (err as { code?: unknown }).code === 'ESRCH' ? { ino: stat.ino } : undefined
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Runs `fn` holding an exclusive lock on `path` across processes: the file
+ * `<path>.lock`, created exclusively (mode 0600, no symlink followed) with
+ * this process's pid in it, removed afterwards. A lock whose holder is gone
+ * (its pid no longer runs) is removed; one held by a live process is waited
+ * for, at most 10 s in all, then {@link FileLockError} (`held`); a symlink
+ * or anything but a regular file at the lock's name is `unsafe` at once
+ * (never followed, never removed). For changes
+ * that read a file, merge and write it back (see `LocalKmsProvider`): the
+ * holder's work takes milliseconds.
+ */
+export function withFileLockSync<T>(path: string, fn: () => T): T {
+  const lock = `${path}.lock`
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  let waited = 0
+  for (;;) {
+    let fd: number
+    try {
+      fd = openSync(lock, CREATE_FLAGS, 0o600)
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EEXIST') throw err
+      let planted = false
+      try {
+        planted = !lstatSync(lock).isFile()
+      } catch {
+        // Released in between: try again.
+        continue
+      }
+      if (planted) throw new FileLockError(lock, 'unsafe')
+      const stale = staleLock(lock)
+      if (stale !== undefined) {
+        // The same file still (not one a live process just made): remove it.
+        try {
+          if (lstatSync(lock).ino === stale.ino) unlinkSync(lock)
+        } catch {
+          // Gone already.
+        }
+        continue
+      }
+      if (waited >= LOCK_WAIT_MS) throw new FileLockError(lock, 'held')
+      sleepSync(LOCK_POLL_MS)
+      waited += LOCK_POLL_MS
+      continue
+    }
+    try {
+      writeFileSync(fd, String(process.pid))
+    } finally {
+      closeSync(fd)
+    }
+    try {
+      return fn()
+    } finally {
+      try {
+        unlinkSync(lock)
+      } catch {
+        // Removed as stale by another process: nothing left to release.
+      }
+    }
+  }
+}

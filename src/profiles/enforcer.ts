@@ -17,9 +17,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { isOwnFormat, relevelSerializedErrors } from '../graphql/error-formatter.js'
+import { isFailure, relevelResponse } from '../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../graphql/errors.js'
-import { installGraphqlGuards, isMercurius } from '../graphql/fastify.js'
+import { installGraphqlGuards } from '../graphql/fastify.js'
 import {
   type ComplexityOptions,
   GraphQLTracer,
@@ -27,10 +27,15 @@ import {
   mercuriusGuardOptions,
   PersistedOperations,
 } from '../graphql/index.js'
-import { type HookContext, requestedOperationName } from '../graphql/mercurius-context.js'
-import { parseGuardOptions, type ResolvedGuardOptions } from '../graphql/options.js'
+import {
+  type HookContext,
+  isMercuriusRoute,
+  requestedOperationName,
+} from '../graphql/mercurius-context.js'
+import { parseGuardOptions } from '../graphql/options.js'
 import { graphqlRuntime } from '../graphql/runtime.js'
 import { attachTracing, prepareTracing } from '../graphql/tracing/mercurius.js'
+import { guardWebSockets } from '../graphql/websocket.js'
 import { bodyLimit } from '../http/body-limit/fastify.js'
 import { RateLimitExceededError } from '../http/errors.js'
 import { compilePathMatcher, PathPatternSchema, pathOf } from '../http/paths.js'
@@ -108,7 +113,7 @@ const fn = <T>(what: string) =>
 
 const EnforcerOptionsSchema = z
   .object({
-    /** Resolves `request.auth`. Without it, `authRequired` refuses every request (401). */
+    /** Resolves `request.auth`. Without it, `authRequired` refuses every request (401). @default none */
     authenticate: fn<Authenticate>('request => AuthContext | null').optional(),
     /** Audit sink. @default one structured line on the Fastify logger */
     audit: fn<AuditSink>('(event, request) => void').optional(),
@@ -128,18 +133,18 @@ const EnforcerOptionsSchema = z
     trustProxy: z
       .union([z.boolean(), z.array(z.string()), fn<(ip: string) => boolean>('ip => boolean')])
       .optional(),
-    /** Header a trusted proxy sets after verifying a client certificate. */
+    /** Header a trusted proxy sets after verifying a client certificate. @default none */
     clientCertHeader: z
       .object({ name: z.string().min(1).toLowerCase(), value: z.string().min(1) })
       .strict()
       .optional(),
-    /** Paths that skip authentication (health checks); gates and the IP limit still apply. */
+    /** Paths that skip authentication (health checks); gates and the IP limit still apply. @default [] */
     publicPaths: z.array(PathPatternSchema).default([]),
     /** The `WWW-Authenticate` challenge of a 401. @default 'Bearer realm="api"' */
     authChallenge: z.string().min(1).max(200).default('Bearer realm="api"'),
-    /** Per-principal quotas by `request.auth.tier`; others get the profile's `principalRateLimit`. */
+    /** Per-principal quotas by `request.auth.tier`; others get the profile's `principalRateLimit`. @default {} */
     tiers: z.record(z.string(), QuotaSchema.partial()).default({}),
-    /** Manifest of persisted operations (sha256 hex → query); required by `persistedOperationsOnly`. */
+    /** Manifest of persisted operations (sha256 hex → query); required by `persistedOperationsOnly`. @default none */
     persistedOperations: z
       .union([
         z.instanceof(PersistedOperations),
@@ -153,7 +158,7 @@ const EnforcerOptionsSchema = z
      * @default off
      */
     tracer: z.union([z.instanceof(GraphQLTracer), z.boolean()]).default(false),
-    /** GraphQL cost model (field costs, list arguments). */
+    /** GraphQL cost model (field costs, list arguments). @default the guards' defaults */
     complexity: z.custom<ComplexityOptions>((v) => typeof v === 'object' && v !== null).optional(),
     /** The GraphQL route's path, as given to mercurius. @default '/graphql' */
     graphqlPath: z.string().startsWith('/').default('/graphql'),
@@ -261,20 +266,6 @@ interface MercuriusHooks {
 /** mercurius's per-operation context; `operationsCount` is set for a batch. */
 type BatchContext = HookContext & { readonly operationsCount?: number }
 
-/**
- * A GraphQL response (or a batch of them) with the errors another formatter
- * serialized brought to `guard`'s level; ours, and anything else, as is.
- */
-function relevel(payload: unknown, guard: ResolvedGuardOptions, request: FastifyRequest): unknown {
-  const one = (item: unknown): unknown => {
-    const errors = (item as { errors?: unknown } | null | undefined)?.errors
-    if (!Array.isArray(errors) || isOwnFormat(errors)) return item
-    const requestId = guard.errorDetail === 'minimal' ? String(request.id) : undefined
-    return { ...(item as object), errors: relevelSerializedErrors(errors, guard, requestId) }
-  }
-  return Array.isArray(payload) ? payload.map(one) : one(payload)
-}
-
 /** Environments where `errorDetail: 'full'` may be used. */
 const DEVELOPMENT = new Set(['development', 'test'])
 
@@ -304,8 +295,11 @@ export class ProfileEnforcer {
   readonly #clock: Clock
   /** Names of the steps installed so far (GraphQL ones may come after `applyTo`). */
   #installed: Set<string> | undefined
-  /** Requests that paid the minimum unit up front, to be deducted from their operation's cost. */
-  readonly #prepaid = new WeakSet<FastifyRequest>()
+  /**
+   * Units a request paid up front (one, or one per item of a batch), each
+   * to be deducted from the cost of an operation it runs.
+   */
+  readonly #prepaid = new WeakMap<FastifyRequest, number>()
 
   constructor(profile: SecurityProfile, options: ProfileEnforcerOptions = {}) {
     this.profile = parseProfile(profile)
@@ -704,13 +698,25 @@ export class ProfileEnforcer {
 
   /**
    * The rest of a GraphQL operation's cost: every request paid one unit up
-   * front (so an operation refused by syntax, validation or a guard is
-   * never free); the first operation it runs pays its cost less that unit.
+   * front, and a batch one per item (so an operation refused by syntax,
+   * validation or a guard is never free); an operation it runs pays its
+   * cost less one of those units.
    */
   async #chargeCost(request: FastifyRequest, cost: number): Promise<void> {
     let weight = Math.max(1, Math.ceil(cost))
-    if (this.#prepaid.delete(request)) weight -= 1
+    const prepaid = this.#prepaid.get(request) ?? 0
+    if (prepaid > 0) {
+      this.#prepaid.set(request, prepaid - 1)
+      weight -= 1
+    }
     if (weight > 0) await this.#chargePrincipal(request, weight)
+  }
+
+  /** The units a request paid up front, noted for {@link #chargeCost}. */
+  #notePrepaid(request: FastifyRequest, units: number): void {
+    if (this.profile.costRateLimit) {
+      this.#prepaid.set(request, (this.#prepaid.get(request) ?? 0) + units)
+    }
   }
 
   #installPrincipalLimit(app: FastifyInstance): void {
@@ -719,7 +725,6 @@ export class ProfileEnforcer {
       app.log,
     )
     app.addHook('onClose', async () => this.#principalLimiter?.close())
-    const costCharged = this.profile.costRateLimit
     app.addHook('onRequest', async (request, reply) => {
       // Every request pays one unit here, before anything parses it;
       // GraphQL operations pay the rest of their cost in preExecution.
@@ -728,7 +733,7 @@ export class ProfileEnforcer {
       } catch (err) {
         return this.#refuse(request, reply, err as Error & { code: string })
       }
-      if (costCharged) this.#prepaid.add(request)
+      this.#notePrepaid(request, 1)
     })
   }
 
@@ -739,18 +744,21 @@ export class ProfileEnforcer {
     const maxBatch = p.maxBatchSize
     // mercurius runs every item of a batch through the whole pipeline and
     // sets no length limit of its own: the count is ours to bound. Here,
-    // before the items run, on the route we were told of; the preParsing
-    // hook of #attach holds it on any other path.
-    app.addHook('preValidation', (request, reply, done) => {
+    // before the items run, on any route mercurius serves (whatever its path
+    // or prefix); the preParsing hook of #attach holds it for app.graphql().
+    // Each item is an operation: the request paid one unit on arrival, the
+    // other items pay theirs here, refused or not.
+    app.addHook('preValidation', async (request, reply) => {
       const body = request.body
-      if (
-        Array.isArray(body) &&
-        body.length > maxBatch &&
-        request.routeOptions.url === graphqlPath
-      ) {
-        return this.#refuse(request, reply, new BatchTooLargeError())
+      if (!Array.isArray(body) || !isMercuriusRoute(request)) return
+      if (body.length > maxBatch) return this.#refuse(request, reply, new BatchTooLargeError())
+      if (body.length < 2) return
+      try {
+        await this.#chargePrincipal(request, body.length - 1)
+      } catch (err) {
+        return this.#refuse(request, reply, err as Error & { code: string })
       }
-      done()
+      this.#notePrepaid(request, body.length - 1)
     })
     const guard = parseGuardOptions('ProfileEnforcer', {
       ...this.#guardOptions(),
@@ -761,12 +769,19 @@ export class ProfileEnforcer {
     })
     // Without the mercuriusOptions() spread mercurius's own formatter answers
     // (resolver messages, "Did you mean …?"): bring what it wrote to the
-    // profile's errorDetail before it is serialized.
+    // profile's errorDetail before it is serialized. Only on mercurius's
+    // routes: an app's own `{ errors: [...] }` (JSON:API) is not GraphQL's.
+    // A failure on the route (authenticate() or another hook throwing) is
+    // answered by mercurius's error handler, which onError hooks precede:
+    // noted here, its text is masked like any other failure's.
+    const failed = new WeakSet<FastifyRequest>()
+    app.addHook('onError', (request, _reply, error, done) => {
+      if (isMercuriusRoute(request) && isFailure(error)) failed.add(request)
+      done()
+    })
     app.addHook('preSerialization', (request, _reply, payload, done) => {
-      if (!isMercurius((request.server as { graphql?: unknown }).graphql)) {
-        return done(null, payload)
-      }
-      done(null, relevel(payload, guard, request))
+      if (!isMercuriusRoute(request)) return done(null, payload)
+      done(null, relevelResponse(payload, guard, String(request.id), failed.has(request)))
     })
     const tracer =
       o.tracer === false
@@ -776,8 +791,20 @@ export class ProfileEnforcer {
           : new GraphQLTracer()
     if (tracer !== undefined) prepareTracing(app, tracer, 'ProfileEnforcer')
 
+    // Subscriptions over WebSocket: checked before mercurius parses them,
+    // their errors at the profile's level, each one paying a unit.
+    const guarded = new WeakSet<object>()
+    const socketRules = {
+      options: guard,
+      charge: (request: FastifyRequest) => this.#chargePrincipal(request, 1),
+    }
+    guardWebSockets(app, 'ProfileEnforcer', (graphql) =>
+      typeof graphql === 'function' && guarded.has(graphql) ? socketRules : undefined,
+    )
+
     const watch = watchMercurius(app, (instance, graphql) => {
       installGraphqlGuards('ProfileEnforcer', graphql, guard)
+      guarded.add(graphql)
       this.#attach(graphql as MercuriusHooks)
       this.#installed?.add('graphqlGuards')
       if (tracer !== undefined) {
@@ -792,6 +819,12 @@ export class ProfileEnforcer {
       const route = [graphqlPath, `${graphqlPath}/`].some(
         (url) => app.hasRoute({ method: 'POST', url }) || app.hasRoute({ method: 'GET', url }),
       )
+      if (route && watch.outside > 0) {
+        throw new GraphqlUnguardedError(
+          'graphqlGuards',
+          `ProfileEnforcer: mercurius serves ${graphqlPath} from outside the instance given to applyTo (an encapsulated plugin), so none of profile ${p.name}'s steps (authentication, rate limits, GraphQL limits, error masking) reach it. Wrap the plugin that calls applyTo with fastify-plugin, or call applyTo on the root instance, or register mercurius inside that plugin.`,
+        )
+      }
       if (route) {
         throw new GraphqlUnguardedError(
           'graphqlGuards',

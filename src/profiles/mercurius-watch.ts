@@ -17,6 +17,12 @@
  *
  * mercurius reads its hooks per operation, so hooks added at any of these
  * moments hold from the first request on.
+ *
+ * Only a mercurius inside `app` counts: decorators are inherited, so an
+ * encapsulated `app` (a plugin not wrapped in fastify-plugin) also sees the
+ * `app.graphql` of a mercurius registered on an ancestor, whose routes none
+ * of `app`'s hooks reach. Such a one is counted apart (`outside`), never
+ * given to `onFound`.
  */
 import type { FastifyInstance } from 'fastify'
 import { isMercurius } from '../graphql/fastify.js'
@@ -27,6 +33,8 @@ export type MercuriusFound = (instance: FastifyInstance, graphql: object) => voi
 export interface MercuriusWatch {
   /** How many mercurius instances were found so far. */
   readonly found: number
+  /** How many were seen that live outside the watched app (on an ancestor). */
+  readonly outside: number
   /** Looks at the app and every instance below it again (from the app's `onReady`). */
   revisit(): void
 }
@@ -42,13 +50,31 @@ function childrenOf(instance: object): readonly FastifyInstance[] {
   return []
 }
 
+/**
+ * Whether the instance that holds the `graphql` decorator `instance` sees is
+ * `app` or below it. Fastify makes each encapsulated instance with
+ * `Object.create(parent)` and a decorator is an own property of the
+ * instance that declared it (mercurius's parent: it is not encapsulated).
+ */
+function declaredWithin(app: object, instance: object): boolean {
+  for (let o: object | null = instance; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    if (Object.hasOwn(o, 'graphql')) return o === app || Object.prototype.isPrototypeOf.call(app, o)
+  }
+  return false
+}
+
 export function watchMercurius(app: FastifyInstance, onFound: MercuriusFound): MercuriusWatch {
   const seen = new WeakSet<object>()
   let found = 0
+  let outside = 0
   const visit = (instance: FastifyInstance): void => {
     const graphql = (instance as { graphql?: unknown }).graphql
     if (!isMercurius(graphql) || seen.has(graphql)) return
     seen.add(graphql)
+    if (!declaredWithin(app, instance)) {
+      outside++
+      return
+    }
     found++
     onFound(instance, graphql)
   }
@@ -64,6 +90,9 @@ export function watchMercurius(app: FastifyInstance, onFound: MercuriusFound): M
   return {
     get found() {
       return found
+    },
+    get outside() {
+      return outside
     },
     revisit: () => visitTree(app, 0),
   }

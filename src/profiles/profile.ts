@@ -305,7 +305,7 @@ export function parseProfile(value: unknown): SecurityProfile {
 }
 
 /**
- * A preset by name, whatever the case (`'regulated'`, `'REGULATED'`), e.g.
+ * A preset by name, whatever the ASCII case (`'regulated'`, `'REGULATED'`), e.g.
  * from an environment variable. An unknown name throws
  * `ERR_PROFILE_UNKNOWN`, listing the known ones: a typo must never fall back
  * to a weaker profile.
@@ -316,7 +316,9 @@ export function parseProfile(value: unknown): SecurityProfile {
  * ```
  */
 export function getProfile(name: string): SecurityProfile {
-  const key = typeof name === 'string' ? name.trim().toUpperCase() : ''
+  // ASCII letters only: toUpperCase() maps `ſ` to `S` and `ı` to `I`, and a
+  // value that is not a preset's name must be refused, not reinterpreted.
+  const key = typeof name === 'string' ? name.trim().replace(/[a-z]/g, (c) => c.toUpperCase()) : ''
   if (Object.hasOwn(PROFILES, key)) return PROFILES[key as PresetName]
   throw new UnknownProfileError(name, Object.keys(PROFILES))
 }

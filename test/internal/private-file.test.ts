@@ -6,6 +6,8 @@
 import { execFileSync } from 'node:child_process'
 import {
   chmodSync,
+  existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -20,6 +22,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   readPrivateFileSync,
+  withFileLockSync,
   writePrivateFile,
   writePrivateFileSync,
 } from '../../src/internal/private-file.js'
@@ -123,5 +126,54 @@ describe('readPrivateFileSync', () => {
         problem: { kind: 'not-a-file' },
       })
     }
+  })
+})
+
+describe('withFileLockSync', () => {
+  it('holds <path>.lock (0600, this pid) while fn runs, removes it after, returns its result', () => {
+    const path = join(freshDir(), 'keys.json')
+    const result = withFileLockSync(path, () => {
+      expect(readFileSync(`${path}.lock`, 'utf8')).toBe(String(process.pid))
+      expect(statSync(`${path}.lock`).mode & 0o777).toBe(0o600)
+      return 42
+    })
+    expect(result).toBe(42)
+    expect(existsSync(`${path}.lock`)).toBe(false)
+  })
+
+  it('removes the lock when fn throws, and passes the error on', () => {
+    const path = join(freshDir(), 'keys.json')
+    expect(() =>
+      withFileLockSync(path, () => {
+        throw new Error('boom')
+      }),
+    ).toThrow('boom')
+    expect(existsSync(`${path}.lock`)).toBe(false)
+  })
+
+  it('takes over a lock whose holder is gone (a pid past any pid_max, or a reused pid of ours)', () => {
+    for (const pid of [2 ** 22 + 1, process.pid]) {
+      const path = join(freshDir(), 'keys.json')
+      writeFileSync(`${path}.lock`, String(pid), { mode: 0o600 })
+      expect(withFileLockSync(path, () => 'ran')).toBe('ran')
+      expect(existsSync(`${path}.lock`)).toBe(false)
+    }
+  })
+
+  it('does not follow a symlink planted at the lock name', () => {
+    const dir = freshDir()
+    const path = join(dir, 'keys.json')
+    const target = join(dir, 'elsewhere')
+    symlinkSync(target, `${path}.lock`)
+    // A link is no lock of ours: refused at once, never followed, never removed.
+    let ran = false
+    expect(() =>
+      withFileLockSync(path, () => {
+        ran = true
+      }),
+    ).toThrow(expect.objectContaining({ reason: 'unsafe' }))
+    expect(ran).toBe(false)
+    expect(existsSync(target)).toBe(false)
+    expect(lstatSync(`${path}.lock`).isSymbolicLink()).toBe(true)
   })
 })

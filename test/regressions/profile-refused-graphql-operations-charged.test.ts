@@ -60,3 +60,66 @@ describe('refused GraphQL operations are charged', () => {
     expect(over.statusCode).toBe(429)
   })
 })
+
+/**
+ * Review of issue 14: a batch paid one unit however many operations it
+ * carried, so a batch of `maxBatchSize` refused operations cost a tenth of
+ * the same operations sent one by one. Every item pays one unit when the
+ * batch arrives, refused or not; an executed item pays the rest of its cost.
+ */
+describe('every operation of a batch is charged', () => {
+  const refusedBatch = (n: number) => Array.from({ length: n }, () => ({ query: '{ nope }' }))
+
+  for (const costRateLimit of [false, true]) {
+    it(`a batch of refused operations costs a unit per item (costRateLimit: ${costRateLimit})`, async () => {
+      const profile = defineProfile(STANDARD, {
+        costRateLimit,
+        maxBatchSize: 10,
+        rateLimit: { max: 10_000 },
+        principalRateLimit: { max: 6 },
+      })
+      const h = await harness(profile)
+      const batch = await h.gql(refusedBatch(5))
+      expect(batch.statusCode).toBe(200)
+      expect(batch.body).not.toContain('ERR_HTTP_RATE_LIMITED')
+      // 5 of 6 units are spent: one request more, and the budget is out.
+      expect((await h.gql('{ hello }')).statusCode).toBe(200)
+      const over = await h.gql('{ hello }')
+      expect(over.statusCode).toBe(429)
+      expect(over.json().errors?.[0]?.extensions?.code ?? over.json().code).toBe(
+        'ERR_HTTP_RATE_LIMITED',
+      )
+    })
+  }
+
+  it('a batch its items cannot all pay for is refused whole, before any item runs', async () => {
+    const profile = defineProfile(STANDARD, {
+      maxBatchSize: 10,
+      rateLimit: { max: 10_000 },
+      principalRateLimit: { max: 3 },
+    })
+    const h = await harness(profile)
+    const res = await h.gql(Array.from({ length: 5 }, () => ({ query: '{ hello }' })))
+    expect(res.statusCode).toBe(429)
+    expect(res.json().code).toBe('ERR_HTTP_RATE_LIMITED')
+    expect(res.body).not.toContain('world')
+  })
+
+  it('with costRateLimit, executed items pay their cost once each', async () => {
+    const profile = defineProfile(STANDARD, {
+      costRateLimit: true,
+      maxBatchSize: 10,
+      rateLimit: { max: 10_000 },
+      principalRateLimit: { max: 20 },
+    })
+    const h = await harness(profile)
+    // Two items of 9 units each (users(first: 3) { id name }): 18, the minimum included.
+    const query = '{ users(first: 3) { id name } }'
+    const res = await h.gql([{ query }, { query }])
+    expect(res.statusCode).toBe(200)
+    expect(res.body).not.toContain('ERR_HTTP_RATE_LIMITED')
+    expect((await h.gql('{ hello }')).statusCode).toBe(200)
+    expect((await h.gql('{ hello }')).statusCode).toBe(200)
+    expect((await h.gql('{ hello }')).statusCode).toBe(429)
+  })
+})

@@ -38,26 +38,37 @@ export function selectOperation(
   return found
 }
 
+/** Printed documents with no bare value to hide: their text depends on nothing else. */
 const printed = new WeakMap<DocumentNode, string>()
+/** Printed documents that hide bare values: per facts, since a tracer's patterns found them. */
+const printedWithBare = new WeakMap<SensitiveFacts, string>()
 
 /**
  * The document as graphql-js prints it, every string, integer and float
  * literal replaced by `"[REDACTED]"` (the semantic conventions allow a
  * sanitized `graphql.document`; inline arguments are where secrets hide:
- * `login(password: "hunter2")`). Booleans, enums and null stay: the schema
- * fixes their values.
+ * `login(password: "hunter2")`), and so is each bare value in `facts.bare`
+ * (`login(password: hunter2)`). Other booleans, enums and null stay: the
+ * schema fixes their values.
  */
-export function redactedDocument(runtime: GraphqlRuntime, document: DocumentNode): string {
-  let text = printed.get(document)
+export function redactedDocument(
+  runtime: GraphqlRuntime,
+  document: DocumentNode,
+  facts: SensitiveFacts,
+): string {
+  const bare = facts.bare
+  let text = bare.size === 0 ? printed.get(document) : printedWithBare.get(facts)
   if (text === undefined) {
     const replace = (): StringValueNode => ({ kind: 'StringValue' as never, value: REDACTED })
     const redacted = runtime.visit(document, {
       StringValue: { leave: replace },
       IntValue: { leave: replace },
       FloatValue: { leave: replace },
+      EnumValue: { leave: (node: ValueNode) => (bare.has(node) ? replace() : undefined) },
     }) as DocumentNode
     text = runtime.print(redacted)
-    printed.set(document, text)
+    if (bare.size === 0) printed.set(document, text)
+    else printedWithBare.set(facts, text)
   }
   return text
 }
@@ -65,29 +76,39 @@ export function redactedDocument(runtime: GraphqlRuntime, document: DocumentNode
 /** What a document tells about its secrets. */
 export interface SensitiveFacts {
   /**
-   * Every non-empty string, integer and float literal (the value, as parsed),
-   * wherever it stands: the literals {@link redactedDocument} hides, which
-   * graphql-js echoes in its own errors (`Int cannot represent non-integer
-   * value: "…"`) whatever the argument's name.
+   * Every non-empty string, integer and float literal (the value, as parsed,
+   * and a block string as graphql-js prints it), wherever it stands, and
+   * each bare value of {@link bare}: the literals {@link redactedDocument}
+   * hides, which graphql-js echoes in its own errors (`Int cannot represent
+   * non-integer value: "…"`) whatever the argument's name.
    */
   readonly literals: readonly string[]
   /** Variables bound to a sensitive argument or input field: `login(password: $p)` makes `p` sensitive. */
   readonly variables: ReadonlySet<string>
+  /**
+   * Enum values (bare words) under a sensitive argument or input field, or
+   * in the default of a sensitive variable: where a string was expected,
+   * `login(password: hunter2)` is one, and graphql-js echoes it.
+   */
+  readonly bare: ReadonlySet<ValueNode>
 }
 
-const NO_FACTS: SensitiveFacts = { literals: [], variables: new Set() }
+const NO_FACTS: SensitiveFacts = { literals: [], variables: new Set(), bare: new Set() }
 
-/** Adds the variables `value` uses to `variables`. */
-function collectVariables(node: ValueNode, variables: Set<string>): void {
+/** Adds the variables `value` uses to `variables`, and its bare values to `bare`. */
+function collectSensitive(node: ValueNode, variables: Set<string>, bare: Set<ValueNode>): void {
   switch (node.kind) {
     case 'Variable':
       variables.add(node.name.value)
       return
+    case 'EnumValue':
+      bare.add(node)
+      return
     case 'ListValue':
-      for (const item of node.values) collectVariables(item, variables)
+      for (const item of node.values) collectSensitive(item, variables, bare)
       return
     case 'ObjectValue':
-      for (const field of node.fields) collectVariables(field.value, variables)
+      for (const field of node.fields) collectSensitive(field.value, variables, bare)
       return
     default:
       return
@@ -102,17 +123,22 @@ export function sensitiveFacts(
 ): SensitiveFacts {
   const literals = new Set<string>()
   const variables = new Set<string>()
+  const bare = new Set<ValueNode>()
   runtime.visit(document, {
     enter(node: ASTNode) {
       switch (node.kind) {
         case 'StringValue':
+          if (node.value !== '') literals.add(node.value)
+          // graphql-js prints a block string as one (`"""…"""`, `\"""` for `"""`).
+          if (node.block === true) literals.add(runtime.print(node).slice(3, -3))
+          break
         case 'IntValue':
         case 'FloatValue':
           if (node.value !== '') literals.add(node.value)
           break
         case 'Argument':
         case 'ObjectField':
-          if (matcher.isSensitive(node.name.value)) collectVariables(node.value, variables)
+          if (matcher.isSensitive(node.name.value)) collectSensitive(node.value, variables, bare)
           break
         case 'VariableDefinition':
           if (matcher.isSensitive(node.variable.name.value)) variables.add(node.variable.name.value)
@@ -121,7 +147,18 @@ export function sensitiveFacts(
       return undefined
     },
   })
-  return literals.size === 0 && variables.size === 0
+  // A sensitive variable's default is as secret as the value it stands for;
+  // the variable is known sensitive only once its uses are seen.
+  for (const def of document.definitions) {
+    if (def.kind !== 'OperationDefinition') continue
+    for (const v of def.variableDefinitions ?? []) {
+      if (v.defaultValue !== undefined && variables.has(v.variable.name.value)) {
+        collectSensitive(v.defaultValue, new Set(), bare)
+      }
+    }
+  }
+  for (const node of bare) literals.add((node as { value: string }).value)
+  return literals.size === 0 && variables.size === 0 && bare.size === 0
     ? NO_FACTS
-    : { literals: [...literals], variables }
+    : { literals: [...literals], variables, bare }
 }

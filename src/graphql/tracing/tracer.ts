@@ -478,7 +478,10 @@ export class GraphQLTracer {
     if (o.includeDocument) {
       t.span.setAttribute(
         ATTR_DOCUMENT,
-        truncate(redactedDocument(this.#graphql(), document), o.maxQueryLength),
+        truncate(
+          redactedDocument(this.#graphql(), document, this.#factsOf(document)),
+          o.maxQueryLength,
+        ),
       )
     }
     if (o.includeVariables && variables !== undefined && variables !== null) {

@@ -12,8 +12,10 @@ import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import {
+  FileLockError,
   readPrivateFileSync,
   type UnsafeFile,
+  withFileLockSync,
   writePrivateFileSync,
 } from '../../internal/private-file.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
@@ -51,6 +53,8 @@ export const LocalKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
    * name (created exclusively, mode 0600, no symlink followed) renamed over
    * it. An existing file that is a symlink, not a regular file, or has any
    * group or other permission bit is refused (`ERR_KMS_KEY_FILE_INSECURE`).
+   * Processes sharing the file change it under `<keyFile>.lock`, each
+   * merging what the others wrote. @default none: keys live in memory only
    */
   keyFile: z
     .string()
@@ -172,17 +176,31 @@ export class LocalKmsProvider extends BaseKmsProvider {
     this.#autoCreate = o.autoCreateKeys
     this.#random = o.randomBytes ?? secureRandomBytes
     this.#keyFile = o.keyFile
-    if (o.keyFile !== undefined) this.#load(o.keyFile)
-    const now = new Date(this.clock())
-    for (const [id, key] of Object.entries(o.keys ?? {})) {
-      if (!this.#keys.has(id))
+    const found = o.keyFile === undefined ? undefined : this.#read(o.keyFile)
+    if (found !== undefined) this.#merge(found)
+    const given = Object.entries(o.keys ?? {})
+    const addGiven = () => {
+      const now = new Date(this.clock())
+      const added: string[] = []
+      for (const [id, key] of given) {
+        if (this.#keys.has(id)) continue
         this.#keys.set(id, {
           createdAt: now,
           primary: 1,
           versions: new Map([[1, { key, createdAt: now }]]),
         })
+        added.push(id)
+      }
+      return {
+        result: undefined,
+        undo: () => {
+          for (const id of added) this.#keys.delete(id)
+        },
+      }
     }
-    if (o.keys !== undefined && this.#keyFile !== undefined) this.#save()
+    // A missing key file is created now; given keys join the file's.
+    if (o.keyFile === undefined) addGiven()
+    else if (found === undefined || given.length > 0) this.#change(addGiven)
   }
 
   /** Key ids held. */
@@ -209,6 +227,8 @@ export class LocalKmsProvider extends BaseKmsProvider {
       throw new DecryptionError({ provider: this.name })
     const buf = Buffer.from(ciphertext)
     const version = buf.readUInt32BE(1)
+    // A version another process rotated in since this one read the key file.
+    if (!key.versions.has(version)) this.#refresh()
     const material = key.versions.get(version)
     if (material === undefined) throw new DecryptionError({ provider: this.name })
     const nonce = buf.subarray(HEADER, HEADER + NONCE)
@@ -237,12 +257,23 @@ export class LocalKmsProvider extends BaseKmsProvider {
   }
 
   protected async doRotateKey(keyId: string): Promise<KeyDescription> {
-    const key = this.#key(keyId, false)
-    const next = Math.max(...key.versions.keys()) + 1
-    key.versions.set(next, { key: this.#material(), createdAt: new Date(this.clock()) })
-    key.primary = next
-    this.#save()
-    return this.#describe(keyId, key)
+    this.#key(keyId, false)
+    return this.#change(() => {
+      // As the key file holds it now: another process may have rotated it.
+      const key = this.#keys.get(keyId)!
+      const previous = key.primary
+      const next = Math.max(...key.versions.keys()) + 1
+      key.versions.set(next, { key: this.#material(), createdAt: new Date(this.clock()) })
+      key.primary = next
+      return {
+        result: this.#describe(keyId, key),
+        undo: () => {
+          key.versions.get(next)?.key.fill(0)
+          key.versions.delete(next)
+          key.primary = previous
+        },
+      }
+    })
   }
 
   protected async doGetKeyInfo(keyId: string): Promise<KeyDescription> {
@@ -272,19 +303,31 @@ export class LocalKmsProvider extends BaseKmsProvider {
   }
 
   #key(keyId: string, create: boolean): LocalKey {
-    let key = this.#keys.get(keyId)
-    if (key === undefined) {
-      if (!create) throw new KeyNotFoundError({ provider: this.name })
+    const held = this.#keys.get(keyId)
+    if (held !== undefined) return held
+    // Another process sharing the key file may have created it since.
+    this.#refresh()
+    const found = this.#keys.get(keyId)
+    if (found !== undefined) return found
+    if (!create) throw new KeyNotFoundError({ provider: this.name })
+    return this.#change(() => {
+      const current = this.#keys.get(keyId)
+      if (current !== undefined) return { result: current, undo: () => {} }
       const now = new Date(this.clock())
-      key = {
+      const key: LocalKey = {
         createdAt: now,
         primary: 1,
         versions: new Map([[1, { key: this.#material(), createdAt: now }]]),
       }
       this.#keys.set(keyId, key)
-      this.#save()
-    }
-    return key
+      return {
+        result: key,
+        undo: () => {
+          key.versions.get(1)?.key.fill(0)
+          this.#keys.delete(keyId)
+        },
+      }
+    })
   }
 
   #material(): Buffer {
@@ -311,22 +354,23 @@ export class LocalKmsProvider extends BaseKmsProvider {
     return new Uint8Array(Buffer.concat([header, nonce, sealed]))
   }
 
-  #load(file: string): void {
+  /**
+   * The keys `file` holds, or `undefined` when there is none. An unsafe file
+   * (a symlink, another user's, readable by others) is refused.
+   */
+  #read(file: string): Map<string, LocalKey> | undefined {
     const read = readPrivateFileSync(file)
-    if (read.kind === 'missing') {
-      this.#save()
-      return
-    }
+    if (read.kind === 'missing') return undefined
     if (read.kind === 'unsafe') throw unsafeKeyFile(file, read.problem)
-    const text = read.text
     let parsed: z.output<typeof KeyFileSchema>
     try {
-      parsed = KeyFileSchema.parse(JSON.parse(text))
+      parsed = KeyFileSchema.parse(JSON.parse(read.text))
     } catch {
       throw new ConfigError('LocalKmsProvider', [
         { path: ['keyFile'], message: 'is not a fraiseql-local-kms key file' },
       ])
     }
+    const keys = new Map<string, LocalKey>()
     for (const [id, k] of Object.entries(parsed.keys)) {
       const versions = new Map<number, { key: Buffer; createdAt: Date }>()
       for (const [v, entry] of Object.entries(k.versions)) {
@@ -340,7 +384,85 @@ export class LocalKmsProvider extends BaseKmsProvider {
         raw.fill(0)
         versions.set(Number(v), { key, createdAt: new Date(entry.createdAt) })
       }
-      this.#keys.set(id, { createdAt: new Date(k.createdAt), primary: k.primary, versions })
+      keys.set(id, { createdAt: new Date(k.createdAt), primary: k.primary, versions })
+    }
+    return keys
+  }
+
+  /**
+   * Adds what another process wrote to the key file: keys and versions this
+   * one does not hold, and a newer primary version. A version held here
+   * with other material means the file was written past the lock: refused
+   * rather than lose either.
+   */
+  #merge(found: Map<string, LocalKey>): void {
+    for (const [id, theirs] of found) {
+      const ours = this.#keys.get(id)
+      if (ours === undefined) {
+        this.#keys.set(id, theirs)
+        continue
+      }
+      for (const [v, m] of theirs.versions) {
+        const mine = ours.versions.get(v)
+        if (mine === undefined) {
+          ours.versions.set(v, m)
+          continue
+        }
+        const same = mine.key.equals(m.key)
+        m.key.fill(0)
+        if (!same) {
+          throw new KmsError(
+            'The key file holds other material for a key version this provider uses (written without the lock?)',
+            { provider: this.name },
+          )
+        }
+      }
+      if (theirs.primary > ours.primary) ours.primary = theirs.primary
+    }
+  }
+
+  /** Merges the key file as it is now (no lock: it is only ever replaced whole). */
+  #refresh(): void {
+    const file = this.#keyFile
+    if (file === undefined) return
+    const found = this.#read(file)
+    if (found !== undefined) this.#merge(found)
+  }
+
+  /**
+   * Applies `change` to the keys as the key file holds them and writes the
+   * result, holding the file's lock (so two processes never drop each
+   * other's keys); when the write fails, `undo` takes the change back, so no
+   * key or version is used that no file holds.
+   */
+  #change<T>(change: () => { result: T; undo: () => void }): T {
+    const file = this.#keyFile
+    if (file === undefined) return change().result
+    try {
+      return withFileLockSync(file, () => {
+        this.#refresh()
+        const { result, undo } = change()
+        try {
+          this.#save()
+        } catch (err) {
+          undo()
+          throw err
+        }
+        return result
+      })
+    } catch (err) {
+      if (!(err instanceof FileLockError)) throw err
+      if (err.reason === 'unsafe') {
+        throw new InsecureKeyFileError(
+          err.lock,
+          'is not a lock file (a symlink or another kind of file was planted at its name)',
+          'remove it',
+        )
+      }
+      throw new KmsError(
+        `The key file's lock (${err.lock}) stayed held by another process; remove it if no process is using the key file`,
+        { provider: this.name },
+      )
     }
   }
 
