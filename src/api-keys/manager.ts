@@ -369,6 +369,27 @@ interface Blocked {
   readonly headers: Readonly<Record<string, string>>
 }
 
+/**
+ * The refusal a client's next lookup gets, or undefined while it has
+ * failures left. The failure just counted may have used the last unit
+ * (`remaining` 0, still `allowed`): the client has then had its `max`
+ * failed lookups, so the next one is refused until the window ends, not
+ * let through to the database first (that made `max` 20 allow 21 reads).
+ */
+function exhausted(info: RateLimitInfo): RateLimitInfo | undefined {
+  if (!info.allowed) return info
+  if (info.remaining > 0) return undefined
+  const retryAfterMs = Math.max(1, info.resetMs)
+  return {
+    ...info,
+    allowed: false,
+    retryAfterMs,
+    policies: info.policies.map((p) =>
+      p.remaining > 0 ? p : { ...p, allowed: false, retryAfterMs: Math.max(1, p.resetMs) },
+    ),
+  }
+}
+
 /** Context bound to a wrapped pepper: it cannot be swapped for another version's. */
 const pepperContext = (version: number) => ({ 'fraiseql.api-key-pepper': String(version) })
 
@@ -644,11 +665,12 @@ export class ApiKeyManager {
       const client = ipKey(ip)
       const set = limiter.globalPolicies
       const onInfo = (info: RateLimitInfo | undefined) => {
-        if (info !== undefined && !info.allowed) {
+        const refused = info === undefined ? undefined : exhausted(info)
+        if (refused !== undefined) {
           this.#blocked.set(client, {
-            until: this.#clock() + info.retryAfterMs,
-            info,
-            headers: limiter.headersFor(info, set),
+            until: this.#clock() + refused.retryAfterMs,
+            info: refused,
+            headers: limiter.headersFor(refused, set),
           })
           if (this.#blocked.size > 100_000) this.#blocked.delete(this.#blocked.keys().next().value!)
         }
