@@ -100,7 +100,8 @@ export function scanSource(
   let i = 0
   while (i < len) {
     const c = source.charCodeAt(i)
-    // Ignored tokens (GraphQL specification §2.1.7): BOM, white space, line terminators, commas, comments.
+    // Ignored tokens (GraphQL specification §2.1.7): BOM, white space, line
+    // terminators, commas, comments.
     if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2c || c === 0xfeff) {
       i++
       continue
