@@ -3,48 +3,11 @@
  * and the committed test vector: data written by a released version must
  * decrypt with every later one.
  */
-import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import {
-  DecryptionError,
-  type EncryptedDataJson,
-  KeyManager,
-  LocalKmsProvider,
-  MemoryKeyringStore,
-} from '../../src/kms/index.js'
+import { DecryptionError } from '../../src/kms/index.js'
 import { CURRENT_FORMAT, FORMATS, formatOf } from '../../src/kms/key-manager/format.js'
-
-interface Vector {
-  masterKey: { provider: string; keyId: string; base64: string }
-  keyringEntry: { id: string; wrappedKey: EncryptedDataJson; createdAt: number }
-  dataKeyHex: string
-  aad: string
-  plaintext: string
-  ciphertext: string
-}
-
-const vector = JSON.parse(
-  readFileSync(new URL('./fixtures/ciphertext-v1.json', import.meta.url), 'utf8'),
-) as Vector
-
-/** A KeyManager over the vector's master key and keyring entry, nothing else. */
-async function vectorManager(): Promise<KeyManager> {
-  const provider = new LocalKmsProvider({
-    keys: { [vector.masterKey.keyId]: vector.masterKey.base64 },
-    logger: { warn() {}, error() {} },
-  })
-  const keyring = new MemoryKeyringStore()
-  await keyring.insertFirstActive(vector.keyringEntry)
-  const manager = new KeyManager({
-    providers: { [vector.masterKey.provider]: provider },
-    defaultProvider: vector.masterKey.provider,
-    defaultKeyId: vector.masterKey.keyId,
-    keyring,
-  })
-  await manager.initialize()
-  return manager
-}
+import { vector, vectorManager } from './fixtures/ciphertext-vector.js'
 
 describe('the committed version 1 test vector', () => {
   it('decrypts through the published KeyManager with its master key and keyring entry', async () => {

@@ -5,16 +5,10 @@
  * dispatches on the version byte through the format table, so a second
  * entry there is read beside version 1 by the same KeyManager.
  */
-import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  DecryptionError,
-  type EncryptedDataJson,
-  KeyManager,
-  LocalKmsProvider,
-  MemoryKeyringStore,
-} from '../../src/kms/index.js'
+import { DecryptionError } from '../../src/kms/index.js'
 import { type CiphertextFormat, CURRENT_FORMAT, FORMATS } from '../../src/kms/key-manager/format.js'
+import { vector, vectorManager } from '../kms/fixtures/ciphertext-vector.js'
 
 const TEST_VERSION = 0x7e
 
@@ -38,36 +32,6 @@ const testFormat: CiphertextFormat = {
 afterEach(() => {
   ;(FORMATS as Map<number, CiphertextFormat>).delete(TEST_VERSION)
 })
-
-const vector = JSON.parse(
-  readFileSync(new URL('../kms/fixtures/ciphertext-v1.json', import.meta.url), 'utf8'),
-) as {
-  masterKey: { keyId: string; base64: string }
-  keyringEntry: { id: string; wrappedKey: EncryptedDataJson; createdAt: number }
-  dataKeyHex: string
-  aad: string
-  plaintext: string
-  ciphertext: string
-}
-
-/** A KeyManager whose active data key is the vector's (so a test can seal with it). */
-async function vectorManager(): Promise<KeyManager> {
-  const keyring = new MemoryKeyringStore()
-  await keyring.insertFirstActive(vector.keyringEntry)
-  const keys = new KeyManager({
-    providers: {
-      local: new LocalKmsProvider({
-        keys: { [vector.masterKey.keyId]: vector.masterKey.base64 },
-        logger: { warn() {}, error() {} },
-      }),
-    },
-    defaultProvider: 'local',
-    defaultKeyId: vector.masterKey.keyId,
-    keyring,
-  })
-  await keys.initialize()
-  return keys
-}
 
 describe('localDecrypt dispatches on the version byte', () => {
   it('reads a second format in the table beside version 1, with the same cached data key', async () => {
