@@ -27,7 +27,8 @@ export const TARGET_HELP = `Target (one of):
 
 KMS (for work that wraps or unwraps keys with --database-url): the
 FRAISEQL_KMS_PROVIDER family of variables, as the server reads them
-(docs/kms.md, "Selecting a KMS from the environment").
+(https://github.com/fraiseql/fraiseql-security/blob/main/docs/kms.md,
+"Selecting a KMS from the environment").
 `
 
 export function targetOf(
