@@ -3,7 +3,8 @@
  * a PostgreSQL URL) opened directly, or a running server's admin API
  * (`--url`, authenticated with `--api-key` or FRAISEQL_ADMIN_API_KEY).
  */
-import { type DatabaseLocation, parseDatabaseUrl } from '../internal/sql/url.js'
+import { existsSync } from 'node:fs'
+import { type DatabaseLocation, parseDatabaseUrl, SQLITE_MEMORY } from '../internal/sql/url.js'
 import { type CliIO, UsageError } from './command.js'
 
 export type Target =
@@ -12,6 +13,7 @@ export type Target =
 
 export const TARGET_OPTIONS = {
   'database-url': { type: 'string' },
+  'context-prefix': { type: 'string' },
   url: { type: 'string' },
   'api-key': { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -20,6 +22,10 @@ export const TARGET_OPTIONS = {
 export const TARGET_HELP = `Target (one of):
       --database-url <url>   A SQLite file (path, sqlite: or file: URL) or a
                              postgres:// URL; default FRAISEQL_DATABASE_URL
+          --context-prefix <p>   The server's KeyManager contextPrefix (the KMS
+                             context its keys are bound to); default
+                             FRAISEQL_KMS_CONTEXT_PREFIX. The example server
+                             uses "example" and prints the exact line.
       --url <url>            A running server's admin API, e.g. http://127.0.0.1:3000
       --api-key <key>        Admin API key for --url; default FRAISEQL_ADMIN_API_KEY
       --json                 Print JSON instead of a table
@@ -63,6 +69,31 @@ export function targetOf(
   } catch (err) {
     throw new UsageError(`--database-url ${(err as Error).message}`)
   }
+}
+
+/**
+ * The `contextPrefix` the server's KeyManager was built with: without the
+ * same one, every unwrap fails with ERR_KMS_DECRYPTION_FAILED, because the
+ * prefix is part of the KMS encryption context.
+ */
+export function contextPrefixOf(
+  values: { 'context-prefix'?: string | undefined },
+  io: CliIO,
+): { contextPrefix?: string } {
+  const prefix = values['context-prefix'] ?? io.env.FRAISEQL_KMS_CONTEXT_PREFIX
+  if (prefix === undefined || prefix === '') return {}
+  if (prefix.length > 256) throw new UsageError('--context-prefix is at most 256 characters')
+  return { contextPrefix: prefix }
+}
+
+/**
+ * Read-only commands never create a database: better-sqlite3 would make an
+ * empty file at a mistyped path and the command would print an empty table.
+ */
+export function requireExistingDatabase(location: DatabaseLocation): void {
+  if (location.dialect !== 'sqlite' || location.filename === SQLITE_MEMORY) return
+  if (!existsSync(location.filename))
+    throw new UsageError(`--database-url: no database at ${location.filename} (check the path)`)
 }
 
 /** A JSON call to the admin API; a non-2xx answer throws with the server's `detail`. */
