@@ -180,6 +180,8 @@ const cliKms =
     : ''
 console.log("\nCLI against this server's own files:")
 console.log(`  fraiseql-security keys list --database-url ${cliDatabase('api-keys.db')}`)
+// The CLI takes curl's TLS flags, so the same ones reach an HTTPS or mTLS server.
+console.log(`  fraiseql-security dek status --url ${base} --api-key "$FRAISEQL_DEMO_KEY"${curlTls}`)
 console.log(
   `  ${cliKms}fraiseql-security dek rotate --database-url ${cliDatabase('keyring.db')} --context-prefix ${CONTEXT_PREFIX}`,
 )
