@@ -19,16 +19,12 @@ import { PostgresApiKeyStore } from '../../src/api-keys/index.js'
 import { PostgresStore, rateLimit } from '../../src/http/index.js'
 import { PostgresKeyringStore } from '../../src/kms/index.js'
 import {
+  HAS_PRIVATE_POSTGRES,
   type PrivatePostgres,
-  privatePostgresAvailable,
   startPrivatePostgres,
 } from '../helpers/private-postgres.js'
-import { IN_CI } from '../helpers/services.js'
 
-const available = await privatePostgresAvailable()
-if (!available && IN_CI) throw new Error('initdb and pg_ctl must be on the PATH when CI=true')
-
-describe.skipIf(!available)('stores lent a pg.Pool survive a PostgreSQL restart', () => {
+describe.skipIf(!HAS_PRIVATE_POSTGRES)('stores lent a pg.Pool survive a PostgreSQL restart', () => {
   let server: PrivatePostgres
   const pools: pg.Pool[] = []
   beforeAll(async () => {
@@ -36,7 +32,7 @@ describe.skipIf(!available)('stores lent a pg.Pool survive a PostgreSQL restart'
   }, 120_000)
   afterAll(async () => {
     await Promise.all(pools.map((p) => p.end().catch(() => {})))
-    await server?.stop()
+    await server?.destroy()
   })
 
   const newPool = () => {
