@@ -666,11 +666,7 @@ export class KeyManager {
           this.#rotationFailures = 0
         },
         (err: unknown) => {
-          this.#rotationFailures++
-          const delay = Math.min(
-            300_000,
-            this.#limits.rotationRetryMs * 2 ** (this.#rotationFailures - 1),
-          )
+          const delay = this.#retryDelay(++this.#rotationFailures)
           this.#rotationRetryAt = this.#clock() + delay
           this.#logger.warn(
             { err: describeError(err), retryInMs: delay, dataKey: slot.cached.id },
@@ -704,6 +700,11 @@ export class KeyManager {
     }
   }
 
+  /** Wait after `failures` failed tries: rotationRetryMs, doubling, at most 5 minutes. */
+  #retryDelay(failures: number): number {
+    return Math.min(300_000, this.#limits.rotationRetryMs * 2 ** (failures - 1))
+  }
+
   /**
    * Makes `entry` (another process's new key) this process's active key. An
    * unreachable KMS schedules the next try (rotationRetryMs, doubling up to
@@ -716,11 +717,7 @@ export class KeyManager {
       this.#adoptFailures = 0
     } catch (err) {
       if (err instanceof ProviderConnectionError) {
-        this.#adoptFailures++
-        const delay = Math.min(
-          300_000,
-          this.#limits.rotationRetryMs * 2 ** (this.#adoptFailures - 1),
-        )
+        const delay = this.#retryDelay(++this.#adoptFailures)
         this.#adoptRetryAt = this.#clock() + delay
         this.#logger.warn(
           { err: describeError(err), retryInMs: delay, dataKey: entry.id },
