@@ -10,7 +10,7 @@ import {
 
 /**
  * The body (declared, streamed or inflated) passed the limit. Answers 413
- * with the seed's body, `{detail, max_size, max_size_human}`; the message,
+ * with the documented body, `{detail, max_size, max_size_human}`; the message,
  * for logs, names the limit in bytes and human form and, when it is known
  * (a declared `Content-Length`), the size of the body.
  *

@@ -10,10 +10,9 @@
  * block of uses), and the active DEK is rotated before NIST SP 800-38D's limit
  * for random nonces.
  */
-import { randomBytes, randomFillSync } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
-import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSealInto } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
@@ -34,17 +33,7 @@ import {
   isEncryptionContext,
 } from '../models.js'
 import { decodeField, encodeField, type FieldValue, type FieldValueType } from './field.js'
-import {
-  additionalData,
-  BODY_OFFSET,
-  DEK_ID_BYTES,
-  decodeBase64Url,
-  FORMAT_VERSION,
-  hasHeader,
-  headerFor,
-  MIN_CIPHERTEXT_BYTES,
-  NONCE_OFFSET,
-} from './format.js'
+import { CURRENT_FORMAT, DEK_ID_BYTES, decodeBase64Url, formatOf, hasHeader } from './format.js'
 
 /** A local operation ran before `initialize()` (or after `dispose()`). */
 export class KeyManagerNotInitializedError extends SecurityError {
@@ -192,7 +181,11 @@ export interface DataKeyInfo {
   readonly cached: boolean
 }
 
-/** A DEK in memory: the key in an unpooled Buffer that `dispose()` zeroes. */
+/**
+ * A DEK in memory: the key in an unpooled Buffer that `dispose()` zeroes,
+ * and its header in the current format (what `localEncrypt` writes; other
+ * versions are read through their own entry of the format table).
+ */
 interface CachedKey {
   readonly id: string
   readonly header: Buffer
@@ -412,13 +405,7 @@ export class KeyManager {
     this.#maintain(slot)
     const data = isText ? Buffer.from(plaintext, 'utf8') : plaintext
     const { header, key } = slot.cached
-    const out = Buffer.allocUnsafe(BODY_OFFSET + data.length + GCM_TAG_BYTES)
-    header.copy(out, 0)
-    const nonce = randomFillSync(out, NONCE_OFFSET, GCM_NONCE_BYTES).subarray(
-      NONCE_OFFSET,
-      BODY_OFFSET,
-    )
-    gcmSealInto(key, nonce, data, additionalData(header, bytesOf(aad)), out, BODY_OFFSET)
+    const out = CURRENT_FORMAT.seal(key, header, data, bytesOf(aad))
     return isText
       ? out.toString('base64url')
       : new Uint8Array(out.buffer, out.byteOffset, out.length)
@@ -445,23 +432,21 @@ export class KeyManager {
       : ciphertext instanceof Uint8Array
         ? ciphertext
         : undefined
-    if (bytes === undefined || bytes.length < MIN_CIPHERTEXT_BYTES || bytes[0] !== FORMAT_VERSION) {
+    // The version byte picks the format (format.ts); an unknown one is as
+    // opaque a failure as a flipped bit.
+    const format = bytes === undefined ? undefined : formatOf(bytes)
+    if (bytes === undefined || format === undefined || bytes.length < format.minBytes) {
       throw new DecryptionError()
     }
-    // Most ciphertexts are the active DEK's: matching its header skips the
-    // hex key id and the map lookup. Either way `cached.header` equals the
-    // ciphertext's first 17 bytes (same version byte, same id).
+    // Most ciphertexts are the active DEK's, in the current format: matching
+    // its header skips the hex key id and the map lookup.
     let cached = active.cached
     if (!hasHeader(bytes, cached.header)) {
-      const id = Buffer.from(bytes.buffer, bytes.byteOffset + 1, DEK_ID_BYTES).toString('hex')
+      const id = format.dekIdOf(bytes)
+      if (id === undefined) throw new DecryptionError()
       cached = this.#cache.get(id) ?? (await this.#unwrap(id))
     }
-    const plain = gcmOpen(
-      cached.key,
-      bytes.subarray(NONCE_OFFSET, BODY_OFFSET),
-      bytes.subarray(BODY_OFFSET),
-      additionalData(cached.header, bytesOf(aad)),
-    )
+    const plain = format.open(cached.key, bytes, bytesOf(aad))
     if (plain === undefined) throw new DecryptionError()
     if (!isText) return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
     try {
@@ -537,7 +522,7 @@ export class KeyManager {
       key.set(pair.plaintextKey)
       return {
         entry: { id, wrappedKey: pair.toEncryptedData().toJSON(), createdAt: this.#clock() },
-        cached: { id, header: headerFor(idBytes), key },
+        cached: { id, header: CURRENT_FORMAT.header(idBytes), key },
       }
     } finally {
       pair.dispose()
@@ -581,7 +566,7 @@ export class KeyManager {
       key.set(plain)
       const cached: CachedKey = {
         id: entry.id,
-        header: headerFor(Buffer.from(entry.id, 'hex')),
+        header: CURRENT_FORMAT.header(Buffer.from(entry.id, 'hex')),
         key,
       }
       this.#cache.set(entry.id, cached)
