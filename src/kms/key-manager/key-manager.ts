@@ -17,7 +17,12 @@ import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import type { BaseKmsProvider } from '../base-provider.js'
-import { DecryptionError, KmsError, UnknownProviderError } from '../errors.js'
+import {
+  DecryptionError,
+  KmsError,
+  ProviderConnectionError,
+  UnknownProviderError,
+} from '../errors.js'
 import { MemoryKeyringStore } from '../keyring/memory.js'
 import { DEK_ID_PATTERN, type KeyringEntry, type KeyringStore } from '../keyring/store.js'
 import {
@@ -237,6 +242,9 @@ export class KeyManager {
   #rotationFailures = 0
   #lastRefresh = 0
   #refreshing: Promise<void> | undefined
+  /** When to try again to unwrap a key another process made active (0: no failure pending). */
+  #adoptRetryAt = 0
+  #adoptFailures = 0
 
   constructor(options: KeyManagerOptions) {
     const o = parseOptions('KeyManager', KeyManagerOptionsSchema, options)
@@ -590,8 +598,34 @@ export class KeyManager {
     // Refused: another process made another key active, or this one is used up.
     const current = await this.#keyring.active()
     if (current !== undefined && current.id !== slot.cached.id) {
-      await this.#activate(current)
-      return this.#takeBlock()
+      // A caller waits for the unwrap only while none has failed lately;
+      // after a failure it is retried in the background (#maintain).
+      let unreachable: unknown = new ProviderConnectionError('unavailable')
+      if (this.#adoptRetryAt === 0 || this.#clock() >= this.#adoptRetryAt) {
+        try {
+          await this.#adopt(current)
+          return this.#takeBlock()
+        } catch (err) {
+          if (!(err instanceof ProviderConnectionError)) throw err
+          unreachable = err
+        }
+      }
+      // The KMS is down: keep encrypting with the superseded key while it is
+      // within its hard limit, counted in the keyring with every process's uses.
+      const kept = await this.#keyring.reserveUses(
+        slot.cached.id,
+        reserveBlock,
+        hardMaxEncryptions,
+        {
+          superseded: true,
+        },
+      )
+      if (kept === undefined) {
+        throw new DataKeyExhaustedError({ cause: describeError(unreachable) })
+      }
+      slot.remaining = reserveBlock
+      slot.reservedTotal = kept
+      return
     }
     try {
       await this.#rotate()
@@ -617,11 +651,7 @@ export class KeyManager {
           this.#rotationFailures = 0
         },
         (err: unknown) => {
-          this.#rotationFailures++
-          const delay = Math.min(
-            300_000,
-            this.#limits.rotationRetryMs * 2 ** (this.#rotationFailures - 1),
-          )
+          const delay = this.#retryDelay(++this.#rotationFailures)
           this.#rotationRetryAt = this.#clock() + delay
           this.#logger.warn(
             { err: describeError(err), retryInMs: delay, dataKey: slot.cached.id },
@@ -630,8 +660,9 @@ export class KeyManager {
         },
       )
     }
+    const adoptionDue = this.#adoptRetryAt !== 0 && now >= this.#adoptRetryAt
     if (
-      now - this.#lastRefresh >= this.#limits.refreshIntervalMs &&
+      (adoptionDue || now - this.#lastRefresh >= this.#limits.refreshIntervalMs) &&
       this.#refreshing === undefined
     ) {
       this.#lastRefresh = now
@@ -646,9 +677,39 @@ export class KeyManager {
     try {
       const current = await this.#keyring.active()
       if (current !== undefined && current.id !== this.#active?.cached.id)
-        await this.#activate(current)
+        await this.#adopt(current)
     } catch (err) {
-      this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
+      // An unreachable KMS was logged by #adopt, with when it is tried again.
+      if (!(err instanceof ProviderConnectionError))
+        this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
+    }
+  }
+
+  /** Wait after `failures` failed tries: rotationRetryMs, doubling, at most 5 minutes. */
+  #retryDelay(failures: number): number {
+    return Math.min(300_000, this.#limits.rotationRetryMs * 2 ** (failures - 1))
+  }
+
+  /**
+   * Makes `entry` (another process's new key) this process's active key. An
+   * unreachable KMS schedules the next try (rotationRetryMs, doubling up to
+   * 5 minutes) and is logged; meanwhile the current key keeps serving.
+   */
+  async #adopt(entry: KeyringEntry): Promise<void> {
+    try {
+      await this.#activate(entry)
+      this.#adoptRetryAt = 0
+      this.#adoptFailures = 0
+    } catch (err) {
+      if (err instanceof ProviderConnectionError) {
+        const delay = this.#retryDelay(++this.#adoptFailures)
+        this.#adoptRetryAt = this.#clock() + delay
+        this.#logger.warn(
+          { err: describeError(err), retryInMs: delay, dataKey: entry.id },
+          'could not unwrap the data key another process made active; still encrypting with the current key',
+        )
+      }
+      throw err
     }
   }
 
