@@ -23,7 +23,7 @@ import { type Clock, systemClock } from '../internal/clock.js'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
-import { KeyManager } from '../kms/key-manager/key-manager.js'
+import { KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
 import { EncryptedData } from '../kms/models.js'
 import { LocalKmsProvider } from '../kms/providers/local.js'
 import {
@@ -787,7 +787,7 @@ export class ApiKeyManager {
       for (const row of rows) {
         if (this.#peppers.has(row.version)) continue
         const wrapped = EncryptedData.fromJSON(JSON.parse(row.wrapped))
-        const plain = await this.#keyManager.decrypt(wrapped, pepperContext(row.version))
+        const plain = await unwrapReserved(this.#keyManager, wrapped, pepperContext(row.version))
         try {
           if (plain.length !== 32) throw new ApiKeyStoreError('API-key pepper has the wrong length')
           this.#peppers.set(row.version, new Pepper(plain))
@@ -806,7 +806,7 @@ export class ApiKeyManager {
     const plain = Buffer.from(this.#random(32))
     try {
       if (plain.length !== 32) throw new ApiKeyStoreError('randomBytes returned the wrong length')
-      const wrapped = await this.#keyManager.encrypt(plain, { context: pepperContext(version) })
+      const wrapped = await wrapReserved(this.#keyManager, plain, pepperContext(version))
       const at = this.#clock()
       const added = await this.#store.addPepper(
         { version, wrapped: JSON.stringify(wrapped.toJSON()), createdAt: at },
