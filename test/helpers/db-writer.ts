@@ -77,3 +77,13 @@ export function describeOnBothDatabases(
 
 /** A fresh 16-byte id in hex, as the keyring writes them. */
 export const randomId = (): string => randomBytes(16).toString('hex')
+
+/** The `code` of the error a promise rejects with; fails the test if it resolves. */
+export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (err) {
+    return (err as { code?: string }).code
+  }
+  throw new Error('expected a rejection')
+}

@@ -321,7 +321,7 @@ describe('KeyManager: KMS-backed operations', () => {
     const enc = await km.encrypt('card', { context: { table: 'payments' } })
     expect(enc.context).toEqual({ table: 'payments', service: 'orders-api' })
     // The stored context is never trusted: the caller names the one it expects.
-    expect((await rejection(km.decrypt(enc))).code).toBe('ERR_KMS_CONTEXT_REQUIRED')
+    expect(await rejection(km.decrypt(enc))).toMatchObject({ code: 'ERR_KMS_CONTEXT_REQUIRED' })
     expect(Buffer.from(await km.decrypt(enc, { table: 'payments' })).toString()).toBe('card')
   })
 

@@ -8,8 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { expect, it } from 'vitest'
 import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
-import { describeOnBothDatabases } from '../helpers/db-writer.js'
-import { rejection } from '../helpers/rejection.js'
+import { codeOf, describeOnBothDatabases } from '../helpers/db-writer.js'
 
 const quiet = { warn: () => {}, error: () => {} }
 
@@ -48,11 +47,11 @@ describeOnBothDatabases('encrypted fields moved between rows', import.meta.url, 
     await twoRows(JSON.stringify(f1), JSON.stringify(f2))
     await copyRow1IntoRow2()
     const moved = await secretOf(2)
-    expect((await rejection(km.decryptField(moved, { customer: '2' }))).code).toBe(
+    expect(await codeOf(km.decryptField(moved, { customer: '2' }))).toBe(
       'ERR_KMS_DECRYPTION_FAILED',
     )
     // Trusting the stored context would have opened it.
-    expect((await rejection(km.decryptField(moved))).code).toBe('ERR_KMS_CONTEXT_REQUIRED')
+    expect(await codeOf(km.decryptField(moved))).toBe('ERR_KMS_CONTEXT_REQUIRED')
     // No legitimate data lost: row 1 still opens under its own binding.
     expect(await km.decryptField(await secretOf(1), { customer: '1' })).toBe('111-11-1111')
   })
@@ -61,9 +60,7 @@ describeOnBothDatabases('encrypted fields moved between rows', import.meta.url, 
     const other = make('billing-api')
     const sealed = await other.encrypt('card', { context: { customer: '1' } })
     const km = make('orders-api')
-    expect((await rejection(km.decrypt(sealed, { customer: '1' }))).code).toBe(
-      'ERR_KMS_DECRYPTION_FAILED',
-    )
+    expect(await codeOf(km.decrypt(sealed, { customer: '1' }))).toBe('ERR_KMS_DECRYPTION_FAILED')
     expect(Buffer.from(await other.decrypt(sealed, { customer: '1' })).toString()).toBe('card')
   })
 
@@ -78,7 +75,7 @@ describeOnBothDatabases('encrypted fields moved between rows', import.meta.url, 
     ] as const) {
       const swapped = JSON.stringify({ ...edited, valueType, encoding })
       await db().sql(`UPDATE ${table} SET secret = ? WHERE id = 1`, [swapped])
-      expect((await rejection(km.decryptField(await secretOf(1), { customer: '1' }))).code).toBe(
+      expect(await codeOf(km.decryptField(await secretOf(1), { customer: '1' }))).toBe(
         'ERR_KMS_DECRYPTION_FAILED',
       )
     }
@@ -88,20 +85,20 @@ describeOnBothDatabases('encrypted fields moved between rows', import.meta.url, 
   it('localEncrypt: an empty aad is refused, requireAad refuses none, and a copied ciphertext fails under its new row', async () => {
     const km = make()
     await km.initialize()
-    expect((await rejection(km.localEncrypt('x', ''))).code).toBe('ERR_KEY_MANAGER_AAD_REQUIRED')
-    expect((await rejection(km.localEncrypt(new Uint8Array(1), new Uint8Array(0)))).code).toBe(
+    expect(await codeOf(km.localEncrypt('x', ''))).toBe('ERR_KEY_MANAGER_AAD_REQUIRED')
+    expect(await codeOf(km.localEncrypt(new Uint8Array(1), new Uint8Array(0)))).toBe(
       'ERR_KEY_MANAGER_AAD_REQUIRED',
     )
     const strict = make('orders-api', true)
     await strict.initialize()
-    expect((await rejection(strict.localEncrypt('x'))).code).toBe('ERR_KEY_MANAGER_AAD_REQUIRED')
+    expect(await codeOf(strict.localEncrypt('x'))).toBe('ERR_KEY_MANAGER_AAD_REQUIRED')
 
     await twoRows(
       await km.localEncrypt('111-11-1111', 'customer:1'),
       await km.localEncrypt('222-22-2222', 'customer:2'),
     )
     await copyRow1IntoRow2()
-    expect((await rejection(km.localDecrypt(await secretOf(2), 'customer:2'))).code).toBe(
+    expect(await codeOf(km.localDecrypt(await secretOf(2), 'customer:2'))).toBe(
       'ERR_KMS_DECRYPTION_FAILED',
     )
     expect(await km.localDecrypt(await secretOf(1), 'customer:1')).toBe('111-11-1111')

@@ -10,8 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ApiKeyManager } from '../../src/api-keys/index.js'
 import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
-import { describeOnBothDatabases, randomId } from '../helpers/db-writer.js'
-import { rejection } from '../helpers/rejection.js'
+import { codeOf, describeOnBothDatabases, randomId } from '../helpers/db-writer.js'
 
 const quiet = { warn: () => {}, error: () => {} }
 
@@ -32,17 +31,13 @@ describe('public KeyManager calls refuse the reserved context names', () => {
   it.each(reserved)(
     'encrypt, generateDataKey, encryptField, decrypt: ERR_KMS_RESERVED_CONTEXT for %o',
     async (context) => {
-      expect((await rejection(km.encrypt(randomBytes(32), { context }))).code).toBe(
+      expect(await codeOf(km.encrypt(randomBytes(32), { context }))).toBe(
         'ERR_KMS_RESERVED_CONTEXT',
       )
-      expect((await rejection(km.generateDataKey({ context }))).code).toBe(
-        'ERR_KMS_RESERVED_CONTEXT',
-      )
-      expect((await rejection(km.encryptField('x', { context }))).code).toBe(
-        'ERR_KMS_RESERVED_CONTEXT',
-      )
+      expect(await codeOf(km.generateDataKey({ context }))).toBe('ERR_KMS_RESERVED_CONTEXT')
+      expect(await codeOf(km.encryptField('x', { context }))).toBe('ERR_KMS_RESERVED_CONTEXT')
       const sealed = await km.encrypt('x', { context: { table: 'x' } })
-      expect((await rejection(km.decrypt(sealed, context))).code).toBe('ERR_KMS_RESERVED_CONTEXT')
+      expect(await codeOf(km.decrypt(sealed, context))).toBe('ERR_KMS_RESERVED_CONTEXT')
     },
   )
 })
@@ -67,9 +62,9 @@ describeOnBothDatabases('a planted data key', import.meta.url, (db) => {
     const known = randomBytes(32)
     const id = randomId()
     const attacker = make()
-    expect(
-      (await rejection(attacker.encrypt(known, { context: { 'fraiseql.dek': id } }))).code,
-    ).toBe('ERR_KMS_RESERVED_CONTEXT')
+    expect(await codeOf(attacker.encrypt(known, { context: { 'fraiseql.dek': id } }))).toBe(
+      'ERR_KMS_RESERVED_CONTEXT',
+    )
     // The best a public call can do: a context of its own.
     const wrapped = await attacker.encrypt(known, { context: { dek: id } })
     await db().sql(`UPDATE fraiseql_keyring SET status = 'decrypt-only' WHERE status = 'active'`)
@@ -80,7 +75,7 @@ describeOnBothDatabases('a planted data key', import.meta.url, (db) => {
     )
 
     const fresh = make()
-    expect((await rejection(fresh.initialize())).code).toBe('ERR_KMS_DECRYPTION_FAILED')
+    expect(await codeOf(fresh.initialize())).toBe('ERR_KMS_DECRYPTION_FAILED')
     expect(fresh.hasCachedDataKey()).toBe(false)
     // No legitimate data lost: the running process still reads what it wrote.
     expect(await victim.localDecrypt(before, 'customer:1')).toBe('written before the attack')
@@ -101,8 +96,7 @@ describeOnBothDatabases('a planted API-key pepper', import.meta.url, (db) => {
 
     const known = randomBytes(32)
     expect(
-      (await rejection(keyManager.encrypt(known, { context: { 'fraiseql.api-key-pepper': '2' } })))
-        .code,
+      await codeOf(keyManager.encrypt(known, { context: { 'fraiseql.api-key-pepper': '2' } })),
     ).toBe('ERR_KMS_RESERVED_CONTEXT')
     const wrapped = await keyManager.encrypt(known, { context: { 'api-key-pepper': '2' } })
     await db().sql('INSERT INTO api_key_peppers (version, wrapped, created_at) VALUES (?, ?, ?)', [
@@ -112,7 +106,7 @@ describeOnBothDatabases('a planted API-key pepper', import.meta.url, (db) => {
     ])
 
     const fresh = new ApiKeyManager({ store: db().apiKeyStore(), keyManager, logger: quiet })
-    expect((await rejection(fresh.initialize())).code).toBe('ERR_KMS_DECRYPTION_FAILED')
+    expect(await codeOf(fresh.initialize())).toBe('ERR_KMS_DECRYPTION_FAILED')
     await fresh.close()
     // The legitimate key still validates in the process that holds the real pepper.
     expect((await victim.validate(key)).keyId).toBeDefined()
