@@ -216,7 +216,11 @@ export const ApiKeyManagerOptionsSchema = z
     retainEncryptedKey: z.boolean().default(false),
     /** @default Date.now */
     clock: fn<Clock>('() => ms').optional(),
-    /** Source of keys and peppers. @default crypto.randomBytes */
+    /**
+     * Source of keys and peppers. For tests only (deterministic keys): a
+     * source that is not a CSPRNG makes every key and pepper guessable.
+     * @default crypto.randomBytes
+     */
     randomBytes: fn<RandomBytes>('size => bytes').optional(),
     /** Where warnings go (failed flush, lost notifications). @default stderr */
     logger: LoggerOptionSchema.optional(),
@@ -584,8 +588,14 @@ export class ApiKeyManager {
   }
 
   /**
-   * Writes what is queued, stops listening and flushing, and zeroes the
-   * peppers. Closes the store only if the manager created it (the default).
+   * Writes what is queued, stops listening and flushing, and wipes what it
+   * can: the padded HMAC keys (`K ⊕ ipad`, `K ⊕ opad`) of every pepper and
+   * of every row-MAC subkey, and the fingerprint salt. Each pepper's
+   * plaintext was zeroed right after unwrapping. What cannot be wiped: the
+   * Node.js `KeyObject` each pepper also keeps (for `createHmac` where
+   * `crypto.hash` is missing, or a message over 1 KiB) lives in OpenSSL
+   * memory JavaScript cannot zero; it is released to the garbage collector.
+   * Closes the store only if the manager created it (the default).
    */
   async close(): Promise<void> {
     if (this.#closed) return
