@@ -13,7 +13,13 @@ import {
 } from '../internal/reply/index.js'
 
 /** Why a key was refused; logged and audited, never sent to the client. */
-export type ApiKeyRejectionReason = 'malformed' | 'unknown' | 'revoked' | 'expired' | 'ip'
+export type ApiKeyRejectionReason =
+  | 'malformed'
+  | 'unknown'
+  | 'revoked'
+  | 'expired'
+  | 'ip'
+  | 'tampered'
 
 /** The one message every rejected key gets. */
 export const INVALID_API_KEY_MESSAGE = 'Invalid API key'
@@ -33,7 +39,8 @@ export class ApiKeyRejectedError extends SecurityError implements HttpAnswerable
     | 'ERR_API_KEY_UNKNOWN'
     | 'ERR_API_KEY_REVOKED'
     | 'ERR_API_KEY_EXPIRED'
-    | 'ERR_API_KEY_IP_NOT_ALLOWED' = 'ERR_API_KEY_INVALID'
+    | 'ERR_API_KEY_IP_NOT_ALLOWED'
+    | 'ERR_API_KEY_TAMPERED' = 'ERR_API_KEY_INVALID'
   override readonly statusCode = 401
   /** Why the key was refused (for logs and audit; never in the answer). */
   readonly reason: ApiKeyRejectionReason | undefined
@@ -99,6 +106,20 @@ export class ApiKeyIpNotAllowedError extends ApiKeyRejectedError {
   static override readonly code = 'ERR_API_KEY_IP_NOT_ALLOWED'
   constructor(options?: SecurityErrorOptions) {
     super('ip', options)
+  }
+}
+
+/**
+ * The key's row does not carry the MAC its security-relevant columns call
+ * for (revocation, expiry, permissions, tier, addresses were edited in the
+ * database, or the row predates the MAC and was never sealed). Refused and
+ * audited (`rejected`, reason `tampered`); the client sees the same 401 as
+ * for any invalid key.
+ */
+export class ApiKeyTamperedError extends ApiKeyRejectedError {
+  static override readonly code = 'ERR_API_KEY_TAMPERED'
+  constructor(options?: SecurityErrorOptions) {
+    super('tampered', options)
   }
 }
 

@@ -29,6 +29,7 @@ export {
   ApiKeyRequestError,
   ApiKeyRevokedError,
   ApiKeyStoreError,
+  ApiKeyTamperedError,
   ApiKeyUnknownError,
   LeakSignatureError,
 } from './errors.js'

@@ -24,7 +24,7 @@ import { type Clock, systemClock } from '../internal/clock.js'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
-import { KeyManager } from '../kms/key-manager/key-manager.js'
+import { KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
 import { EncryptedData } from '../kms/models.js'
 import { LocalKmsProvider } from '../kms/providers/local.js'
 import {
@@ -43,6 +43,7 @@ import {
   type ApiKeyRejectionReason,
   ApiKeyRevokedError,
   ApiKeyStoreError,
+  ApiKeyTamperedError,
   ApiKeyUnknownError,
 } from './errors.js'
 import {
@@ -65,6 +66,7 @@ import {
   sortPrefixes,
 } from './format.js'
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
+import { rowMac, rowMacKey, rowMacValid } from './row-mac.js'
 import { SqliteApiKeyStore } from './sqlite.js'
 import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
@@ -215,7 +217,11 @@ export const ApiKeyManagerOptionsSchema = z
     retainEncryptedKey: z.boolean().default(false),
     /** @default Date.now */
     clock: fn<Clock>('() => ms').optional(),
-    /** Source of keys and peppers. @default crypto.randomBytes */
+    /**
+     * Source of keys and peppers. For tests only (deterministic keys): a
+     * source that is not a CSPRNG makes every key and pepper guessable.
+     * @default crypto.randomBytes
+     */
     randomBytes: fn<RandomBytes>('size => bytes').optional(),
     /** Where warnings go (failed flush, lost notifications). @default stderr */
     logger: LoggerOptionSchema.optional(),
@@ -352,6 +358,8 @@ interface CachedKey {
   use: PendingAudit | undefined
   /** The key's fingerprint, once it passed the HMAC check in this process (see KeyFingerprints). */
   verified: Buffer | undefined
+  /** The row as loaded (its MAC checked): what a lazy rehash re-MACs. */
+  readonly row: ApiKeyRow
 }
 
 /** Validations or rejections of one (key, address, reason), counted until the next flush. */
@@ -374,6 +382,9 @@ interface PendingRehash {
   readonly hash: Uint8Array
   readonly pepperVersion: number
   readonly fromVersion: number
+  readonly rowMac: Uint8Array
+  /** The MAC it replaces: the write is skipped when the row changed since it was read. */
+  readonly fromRowMac: Uint8Array | undefined
 }
 
 interface Blocked {
@@ -381,6 +392,9 @@ interface Blocked {
   readonly info: RateLimitInfo
   readonly headers: Readonly<Record<string, string>>
 }
+
+/** What a load returns for a row whose MAC does not match. */
+const TAMPERED = Symbol('tampered')
 
 /**
  * The network a rejected attempt is counted under: IPv4 per /24, IPv6 per
@@ -451,12 +465,14 @@ export class ApiKeyManager {
 
   readonly #keys = new Map<string, CachedKey>()
   readonly #negative = new Map<string, number>()
-  readonly #loading = new Map<string, Promise<CachedKey | undefined>>()
+  readonly #loading = new Map<string, Promise<CachedKey | typeof TAMPERED | undefined>>()
   /** Bumped by every invalidation: a load that started before one does not cache its row. */
   #generation = 0
   readonly #blocked = new Map<string, Blocked>()
 
   readonly #peppers = new Map<number, Pepper>()
+  /** Row-MAC subkeys by pepper version (row-mac.ts). */
+  readonly #rowMacKeys = new Map<number, Pepper>()
   readonly #fingerprints = new KeyFingerprints()
   #currentPepper = 0
   #loadingPeppers: Promise<void> | undefined
@@ -573,8 +589,14 @@ export class ApiKeyManager {
   }
 
   /**
-   * Writes what is queued, stops listening and flushing, and zeroes the
-   * peppers. Closes the store only if the manager created it (the default).
+   * Writes what is queued, stops listening and flushing, and wipes what it
+   * can: the padded HMAC keys (`K ⊕ ipad`, `K ⊕ opad`) of every pepper and
+   * of every row-MAC subkey, and the fingerprint salt. Each pepper's
+   * plaintext was zeroed right after unwrapping. What cannot be wiped: the
+   * Node.js `KeyObject` each pepper also keeps (for `createHmac` where
+   * `crypto.hash` is missing, or a message over 1 KiB) lives in OpenSSL
+   * memory JavaScript cannot zero; it is released to the garbage collector.
+   * Closes the store only if the manager created it (the default).
    */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -586,6 +608,8 @@ export class ApiKeyManager {
     await this.#unsubscribe?.().catch(() => {})
     await this.#failures?.close()
     for (const pepper of this.#peppers.values()) pepper.dispose()
+    for (const key of this.#rowMacKeys.values()) key.dispose()
+    this.#rowMacKeys.clear()
     this.#peppers.clear()
     this.#fingerprints.dispose()
     this.#keys.clear()
@@ -615,10 +639,13 @@ export class ApiKeyManager {
     const keyId = keyIdOf(key)
     let entry = this.#keys.get(keyId)
     if (entry === undefined || now - entry.loadedAt >= this.#cacheOptions.ttlMs) {
-      entry = await this.#load(keyId, ip, now)
+      const loaded = await this.#load(keyId, ip, now)
       // No such key: the id is the caller's choice, so it stays out of the
       // aggregate (random ids would each make their own row).
-      if (entry === undefined) throw this.#reject(new ApiKeyUnknownError(), null, ip, now)
+      if (loaded === undefined) throw this.#reject(new ApiKeyUnknownError(), null, ip, now)
+      // A stored row that fails its MAC: its id is real, and the audit names it.
+      if (loaded === TAMPERED) throw this.#reject(new ApiKeyTamperedError(), keyId, ip, now)
+      entry = loaded
     }
     // A key this process already checked against the stored HMAC is
     // recognized by its fingerprint: one hash call instead of two.
@@ -670,11 +697,14 @@ export class ApiKeyManager {
       const pepper = this.#peppers.get(this.#currentPepper)
       if (pepper !== undefined) {
         const hash = pepper.mac(key)
+        const mac = this.#rowMacOf({ ...entry.row, hash, pepperVersion: this.#currentPepper })
         this.#pendingRehash.set(entry.keyId, {
           keyId: entry.keyId,
           hash,
           pepperVersion: this.#currentPepper,
           fromVersion: entry.pepperVersion,
+          rowMac: mac,
+          fromRowMac: entry.row.rowMac ?? undefined,
         })
         entry.hash = hash
         entry.pepperVersion = this.#currentPepper
@@ -734,7 +764,11 @@ export class ApiKeyManager {
   }
 
   /** Cache miss: the negative cache, the failed-attempt gate, then one shared read. */
-  async #load(keyId: string, ip: string | null, now: number): Promise<CachedKey | undefined> {
+  async #load(
+    keyId: string,
+    ip: string | null,
+    now: number,
+  ): Promise<CachedKey | typeof TAMPERED | undefined> {
     const negativeUntil = this.#negative.get(keyId)
     if (negativeUntil !== undefined) {
       if (now < negativeUntil) return undefined
@@ -749,7 +783,7 @@ export class ApiKeyManager {
     return pending
   }
 
-  async #read(keyId: string): Promise<CachedKey | undefined> {
+  async #read(keyId: string): Promise<CachedKey | typeof TAMPERED | undefined> {
     const generation = this.#generation
     const row = await this.#store.getKey(keyId)
     const now = this.#clock()
@@ -764,6 +798,10 @@ export class ApiKeyManager {
       return undefined
     }
     if (!this.#peppers.has(row.pepperVersion)) await this.#loadPeppers()
+    // Precondition: revocation, expiry, permissions, tier and addresses are
+    // the ones this package wrote. Not cached either way: a repaired row is
+    // seen on the next request.
+    if (!this.#rowIntact(row)) return TAMPERED
     const entry = this.#toCached(row, now)
     if (generation === this.#generation) this.#cache(entry)
     return entry
@@ -799,7 +837,21 @@ export class ApiKeyManager {
       loadedAt: now,
       use: undefined,
       verified: undefined,
+      row,
     }
+  }
+
+  /** Whether `row` carries the MAC of its security-relevant columns. */
+  #rowIntact(row: ApiKeyRow): boolean {
+    const key = this.#rowMacKeys.get(row.pepperVersion)
+    return key !== undefined && rowMacValid(key, row)
+  }
+
+  /** The MAC `row` must carry (under its pepper version's subkey). */
+  #rowMacOf(row: Parameters<typeof rowMac>[1]): Buffer {
+    const key = this.#rowMacKeys.get(row.pepperVersion)
+    if (key === undefined) throw new ApiKeyStoreError('no API-key pepper is loaded')
+    return rowMac(key, row)
   }
 
   // ------------------------------------------------------------ cache upkeep
@@ -846,10 +898,11 @@ export class ApiKeyManager {
       for (const row of rows) {
         if (this.#peppers.has(row.version)) continue
         const wrapped = EncryptedData.fromJSON(JSON.parse(row.wrapped))
-        const plain = await this.#keyManager.decrypt(wrapped, pepperContext(row.version))
+        const plain = await unwrapReserved(this.#keyManager, wrapped, pepperContext(row.version))
         try {
           if (plain.length !== 32) throw new ApiKeyStoreError('API-key pepper has the wrong length')
           this.#peppers.set(row.version, new Pepper(plain))
+          this.#rowMacKeys.set(row.version, rowMacKey(plain))
         } finally {
           plain.fill(0)
         }
@@ -865,7 +918,7 @@ export class ApiKeyManager {
     const plain = Buffer.from(this.#random(32))
     try {
       if (plain.length !== 32) throw new ApiKeyStoreError('randomBytes returned the wrong length')
-      const wrapped = await this.#keyManager.encrypt(plain, { context: pepperContext(version) })
+      const wrapped = await wrapReserved(this.#keyManager, plain, pepperContext(version))
       const at = this.#clock()
       const added = await this.#store.addPepper(
         { version, wrapped: JSON.stringify(wrapped.toJSON()), createdAt: at },
@@ -874,6 +927,7 @@ export class ApiKeyManager {
       if (added) {
         // Ours won the version: keep it without a KMS round trip to unwrap it again.
         this.#peppers.set(version, new Pepper(plain))
+        this.#rowMacKeys.set(version, rowMacKey(plain))
         if (version > this.#currentPepper) this.#currentPepper = version
       }
     } finally {
@@ -962,6 +1016,12 @@ export class ApiKeyManager {
     await this.initialize()
     const old = await this.#store.getKey(keyId)
     if (old === undefined) throw new ApiKeyNotFoundError()
+    if (!this.#peppers.has(old.pepperVersion)) await this.#loadPeppers()
+    // Precondition: the replacement inherits tier, permissions and
+    // addresses: from an edited row it would launder the edit into a valid MAC.
+    if (!this.#rowIntact(old)) {
+      throw this.#reject(new ApiKeyTamperedError(), keyId, null, this.#clock())
+    }
     if (old.revokedAt !== null) throw new ApiKeyConflictError('a revoked API key cannot be rotated')
     if (old.replacedBy !== null) throw new ApiKeyConflictError('this API key was already rotated')
     const now = this.#clock()
@@ -985,7 +1045,12 @@ export class ApiKeyManager {
       })
       const outcome = await this.#store.rotateKey(
         keyId,
-        { rotatedAt: now, graceUntil, replacement: row },
+        {
+          rotatedAt: now,
+          graceUntil,
+          replacement: row,
+          rowMac: this.#rowMacOf({ ...old, rotatedAt: now, graceUntil, replacedBy: newId }),
+        },
         [
           this.#auditOf('rotated', keyId, context, now, { replacedBy: newId, graceUntil }),
           this.#auditOf('created', newId, context, now, {
@@ -1035,9 +1100,18 @@ export class ApiKeyManager {
     const why = String(reason).slice(0, 500)
     await this.initialize()
     const now = this.#clock()
+    const current = await this.#store.getKey(keyId)
+    if (current === undefined) throw new ApiKeyNotFoundError()
+    if (!this.#peppers.has(current.pepperVersion)) await this.#loadPeppers()
+    // Revoking is always safe, even on an edited row: the MAC written covers
+    // revokedAt, so undoing the revocation in the database breaks it again.
     const row = await this.#store.revokeKey(
       keyId,
-      { revokedAt: now, reason: why },
+      {
+        revokedAt: now,
+        reason: why,
+        rowMac: this.#rowMacOf({ ...current, revokedAt: now }),
+      },
       this.#auditOf('revoked', keyId, context, now, { reason: why }),
     )
     if (row === undefined) throw new ApiKeyNotFoundError()
@@ -1048,6 +1122,36 @@ export class ApiKeyManager {
       this.#events.emit('revoked', { ...lifecycleEvent(record), reason: row.revokedReason ?? why })
     }
     return record
+  }
+
+  /**
+   * The upgrade path for rows written before the per-row MAC existed
+   * (migration `0003_api_key_row_mac` leaves them without one, and
+   * validation refuses them with `ERR_API_KEY_TAMPERED`): MACs every row that
+   * has none, as it stands now, and returns how many. Run it once, by hand,
+   * right after upgrading and before the database could have been written by
+   * anyone else: it trusts those rows' columns. Never automatic, so a writer
+   * who clears a row's MAC later does not get the edit sealed.
+   */
+  async sealUnmacedRows(): Promise<{ sealed: number }> {
+    await this.initialize()
+    const setRowMac = this.#store.setRowMac?.bind(this.#store)
+    if (setRowMac === undefined) {
+      throw new ApiKeyStoreError('this API-key store cannot set row MACs (no setRowMac)')
+    }
+    let sealed = 0
+    const page = 500
+    for (let offset = 0; ; offset += page) {
+      const rows = await this.#store.listKeys({ limit: page, offset })
+      for (const row of rows) {
+        if (row.rowMac != null) continue
+        if (!this.#peppers.has(row.pepperVersion)) await this.#loadPeppers()
+        if (await setRowMac(row.keyId, this.#rowMacOf(row))) sealed++
+      }
+      if (rows.length < page) break
+    }
+    this.#invalidateAll()
+    return { sealed }
   }
 
   /** Keys, newest first (never a key or hash). */
@@ -1372,7 +1476,7 @@ export class ApiKeyManager {
     const encryptedKey = this.#o.retainEncryptedKey
       ? await this.#keyManager.localEncrypt(key, `api-key:${keyId}`)
       : null
-    return {
+    const row: ApiKeyRow = {
       keyId,
       hash: pepper.mac(key),
       pepperVersion: version,
@@ -1395,6 +1499,7 @@ export class ApiKeyManager {
       createdBy: f.createdBy,
       encryptedKey,
     }
+    return { ...row, rowMac: this.#rowMacOf(row) }
   }
 
   #auditOf(

@@ -60,6 +60,8 @@ interface ApiKeysTable {
   last_used_at: NullableInt64
   created_by: string | null
   encrypted_key: string | null
+  /** row-mac.ts; null for rows written before 0003. */
+  row_mac: Uint8Array | null
 }
 
 interface AuditTable {
@@ -167,6 +169,14 @@ export const API_KEY_MIGRATIONS: SqlMigrationSet = {
         }
       },
     },
+    // The per-row MAC (row-mac.ts). Existing rows get NULL, which the
+    // manager refuses: nothing written before this migration is trusted
+    // until an operator runs ApiKeyManager.sealUnmacedRows() (docs/api-keys.md).
+    '0003_api_key_row_mac': {
+      async up(db, { types }) {
+        await db.schema.alterTable('api_keys').addColumn('row_mac', types.bytes).execute()
+      },
+    },
   },
 }
 
@@ -191,6 +201,7 @@ export const KEY_COLUMNS = [
   'last_used_at',
   'created_by',
   'encrypted_key',
+  'row_mac',
 ] as const
 
 export type KeyRowDb = {
@@ -214,6 +225,7 @@ export type KeyRowDb = {
   last_used_at: number | string | null
   created_by: string | null
   encrypted_key: string | null
+  row_mac: Uint8Array | null
 }
 
 function corrupt(): ApiKeyStoreError {
@@ -263,6 +275,8 @@ export function toRow(r: KeyRowDb): ApiKeyRow {
     lastUsedAt: intOrNull(r.last_used_at),
     createdBy: r.created_by,
     encryptedKey: r.encrypted_key,
+    // Absent, not null, for rows without one: a store of the contract may omit it.
+    ...(r.row_mac instanceof Uint8Array ? { rowMac: new Uint8Array(r.row_mac) } : {}),
   }
 }
 
@@ -288,6 +302,7 @@ function toDb(row: ApiKeyRow) {
     last_used_at: row.lastUsedAt,
     created_by: row.createdBy,
     encrypted_key: row.encryptedKey,
+    ...(row.rowMac == null ? {} : { row_mac: Buffer.from(row.rowMac) }),
   }
 }
 
@@ -444,7 +459,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
 
   async rotateKey(
     keyId: string,
-    change: { rotatedAt: number; graceUntil: number; replacement: ApiKeyRow },
+    change: { rotatedAt: number; graceUntil: number; replacement: ApiKeyRow; rowMac?: Uint8Array },
     audit: readonly AuditEventInput[],
   ): Promise<RotateOutcome> {
     return this.op('rotate a key', (h) =>
@@ -455,6 +470,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
             rotated_at: change.rotatedAt,
             grace_until: change.graceUntil,
             replaced_by: change.replacement.keyId,
+            row_mac: change.rowMac === undefined ? null : Buffer.from(change.rowMac),
           })
           .where('key_id', '=', keyId)
           .where('revoked_at', 'is', null)
@@ -482,14 +498,18 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
 
   async revokeKey(
     keyId: string,
-    change: { revokedAt: number; reason: string },
+    change: { revokedAt: number; reason: string; rowMac?: Uint8Array },
     audit: AuditEventInput,
   ): Promise<ApiKeyRow | undefined> {
     const row = await this.op('revoke a key', (h) =>
       this.#write(h, async (trx) => {
         const updated = await trx
           .updateTable('api_keys')
-          .set({ revoked_at: change.revokedAt, revoked_reason: change.reason })
+          .set({
+            revoked_at: change.revokedAt,
+            revoked_reason: change.reason,
+            row_mac: change.rowMac === undefined ? null : Buffer.from(change.rowMac),
+          })
           .where('key_id', '=', keyId)
           .where('revoked_at', 'is', null)
           .returning(KEY_COLUMNS)
@@ -524,14 +544,38 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
         for (const r of batch.rehash) {
           await trx
             .updateTable('api_keys')
-            .set({ hash: Buffer.from(r.hash), pepper_version: r.pepperVersion })
+            .set({
+              hash: Buffer.from(r.hash),
+              pepper_version: r.pepperVersion,
+              row_mac: r.rowMac === undefined ? null : Buffer.from(r.rowMac),
+            })
             .where('key_id', '=', r.keyId)
             .where('pepper_version', '=', r.fromVersion)
+            .where((eb) =>
+              r.fromRowMac === undefined
+                ? eb('row_mac', 'is', null)
+                : eb('row_mac', '=', Buffer.from(r.fromRowMac)),
+            )
             .execute()
         }
         await this.#append(trx, batch.audit)
       }),
     )
+  }
+
+  async setRowMac(keyId: string, rowMac: Uint8Array): Promise<boolean> {
+    const updated = await this.op('seal a key row', (h) =>
+      this.#write(h, (trx) =>
+        trx
+          .updateTable('api_keys')
+          .set({ row_mac: Buffer.from(rowMac) })
+          .where('key_id', '=', keyId)
+          .where('row_mac', 'is', null)
+          .returning('key_id')
+          .executeTakeFirst(),
+      ),
+    )
+    return updated !== undefined
   }
 
   async appendAudit(events: readonly AuditEventInput[]): Promise<void> {

@@ -33,6 +33,13 @@ export interface ApiKeyRow {
   readonly createdBy: string | null
   /** The key sealed with `KeyManager.localEncrypt` (with `retainEncryptedKey`), else null. */
   readonly encryptedKey: string | null
+  /**
+   * HMAC-SHA256 over the row's security-relevant columns (row-mac.ts), under
+   * a subkey of its pepper. A store keeps it as given; null or missing
+   * (rows written before it existed, or by a store that drops it) is refused
+   * until `ApiKeyManager.sealUnmacedRows()` runs.
+   */
+  readonly rowMac?: Uint8Array | null
 }
 
 /** A pepper, wrapped by the KMS (EncryptedData JSON). Never the plaintext. */
@@ -58,6 +65,10 @@ export interface ApiKeyFlush {
     readonly hash: Uint8Array
     readonly pepperVersion: number
     readonly fromVersion: number
+    /** The row's MAC under the new pepper's subkey. */
+    readonly rowMac?: Uint8Array
+    /** The MAC it replaces: a row changed since it was read (revoked, rotated) keeps its own. */
+    readonly fromRowMac?: Uint8Array | undefined
   }>
   readonly audit: readonly AuditEventInput[]
 }
@@ -95,7 +106,13 @@ export interface ApiKeyStore {
    */
   rotateKey(
     keyId: string,
-    change: { rotatedAt: number; graceUntil: number; replacement: ApiKeyRow },
+    change: {
+      rotatedAt: number
+      graceUntil: number
+      replacement: ApiKeyRow
+      /** The rotated row's MAC with the three changes applied. */
+      rowMac?: Uint8Array
+    },
     audit: readonly AuditEventInput[],
   ): Promise<RotateOutcome>
   /**
@@ -104,9 +121,19 @@ export interface ApiKeyStore {
    */
   revokeKey(
     keyId: string,
-    change: { revokedAt: number; reason: string },
+    change: {
+      revokedAt: number
+      reason: string
+      /** The row's MAC with `revokedAt` applied. */
+      rowMac?: Uint8Array
+    },
     audit: AuditEventInput,
   ): Promise<ApiKeyRow | undefined>
+  /**
+   * Sets `rowMac` on a row that has none (guarded: a row that has one is
+   * left alone). For `ApiKeyManager.sealUnmacedRows()`.
+   */
+  setRowMac?(keyId: string, rowMac: Uint8Array): Promise<boolean>
 
   /** Writes a batch of deferred work (last use, rehashes, audit) in one transaction. */
   flush(batch: ApiKeyFlush): Promise<void>

@@ -177,3 +177,33 @@ export class InvalidKeyReferenceError extends KmsError {
     super(`Invalid key reference: ${problem}; expected "<provider>:<keyId>"`)
   }
 }
+
+/**
+ * A public call named an encryption-context key in the `fraiseql.`
+ * namespace, or asked `decrypt()` to open data wrapped under one. The
+ * package wraps its own keys (keyring data keys, API-key peppers) under
+ * those names; a caller who could produce them could wrap a key they know
+ * and plant it as the active data key or pepper.
+ */
+export class ReservedContextError extends KmsError {
+  static override readonly code = 'ERR_KMS_RESERVED_CONTEXT'
+  constructor() {
+    super(
+      'Encryption context keys starting with "fraiseql." are reserved for the package\'s own keys',
+    )
+  }
+}
+
+/**
+ * `decrypt()` was called without an expected context for data that was
+ * encrypted under one. Trusting the context stored next to the ciphertext
+ * would let a database writer move the value to another row or tenant.
+ */
+export class ContextRequiredError extends KmsError {
+  static override readonly code = 'ERR_KMS_CONTEXT_REQUIRED'
+  constructor() {
+    super(
+      'This data was encrypted under an encryption context: pass the context you expect to decrypt it',
+    )
+  }
+}

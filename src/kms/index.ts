@@ -21,6 +21,7 @@ export type { KmsFromEnv, KmsProviderName } from './env.js'
 export { kmsFromEnv } from './env.js'
 export type { ConnectionFailure, KmsErrorOptions, SanitizedCause } from './errors.js'
 export {
+  ContextRequiredError,
   DecryptionError,
   EncryptionError,
   InsecureKeyFileError,
@@ -33,17 +34,20 @@ export {
   KmsConfigurationError,
   KmsError,
   ProviderConnectionError,
+  ReservedContextError,
   UnknownProviderError,
 } from './errors.js'
 export type { FieldValue, FieldValueType, JsonValue } from './key-manager/field.js'
 export { MAX_FIELD_DEPTH, UnsupportedFieldValueError } from './key-manager/field.js'
 export type { DataKeyInfo, EncryptedField, KeyManagerOptions } from './key-manager/key-manager.js'
 export {
+  AadRequiredError,
   DataKeyExhaustedError,
   KeyManager,
   KeyManagerLimitsSchema,
   KeyManagerNotInitializedError,
   KeyManagerOptionsSchema,
+  RESERVED_CONTEXT_PREFIX,
 } from './key-manager/key-manager.js'
 export type { FileKeyringStoreOptions } from './keyring/file.js'
 export { FileKeyringStore, FileKeyringStoreOptionsSchema } from './keyring/file.js'

@@ -18,9 +18,11 @@ import { describeError, type Logger, stderrLogger } from '../../internal/logger.
 import { parseOptions } from '../../internal/options.js'
 import type { BaseKmsProvider } from '../base-provider.js'
 import {
+  ContextRequiredError,
   DecryptionError,
   KmsError,
   ProviderConnectionError,
+  ReservedContextError,
   UnknownProviderError,
 } from '../errors.js'
 import { MemoryKeyringStore } from '../keyring/memory.js'
@@ -53,6 +55,65 @@ export class DataKeyExhaustedError extends SecurityError {
     super('The active data key reached its use limit and could not be rotated', options)
   }
 }
+
+/**
+ * `localEncrypt` was called without `aad` (with `requireAad`), or with an
+ * empty one: an empty binding equals none, so the ciphertext could be moved
+ * to any other row and still decrypt there.
+ */
+export class AadRequiredError extends SecurityError {
+  static override readonly code = 'ERR_KEY_MANAGER_AAD_REQUIRED'
+  constructor(empty: boolean) {
+    super(
+      empty
+        ? 'An empty aad binds nothing: pass what identifies the row, e.g. "customer:<id>"'
+        : 'This KeyManager requires aad on localEncrypt: pass what identifies the row, e.g. "customer:<id>"',
+    )
+  }
+}
+
+/**
+ * Context keys in this namespace are the package's own: data keys are
+ * wrapped under `fraiseql.dek`, API-key peppers under
+ * `fraiseql.api-key-pepper`, and `encryptField` binds its decoding under
+ * `fraiseql.field`. No public call may name one (`ERR_KMS_RESERVED_CONTEXT`),
+ * so wrapping a key of one's own choosing under those contexts takes
+ * Encrypt rights on the KMS key itself, which the KMS policy confines
+ * (docs/kms.md).
+ */
+export const RESERVED_CONTEXT_PREFIX = 'fraiseql.'
+
+/** The context key binding a field's `valueType` and `encoding`. */
+const FIELD_CONTEXT_KEY = 'fraiseql.field'
+
+function hasReservedKey(context: EncryptionContext | undefined): boolean {
+  if (context === undefined || context === null || typeof context !== 'object') return false
+  // Case-folded: AWS and Vault compare context keys exactly, but a look-alike
+  // key in another case must not pass for ours in a policy written by hand.
+  return Object.keys(context).some((k) => k.toLowerCase().startsWith(RESERVED_CONTEXT_PREFIX))
+}
+
+/** Precondition of every public call: the caller names no reserved context key. */
+function assertPublicContext(context: EncryptionContext | undefined): void {
+  if (hasReservedKey(context)) throw new ReservedContextError()
+}
+
+function sameContext(a: EncryptionContext, b: EncryptionContext): boolean {
+  const ak = Object.keys(a)
+  if (ak.length !== Object.keys(b).length) return false
+  return ak.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
+}
+
+/**
+ * Wrapping under a reserved context, for the package's own keys only (the
+ * API-key peppers). Not exported from `fraiseql-security/kms`: the public
+ * calls refuse these contexts.
+ */
+interface ReservedAccess {
+  wrap(km: KeyManager, plaintext: Uint8Array, context: EncryptionContext): Promise<EncryptedData>
+  unwrap(km: KeyManager, encrypted: EncryptedData, context: EncryptionContext): Promise<Uint8Array>
+}
+let reservedAccess: ReservedAccess
 
 const fn = <T>(what: string) =>
   z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
@@ -147,6 +208,22 @@ export const KeyManagerOptionsSchema = z
       .optional(),
     /** DEK usage limits. */
     limits: KeyManagerLimitsSchema.optional(),
+    /**
+     * Refuse `localEncrypt` without `aad`. Without a binding, a database
+     * writer can copy one row's ciphertext into another row (or tenant) and
+     * it decrypts there. An empty `aad` is refused whatever this says.
+     * @default false (kept for ciphertexts made before; turn it on for new code)
+     */
+    requireAad: z.boolean().optional(),
+    /**
+     * Let `decryptField` open fields made before 0.x bound `valueType` and
+     * `encoding` into the KMS context (their JSON has no `fraiseql.field`
+     * context key). Such a field's decoding is not authenticated: a writer
+     * can switch it between `string`, `json` and `bytes`. A migration aid:
+     * re-encrypt those fields with `encryptField`, then turn this off.
+     * @default false
+     */
+    acceptUnboundFields: z.boolean().optional(),
     /** @default Date.now */
     clock: fn<Clock>('() => ms').optional(),
     /** Where warnings go (memory keyring, failed background rotation). @default stderr */
@@ -232,6 +309,8 @@ export class KeyManager {
   readonly #limits: Limits
   readonly #clock: Clock
   readonly #logger: Logger
+  readonly #requireAad: boolean
+  readonly #acceptUnboundFields: boolean
   readonly #cache = new Map<string, CachedKey>()
   readonly #unwrapping = new Map<string, Promise<CachedKey>>()
   #active: ActiveSlot | undefined
@@ -257,33 +336,43 @@ export class KeyManager {
     this.#limits = parseOptions('KeyManager', KeyManagerLimitsSchema, o.limits ?? {})
     this.#clock = o.clock ?? systemClock
     this.#logger = o.logger ?? stderrLogger
+    this.#requireAad = o.requireAad ?? false
+    this.#acceptUnboundFields = o.acceptUnboundFields ?? false
   }
 
   // ---------------------------------------------------------------- KMS-backed
 
-  /** Encrypts with the KMS directly (one call). For rare, high-value data; not per request. */
+  /**
+   * Encrypts with the KMS directly (one call). For rare, high-value data; not
+   * per request. Context keys starting with `fraiseql.` are the package's
+   * own: naming one is `ReservedContextError` (`ERR_KMS_RESERVED_CONTEXT`).
+   */
   async encrypt(
     plaintext: Uint8Array | string,
     options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
   ): Promise<EncryptedData> {
-    const name = options.provider ?? this.#defaultProvider
-    return this.#provider(name).encrypt(
-      plaintext,
-      options.keyId ?? this.#defaultKeyId,
-      this.#kmsContext(options.context),
-    )
+    // Precondition: a caller cannot wrap a key of its choosing under the
+    // contexts of the keyring's data keys or the API-key peppers.
+    assertPublicContext(options.context)
+    return this.#encrypt(plaintext, options)
   }
 
   /**
    * Decrypts KMS-encrypted data, routed to the provider its key reference
    * names (`ERR_KMS_UNKNOWN_PROVIDER` when none is registered under it).
+   *
+   * The context is the one you expect, never the one stored with the data:
+   * data encrypted under a context (other than `contextPrefix`'s `service`)
+   * needs it again (`ContextRequiredError`, `ERR_KMS_CONTEXT_REQUIRED`), a
+   * stored context that differs from it is `DecryptionError`, and
+   * `contextPrefix`'s `service` is checked in every case. Data wrapped
+   * under a reserved `fraiseql.` context (a data key, a pepper) is
+   * `ReservedContextError`: this call never hands out the package's keys.
    */
   async decrypt(encrypted: EncryptedData, context?: EncryptionContext): Promise<Uint8Array> {
-    const provider = this.#provider(encrypted.keyReference.provider)
-    return provider.decrypt(
-      encrypted,
-      context === undefined ? undefined : this.#kmsContext(context),
-    )
+    assertPublicContext(context)
+    if (hasReservedKey(encrypted?.context)) throw new ReservedContextError()
+    return this.#decryptExpected(encrypted, context)
   }
 
   /**
@@ -300,16 +389,27 @@ export class KeyManager {
     value: FieldValue,
     options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
   ): Promise<EncryptedField> {
+    assertPublicContext(options.context)
     const { plaintext, valueType, encoding } = encodeField(value)
-    const encrypted = await this.encrypt(plaintext, options)
+    // valueType and encoding are stored in the clear next to the ciphertext:
+    // bound into the context, a swapped one fails at the KMS.
+    const encrypted = await this.#encrypt(plaintext, {
+      ...options,
+      context: { ...options.context, [FIELD_CONTEXT_KEY]: fieldBinding(valueType, encoding) },
+    })
     return { ...encrypted.toJSON(), encoding, valueType }
   }
 
-  /** Reverses {@link encryptField}; accepts the field or its JSON text. */
+  /**
+   * Reverses {@link encryptField}; accepts the field or its JSON text. Give
+   * the same `context` as to `encryptField` (see {@link decrypt}); a field
+   * whose `valueType` or `encoding` was changed is `DecryptionError`.
+   */
   async decryptField(
     field: EncryptedField | string,
     context?: EncryptionContext,
   ): Promise<FieldValue> {
+    assertPublicContext(context)
     let parsed: unknown = field
     if (typeof field === 'string') {
       try {
@@ -323,8 +423,23 @@ export class KeyManager {
       valueType === 'bytes'
         ? encoding === 'binary'
         : (valueType === 'string' || valueType === 'json') && encoding === 'utf-8'
-    if (!known || valueType === undefined) throw new DecryptionError()
-    const value = decodeField(await this.decrypt(EncryptedData.fromJSON(json), context), valueType)
+    if (!known || valueType === undefined || encoding === undefined) throw new DecryptionError()
+    const encrypted = EncryptedData.fromJSON(json)
+    const stored = encrypted.context
+    let expected: EncryptionContext | undefined
+    if (Object.hasOwn(stored, FIELD_CONTEXT_KEY)) {
+      expected = { ...context, [FIELD_CONTEXT_KEY]: fieldBinding(valueType, encoding) }
+      // Without a caller context, only the binding (and service) may be stored.
+      if (context === undefined && hasUserContext(stored, 1)) throw new ContextRequiredError()
+    } else {
+      // Precondition: a field made before the binding existed decrypts only when opted in.
+      if (!this.#acceptUnboundFields) throw new DecryptionError()
+      expected = context
+    }
+    // The only reserved key a field may carry is its binding.
+    const { [FIELD_CONTEXT_KEY]: _binding, ...rest } = stored
+    if (hasReservedKey(rest)) throw new ReservedContextError()
+    const value = decodeField(await this.#decryptExpected(encrypted, expected), valueType)
     if (value === undefined) throw new DecryptionError()
     return value
   }
@@ -333,6 +448,7 @@ export class KeyManager {
   async generateDataKey(
     options: { keyId?: string; provider?: string; context?: EncryptionContext } = {},
   ): Promise<DataKeyPair> {
+    assertPublicContext(options.context)
     const name = options.provider ?? this.#defaultProvider
     return this.#provider(name).generateDataKey(
       options.keyId ?? this.#defaultKeyId,
@@ -392,6 +508,11 @@ export class KeyManager {
     const isText = typeof plaintext === 'string'
     if (!isText && !(plaintext instanceof Uint8Array))
       throw new KmsError('Plaintext must be a string or bytes')
+    const aadBytes = bytesOf(aad)
+    // Precondition: '' would seal exactly as no aad does, so a caller who
+    // meant to bind the row would silently bind nothing.
+    if (aadBytes !== undefined && aadBytes.length === 0) throw new AadRequiredError(true)
+    if (aadBytes === undefined && this.#requireAad) throw new AadRequiredError(false)
     let slot = this.#active
     if (slot === undefined) throw new KeyManagerNotInitializedError()
     // A loop, not an if: while this call waited for a block, a background
@@ -405,7 +526,7 @@ export class KeyManager {
     this.#maintain(slot)
     const data = isText ? Buffer.from(plaintext, 'utf8') : plaintext
     const { header, key } = slot.cached
-    const out = CURRENT_FORMAT.seal(key, header, data, bytesOf(aad))
+    const out = CURRENT_FORMAT.seal(key, header, data, aadBytes)
     return isText
       ? out.toString('base64url')
       : new Uint8Array(out.buffer, out.byteOffset, out.length)
@@ -487,6 +608,46 @@ export class KeyManager {
 
   // ---------------------------------------------------------------- internals
 
+  static {
+    reservedAccess = {
+      wrap: (km, plaintext, context) => km.#encrypt(plaintext, { context }),
+      unwrap: (km, encrypted, context) => km.#decryptExpected(encrypted, context),
+    }
+  }
+
+  #encrypt(
+    plaintext: Uint8Array | string,
+    options: { keyId?: string; provider?: string; context?: EncryptionContext },
+  ): Promise<EncryptedData> {
+    const name = options.provider ?? this.#defaultProvider
+    return this.#provider(name).encrypt(
+      plaintext,
+      options.keyId ?? this.#defaultKeyId,
+      this.#kmsContext(options.context),
+    )
+  }
+
+  /**
+   * Decrypts under the context the caller expects (plus `service`), never
+   * the stored one: a stored context that differs is refused before the
+   * KMS is asked, and data bound to a context needs one.
+   */
+  async #decryptExpected(
+    encrypted: EncryptedData,
+    context: EncryptionContext | undefined,
+  ): Promise<Uint8Array> {
+    if (!(encrypted instanceof EncryptedData)) throw new DecryptionError()
+    const provider = this.#provider(encrypted.keyReference.provider)
+    const stored = encrypted.context
+    // Precondition: without an expected context the data must carry none of its own.
+    if (context === undefined && hasUserContext(stored, 0)) throw new ContextRequiredError()
+    const expected = this.#kmsContext(context ?? {})
+    // Precondition: the stored context is the expected one (a mismatch is
+    // opaque, like every decryption failure).
+    if (!sameContext(stored, expected)) throw new DecryptionError()
+    return provider.decrypt(encrypted, expected)
+  }
+
   #provider(name: string): BaseKmsProvider {
     const provider = this.#providers.get(name)
     if (provider === undefined) throw new UnknownProviderError(name)
@@ -504,7 +665,7 @@ export class KeyManager {
 
   /** The context a DEK is wrapped under: its id is bound, so wrapped keys cannot be swapped between entries. */
   #dekContext(id: string): EncryptionContext {
-    return this.#kmsContext({ 'fraiseql.dek': id })
+    return { 'fraiseql.dek': id }
   }
 
   async #newEntry(): Promise<{
@@ -515,7 +676,7 @@ export class KeyManager {
     const id = idBytes.toString('hex')
     const pair = await this.#provider(this.#defaultProvider).generateDataKey(
       this.#defaultKeyId,
-      this.#dekContext(id),
+      this.#kmsContext(this.#dekContext(id)),
     )
     try {
       const key = Buffer.alloc(32)
@@ -559,7 +720,7 @@ export class KeyManager {
     const existing = this.#cache.get(entry.id)
     if (existing !== undefined) return existing
     const wrapped = EncryptedData.fromJSON(entry.wrappedKey)
-    const plain = await this.decrypt(wrapped, this.#dekContext(entry.id))
+    const plain = await this.#decryptExpected(wrapped, this.#dekContext(entry.id))
     try {
       if (plain.length !== 32) throw new DecryptionError()
       const key = Buffer.alloc(32)
@@ -739,6 +900,37 @@ export class KeyManager {
       cached: true,
     }
   }
+}
+
+/** Whether `stored` holds context keys beyond `service` and `allowedReserved` reserved ones. */
+function hasUserContext(stored: EncryptionContext, allowedReserved: number): boolean {
+  const keys = Object.keys(stored).filter((k) => k !== 'service')
+  return keys.length > allowedReserved
+}
+
+function fieldBinding(valueType: FieldValueType, encoding: EncryptedField['encoding']): string {
+  return `${valueType};${encoding}`
+}
+
+/** Wraps one of the package's own keys under a reserved (`fraiseql.`) context. */
+export function wrapReserved(
+  km: KeyManager,
+  plaintext: Uint8Array,
+  context: EncryptionContext,
+): Promise<EncryptedData> {
+  // Precondition: this path is for reserved contexts only.
+  if (!hasReservedKey(context)) throw new KmsError('wrapReserved needs a reserved context')
+  return reservedAccess.wrap(km, plaintext, context)
+}
+
+/** Unwraps one of the package's own keys, checking its reserved context. */
+export function unwrapReserved(
+  km: KeyManager,
+  encrypted: EncryptedData,
+  context: EncryptionContext,
+): Promise<Uint8Array> {
+  if (!hasReservedKey(context)) throw new KmsError('unwrapReserved needs a reserved context')
+  return reservedAccess.unwrap(km, encrypted, context)
 }
 
 function bytesOf(aad: string | Uint8Array | undefined): Uint8Array | undefined {
