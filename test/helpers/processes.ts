@@ -30,7 +30,7 @@ export async function runTogether<T>(
   const children = argvs.map((argv) =>
     spawn(process.execPath, argv, {
       stdio: ['pipe', 'pipe', 'inherit'],
-      timeout: options.timeoutMs ?? 30_000,
+      timeout: options.timeoutMs ?? 120_000,
     }),
   )
   const workers = children.map((child) => {

@@ -64,7 +64,7 @@ describe('SqliteKeyringStore', () => {
     } finally {
       check.close()
     }
-  }, 30_000)
+  }, 120_000)
 
   it('opens its own file in WAL mode with mode 0600, and closes it in close()', async () => {
     const filename = join(dir, `nested${++n}`, 'keyring.db')
