@@ -179,6 +179,9 @@ interface VitestJson {
   }[]
 }
 
+/** The vitest run in progress, stopped with the burner when this script is interrupted. */
+let current: ChildProcess | undefined
+
 /** One vitest run of every file; the failures it reports, per file (all of them when it wrote no report). */
 function runOnce(
   index: number,
@@ -207,10 +210,12 @@ function runOnce(
         },
       },
     )
+    current = child
     const chunks: Buffer[] = []
     child.stdout.on('data', (c: Buffer) => chunks.push(c))
     child.stderr.on('data', (c: Buffer) => chunks.push(c))
     child.on('close', (code, signal) => {
+      current = undefined
       const output = Buffer.concat(chunks)
       const failures = new Map<string, string[]>()
       let parsed: VitestJson | undefined
@@ -257,6 +262,7 @@ async function main(): Promise<void> {
   const burner = burn ? startBurner() : undefined
   const stopBurner = () => {
     if (burner !== undefined && burner.exitCode === null) burner.kill('SIGKILL')
+    if (current !== undefined && current.exitCode === null) current.kill('SIGTERM')
   }
   process.on('exit', stopBurner)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

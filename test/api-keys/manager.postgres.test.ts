@@ -148,6 +148,6 @@ describe.skipIf(!HAS_POSTGRES)('ApiKeyManager on PostgreSQL', () => {
         for (const s of stores) await s.close()
         await emulated.close()
       }
-    })
+    }, 60_000)
   })
 })
