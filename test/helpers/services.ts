@@ -16,11 +16,20 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const IN_CI = process.env.CI === 'true'
 
-/** Tries a Redis PING with a short timeout. */
+/**
+ * How long a reachability check waits. A stopped service refuses the
+ * connection at once, so this only bounds a service that accepts and stays
+ * silent; at 1 s a loaded machine (load average 19 on 2 cores) failed a
+ * running PostgreSQL's check, and with CI=true the whole file with it.
+ */
+const PROBE_TIMEOUT_MS = 15_000
+
+/** Tries a Redis PING, bounded by PROBE_TIMEOUT_MS. */
 export async function redisReachable(): Promise<boolean> {
   const client = new Redis(REDIS_URL, {
     lazyConnect: true,
-    connectTimeout: 1000,
+    connectTimeout: PROBE_TIMEOUT_MS,
+    commandTimeout: PROBE_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
@@ -36,9 +45,13 @@ export async function redisReachable(): Promise<boolean> {
   }
 }
 
-/** Tries `SELECT 1` with a short timeout. */
+/** Tries `SELECT 1`, bounded by PROBE_TIMEOUT_MS. */
 export async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 })
+  const client = new pg.Client({
+    connectionString: DATABASE_URL,
+    connectionTimeoutMillis: PROBE_TIMEOUT_MS,
+    query_timeout: PROBE_TIMEOUT_MS,
+  })
   client.on('error', () => {})
   try {
     await client.connect()
