@@ -13,6 +13,9 @@ export type { AnalyzeOptions, DocumentAnalysis } from './analysis.js'
 export { analyzeDocument, computeComplexity, MAX_NESTING } from './analysis.js'
 export type { CheckContext } from './check.js'
 export { checkDocument } from './check.js'
+export type { GuardDecision } from './decision.js'
+export type { EnvelopGuardOptions, EnvelopGuardsPlugin } from './envelop.js'
+export { useGraphqlGuards } from './envelop.js'
 export type {
   FormatterContext,
   FormatterExecution,
@@ -44,6 +47,7 @@ export {
   STRONG_SENSITIVE_WORDS,
 } from './redact.js'
 export { createValidationRules } from './rules.js'
+export type { ServerGuardOptions } from './servers.js'
 export { stripFieldSuggestions } from './suggestions.js'
 export type { ResolvedTracingConfig, TracingConfig } from './tracing/config.js'
 export { TracingConfigSchema } from './tracing/config.js'
