@@ -11,6 +11,12 @@
 
 export type { AnalyzeOptions, DocumentAnalysis } from './analysis.js'
 export { analyzeDocument, computeComplexity, MAX_NESTING } from './analysis.js'
+export type {
+  ApolloGuardOptions,
+  ApolloGuardsListener,
+  ApolloGuardsPlugin,
+} from './apollo.js'
+export { apolloGraphqlGuards } from './apollo.js'
 export type { CheckContext } from './check.js'
 export { checkDocument } from './check.js'
 export type { GuardDecision } from './decision.js'
