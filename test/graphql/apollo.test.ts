@@ -13,8 +13,7 @@ import {
   createValidationRules,
   type GuardDecision,
 } from '../../src/graphql/index.js'
-import { RateLimitExceededError, RateLimiter } from '../../src/http/index.js'
-import { nested, resolvers, SDL } from './fixtures.js'
+import { chargingLimiter, nested, resolvers, SDL } from './fixtures.js'
 import { dropContextManager, otel, useContextManager } from './tracing-fixtures.js'
 
 type Ctx = { client: string | undefined; auth: string | undefined }
@@ -171,17 +170,8 @@ describe('apolloGraphqlGuards on Apollo Server', () => {
   })
 
   it('answers a chargeCost refusal with 429, its code and Retry-After', async () => {
-    const limiter = new RateLimiter({ max: 100, windowMs: 60_000, clock: () => 1_000_000 })
-    const url = await start({
-      chargeCost: (_ctx, cost) => {
-        const set = limiter.globalPolicies
-        const info = limiter.consume('client', set, cost) as Exclude<
-          ReturnType<typeof limiter.consume>,
-          Promise<unknown>
-        >
-        if (!info.allowed) throw new RateLimitExceededError(info, limiter.headersFor(info, set))
-      },
-    })
+    const { charge } = chargingLimiter(100)
+    const url = await start({ chargeCost: charge })
     const q = 'query($n: Int) { users(first: $n) { id } }'
     expect((await ask(url, q, { n: 30 })).status).toBe(200)
     const refused = await ask(url, q, { n: 30 })

@@ -13,8 +13,7 @@ import {
   type GuardDecision,
   useGraphqlGuards,
 } from '../../src/graphql/index.js'
-import { RateLimitExceededError, RateLimiter } from '../../src/http/index.js'
-import { nested, resolvers, SDL } from './fixtures.js'
+import { chargingLimiter, nested, resolvers, SDL } from './fixtures.js'
 import { dropContextManager, otel, useContextManager } from './tracing-fixtures.js'
 
 type Ctx = { request: Request }
@@ -202,19 +201,8 @@ describe('useGraphqlGuards on graphql-yoga', () => {
   })
 
   it('answers a chargeCost refusal with its status, code and Retry-After', async () => {
-    const limiter = new RateLimiter({ max: 100, windowMs: 60_000, clock: () => 1_000_000 })
-    const charged: number[] = []
-    const yoga = server({
-      chargeCost: (_ctx, cost) => {
-        charged.push(cost)
-        const set = limiter.globalPolicies
-        const info = limiter.consume('client', set, cost) as Exclude<
-          ReturnType<typeof limiter.consume>,
-          Promise<unknown>
-        >
-        if (!info.allowed) throw new RateLimitExceededError(info, limiter.headersFor(info, set))
-      },
-    })
+    const { charge, charged } = chargingLimiter(100)
+    const yoga = server({ chargeCost: charge })
     const q = 'query($n: Int) { users(first: $n) { id } }'
     expect((await ask(yoga, q, { n: 30 })).status).toBe(200) // 60
     const refused = await ask(yoga, q, { n: 30 }) // 60 more: over 100
