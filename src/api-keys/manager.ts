@@ -66,6 +66,7 @@ import {
 } from './format.js'
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
 import { SqliteApiKeyStore } from './sqlite.js'
+import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -1421,16 +1422,7 @@ export class ApiKeyManager {
       pendingUse !== undefined && (row.lastUsedAt === null || pendingUse > row.lastUsedAt)
         ? pendingUse
         : row.lastUsedAt
-    const status: ApiKeyStatus =
-      row.revokedAt !== null
-        ? 'revoked'
-        : now >= row.expiresAt
-          ? 'expired'
-          : row.graceUntil !== null
-            ? now >= row.graceUntil
-              ? 'rotated'
-              : 'grace'
-            : 'active'
+    const status = apiKeyStatus(row, now)
     const date = (ms: number | null) => (ms === null ? null : new Date(ms))
     const life = row.expiresAt - row.createdAt
     return {
