@@ -1,7 +1,9 @@
 /**
  * The circuit breaker in front of a shared rate-limit store. A slow call is
- * not an outage: one that passes `storeTimeoutMs` is decided locally, but only
- * a run of failures with no answer in between opens the circuit. While open,
+ * not an outage: one that passes `storeTimeoutMs` while the store answers
+ * other calls waits on (up to `busyMaxWaitMs`); one that passes it while the
+ * store answers nothing is decided locally, and only a run of such failures
+ * with no answer in between opens the circuit. While open,
  * no call goes to the store; after `storeRetryIntervalMs` one request probes
  * it (half-open), and any answer, a probe's or a late one, closes it again.
  */
@@ -25,6 +27,15 @@ export const StoreCircuitBreakerSchema = z
      * @default 5
      */
     openAfterTimeouts: z.number().int().min(1).max(10_000).default(5),
+    /**
+     * A call past `storeTimeoutMs` keeps waiting while the store answers other
+     * calls in each `storeTimeoutMs` (busy, not down: a burst queued on one
+     * client's lock, a loaded machine), up to this long in all; then it times
+     * out. Deciding such a call locally would admit on top of what the
+     * shared store admits. `0` makes `storeTimeoutMs` a hard limit.
+     * @default 1000
+     */
+    busyMaxWaitMs: z.number().int().min(0).max(60_000).default(1000),
   })
   .strict()
 
@@ -47,6 +58,7 @@ const TIMED_OUT: unique symbol = Symbol('timed out')
 interface BreakerOptions {
   readonly openAfterErrors: number
   readonly openAfterTimeouts: number
+  readonly busyMaxWaitMs: number
   readonly timeoutMs: number
   readonly retryIntervalMs: number
   readonly clock: Clock
@@ -59,6 +71,8 @@ export class StoreCircuitBreaker {
   #errors = 0
   #timeouts = 0
   #nextProbeAt = 0
+  /** Answers so far: a call that sees it move while it waits knows the store is busy, not down. */
+  #answers = 0
 
   constructor(options: BreakerOptions) {
     this.#o = options
@@ -86,8 +100,24 @@ export class StoreCircuitBreaker {
    */
   async call<T>(promise: Promise<T>): Promise<T | typeof FALL_BACK> {
     let timer: NodeJS.Timeout | undefined
+    const { timeoutMs, busyMaxWaitMs } = this.#o
     const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(resolve, this.#o.timeoutMs, TIMED_OUT)
+      let waited = 0
+      let seen = this.#answers
+      // Timers run before the poll phase reads sockets: on a loaded loop an
+      // answer may sit unread when the timer fires. Deciding in the check
+      // phase, after the poll, sees it first.
+      const tick = () => setImmediate(check)
+      const check = () => {
+        waited += timeoutMs
+        const busy = this.#answers !== seen
+        seen = this.#answers
+        if (busy && waited < timeoutMs + busyMaxWaitMs) {
+          timer = setTimeout(tick, Math.min(timeoutMs, timeoutMs + busyMaxWaitMs - waited))
+          timer.unref?.()
+        } else resolve(TIMED_OUT)
+      }
+      timer = setTimeout(tick, timeoutMs)
       // The store call itself keeps the process alive if anything should.
       timer.unref?.()
     })
@@ -120,6 +150,7 @@ export class StoreCircuitBreaker {
   }
 
   #answered(): void {
+    this.#answers++
     this.#errors = 0
     this.#timeouts = 0
     if (this.#state !== 'closed') {

@@ -122,9 +122,13 @@ export const RateLimitConfigSchema = z
     /**
      * When the shared store's circuit opens: `openAfterErrors` errors or
      * `openAfterTimeouts` timeouts in a row, with no answer in between.
-     * @default { openAfterErrors: 3, openAfterTimeouts: 5 }
+     * @default { openAfterErrors: 3, openAfterTimeouts: 5, busyMaxWaitMs: 1000 }
      */
-    circuitBreaker: StoreCircuitBreakerSchema.default({ openAfterErrors: 3, openAfterTimeouts: 5 }),
+    circuitBreaker: StoreCircuitBreakerSchema.default({
+      openAfterErrors: 3,
+      openAfterTimeouts: 5,
+      busyMaxWaitMs: 1000,
+    }),
     /**
      * How many processes share the store. Each one's insurance budget is
      * `ceil(max / instances)` of every policy (its own admissions through the

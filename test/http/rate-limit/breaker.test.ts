@@ -54,10 +54,11 @@ function limiter(store: RateLimitStore, options: RateLimitConfig = {}) {
 }
 
 describe('store circuit breaker', () => {
-  it('defaults: 3 errors or 5 timeouts in a row open it', () => {
+  it('defaults: 3 errors or 5 timeouts in a row open it; a busy store is awaited up to 1000 ms', () => {
     expect(StoreCircuitBreakerSchema.parse({})).toEqual({
       openAfterErrors: 3,
       openAfterTimeouts: 5,
+      busyMaxWaitMs: 1000,
     })
   })
 
@@ -127,6 +128,40 @@ describe('store circuit breaker', () => {
       await new Promise((r) => setImmediate(r))
       expect(l.storeCircuit).toBe('closed')
     }
+  })
+
+  it('a call past storeTimeoutMs waits on while the store answers others (busy, not down), up to busyMaxWaitMs', async () => {
+    const m = manualStore()
+    const { l, hit } = limiter(m.store, { circuitBreaker: { busyMaxWaitMs: 200 } })
+    const slow = hit()
+    let settled = false
+    void slow.then(() => {
+      settled = true
+    })
+    // Other calls answer while the first one waits: 3 timeout periods pass.
+    for (let i = 1; i <= 3; i++) {
+      const other = hit()
+      m.pending[i]!.answer()
+      await other
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(settled).toBe(false)
+    m.pending[0]!.answer()
+    expect(await slow).toMatchObject({ allowed: true, remaining: 6 }) // the shared store's answer
+    expect(l.storeCircuit).toBe('closed')
+    // Past busyMaxWaitMs it is decided locally even though the store keeps answering.
+    const capped = hit()
+    const ticking = setInterval(() => {
+      const o = hit()
+      m.pending.at(-1)!.answer()
+      void o
+    }, 10)
+    try {
+      await capped
+    } finally {
+      clearInterval(ticking)
+    }
+    expect(m.calls()).toBeGreaterThan(5)
   })
 
   it('half-opens after storeRetryIntervalMs with exactly one probe; its answer closes, its failure reopens', async () => {
