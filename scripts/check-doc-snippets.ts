@@ -25,6 +25,11 @@ interface Snippet {
   /** 1-based line of the snippet's first code line in the markdown file. */
   readonly line: number
   readonly code: string
+  /**
+   * ```ts file=<name>: the snippet is a file of a walkthrough, written as
+   * <name> beside the other files of its page so they can import each other.
+   */
+  readonly file?: string
 }
 
 function markdownFiles(): string[] {
@@ -45,13 +50,15 @@ function markdownFiles(): string[] {
 export function extractSnippets(source: string, text: string): Snippet[] {
   const out: Snippet[] = []
   const lines = text.split('\n')
-  let open: { line: number; body: string[]; check: boolean } | undefined
+  let open: { line: number; body: string[]; check: boolean; file?: string } | undefined
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!
     const fence = /^\s*```+\s*([\w-]*)\s*(.*)$/.exec(line)
     if (open === undefined) {
       if (fence !== null && fence[1] !== undefined && /^(ts|typescript)$/.test(fence[1])) {
+        const file = /\bfile=([\w.-]+\.ts)\b/.exec(fence[2] ?? '')?.[1]
         open = { line: i + 2, body: [], check: !/\bnocheck\b/.test(fence[2] ?? '') }
+        if (file !== undefined) open.file = file
       } else if (fence !== null && fence[1] !== '') {
         // Another language's block: skip to its end so its content is never read as a fence.
         for (i++; i < lines.length && !/^\s*```+\s*$/.test(lines[i]!); i++);
@@ -59,7 +66,14 @@ export function extractSnippets(source: string, text: string): Snippet[] {
       continue
     }
     if (/^\s*```+\s*$/.test(line)) {
-      if (open.check) out.push({ source, line: open.line, code: open.body.join('\n') })
+      if (open.check) {
+        const code = open.body.join('\n')
+        out.push(
+          open.file === undefined
+            ? { source, line: open.line, code }
+            : { source, line: open.line, code, file: open.file },
+        )
+      }
       open = undefined
     } else {
       open.body.push(line)
@@ -76,10 +90,12 @@ function main(): number {
   for (const md of markdownFiles()) {
     const source = relative(root, md)
     for (const snippet of extractSnippets(source, readFileSync(md, 'utf8'))) {
-      const name = join(
-        outDir,
-        `${String(++n).padStart(3, '0')}-${source.replace(/[\\/]/g, '_')}.ts`,
-      )
+      const page = source.replace(/[\\/]/g, '_')
+      const name =
+        snippet.file === undefined
+          ? join(outDir, `${String(++n).padStart(3, '0')}-${page}.ts`)
+          : join(outDir, page.replace(/\.md$/, ''), snippet.file)
+      mkdirSync(dirname(name), { recursive: true })
       // `export {}` makes every snippet a module: top-level await, no name clashes.
       writeFileSync(name, `${snippet.code}\nexport {}\n`)
       files.set(name, snippet)

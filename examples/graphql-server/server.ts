@@ -64,10 +64,11 @@ const databaseUrl = process.env.FRAISEQL_DATABASE_URL
 const onPostgres = databaseUrl !== undefined && /^postgres(ql)?:\/\//.test(databaseUrl)
 
 // KMS and data keys: one KMS call here, none per request afterwards.
+const CONTEXT_PREFIX = 'example'
 const kms = kmsFromEnv(process.env, dataDir)
 const keyManager = new KeyManager({
   ...kms.keyManagerOptions,
-  contextPrefix: 'example',
+  contextPrefix: CONTEXT_PREFIX,
   keyring: onPostgres
     ? new PostgresKeyringStore({ connectionString: databaseUrl })
     : new SqliteKeyringStore({ filename: join(dataDir, 'keyring.db') }),
@@ -168,6 +169,22 @@ if (demo !== undefined) {
   )
 }
 if (profile.mtlsRequired) console.log('  (mTLS: the client certificate above is required)')
+// The direct-database CLI needs this server's contextPrefix, or every unwrap
+// fails with ERR_KMS_DECRYPTION_FAILED: print the exact line.
+const cliDatabase = (file: string) =>
+  onPostgres ? '"$FRAISEQL_DATABASE_URL"' : join(dataDir, file)
+const cliKms =
+  (process.env.FRAISEQL_KMS_PROVIDER ?? 'local') === 'local' &&
+  process.env.FRAISEQL_LOCAL_KEY_FILE === undefined
+    ? `FRAISEQL_LOCAL_KEY_FILE=${join(dataDir, 'master-keys.json')} `
+    : ''
+console.log("\nCLI against this server's own files:")
+console.log(`  fraiseql-security keys list --database-url ${cliDatabase('api-keys.db')}`)
+// The CLI takes curl's TLS flags, so the same ones reach an HTTPS or mTLS server.
+console.log(`  fraiseql-security dek status --url ${base} --api-key "$FRAISEQL_DEMO_KEY"${curlTls}`)
+console.log(
+  `  ${cliKms}fraiseql-security dek rotate --database-url ${cliDatabase('keyring.db')} --context-prefix ${CONTEXT_PREFIX}`,
+)
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -14,6 +14,7 @@
  * periodic flush. Other processes' changes reach the cache through the
  * store's `subscribe` (PostgreSQL `LISTEN/NOTIFY`, SQLite polling).
  */
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
 import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
@@ -65,6 +66,7 @@ import {
 } from './format.js'
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
 import { SqliteApiKeyStore } from './sqlite.js'
+import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -193,6 +195,15 @@ export const ApiKeyManagerOptionsSchema = z
      * @default 10000
      */
     maxPendingAudit: z.number().int().min(1).max(1_000_000).default(10_000),
+    /**
+     * `rejected` rows with an address range written per flush. Rejections
+     * are counted per (reason, key, /24 or /64 network); past this many
+     * networks in one flush, the rest are counted in one row per reason, so
+     * a flood from any number of addresses writes at most this plus one row
+     * per reason (and one overflow row) per `flushIntervalMs`.
+     * @default 100
+     */
+    maxRejectedRowsPerFlush: z.number().int().min(1).max(100_000).default(100),
     /** Write aggregated `validated` rows to the audit log. @default true */
     auditValidations: z.boolean().default(true),
     /**
@@ -350,10 +361,12 @@ interface PendingAudit {
   readonly ip: string | null
   readonly reason: ApiKeyRejectionReason | null
   count: number
-  readonly firstAt: number
+  firstAt: number
   lastAt: number
   /** The flush batch it belongs to: a cached pointer to it is stale once the batch is written. */
   batch: number
+  /** The per-reason row of rejections past `maxRejectedRowsPerFlush` networks. */
+  readonly overflow?: true
 }
 
 interface PendingRehash {
@@ -367,6 +380,40 @@ interface Blocked {
   readonly until: number
   readonly info: RateLimitInfo
   readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The network a rejected attempt is counted under: IPv4 per /24, IPv6 per
+ * /64 (one subscriber's allocation; `::ffff:` mapped addresses are IPv4),
+ * anything that is not an address under one `invalid` bucket. Rotating
+ * source addresses inside such a range then adds to one row's count.
+ */
+export function auditNetwork(ip: string): string {
+  const key = ipKey(normalizeIp(ip), 64)
+  if (key.includes(':')) return isIP(key.slice(0, key.lastIndexOf('/'))) === 6 ? key : 'invalid'
+  if (isIP(key) !== 4) return 'invalid'
+  return `${key.slice(0, key.lastIndexOf('.'))}.0/24`
+}
+
+/**
+ * The refusal a client's next lookup gets, or undefined while it has
+ * failures left. The failure just counted may have used the last unit
+ * (`remaining` 0, still `allowed`): the client has then had its `max`
+ * failed lookups, so the next one is refused until the window ends, not
+ * let through to the database first (that made `max` 20 allow 21 reads).
+ */
+function exhausted(info: RateLimitInfo): RateLimitInfo | undefined {
+  if (!info.allowed) return info
+  if (info.remaining > 0) return undefined
+  const retryAfterMs = Math.max(1, info.resetMs)
+  return {
+    ...info,
+    allowed: false,
+    retryAfterMs,
+    policies: info.policies.map((p) =>
+      p.remaining > 0 ? p : { ...p, allowed: false, retryAfterMs: Math.max(1, p.resetMs) },
+    ),
+  }
 }
 
 /** Context bound to a wrapped pepper: it cannot be swapped for another version's. */
@@ -422,6 +469,8 @@ export class ApiKeyManager {
   #pendingRehash = new Map<string, PendingRehash>()
   #pendingAudit = new Map<string, PendingAudit>()
   #overflow = 0
+  /** Rejection aggregates with a network in this batch (bounded by `maxRejectedRowsPerFlush`). */
+  #pendingRejected = 0
   #flushing: Promise<void> | undefined
   #flushTimer: NodeJS.Timeout | undefined
   readonly #emitted = new Set<string>()
@@ -567,7 +616,9 @@ export class ApiKeyManager {
     let entry = this.#keys.get(keyId)
     if (entry === undefined || now - entry.loadedAt >= this.#cacheOptions.ttlMs) {
       entry = await this.#load(keyId, ip, now)
-      if (entry === undefined) throw this.#reject(new ApiKeyUnknownError(), keyId, ip, now)
+      // No such key: the id is the caller's choice, so it stays out of the
+      // aggregate (random ids would each make their own row).
+      if (entry === undefined) throw this.#reject(new ApiKeyUnknownError(), null, ip, now)
     }
     // A key this process already checked against the stored HMAC is
     // recognized by its fingerprint: one hash call instead of two.
@@ -609,7 +660,7 @@ export class ApiKeyManager {
       use.count++
       if (now > use.lastAt) use.lastAt = now
     } else {
-      const agg = this.#queueAudit('validated', entry.keyId, ip, null, now)
+      const agg = this.#queueValidated(entry.keyId, ip, now)
       entry.use = agg
       if (agg !== undefined) this.#pendingUse.set(entry.keyId, agg)
     }
@@ -638,17 +689,25 @@ export class ApiKeyManager {
     ip: string | null,
     now: number,
   ): E {
-    this.#queueAudit('rejected', keyId, ip, err.reason ?? null, now)
+    this.#queueRejected(
+      err.reason ?? null,
+      keyId,
+      ip === null ? null : auditNetwork(ip),
+      1,
+      now,
+      now,
+    )
     const limiter = this.#failures
     if (limiter !== undefined && ip !== null) {
       const client = ipKey(ip)
       const set = limiter.globalPolicies
       const onInfo = (info: RateLimitInfo | undefined) => {
-        if (info !== undefined && !info.allowed) {
+        const refused = info === undefined ? undefined : exhausted(info)
+        if (refused !== undefined) {
           this.#blocked.set(client, {
-            until: this.#clock() + info.retryAfterMs,
-            info,
-            headers: limiter.headersFor(info, set),
+            until: this.#clock() + refused.retryAfterMs,
+            info: refused,
+            headers: limiter.headersFor(refused, set),
           })
           if (this.#blocked.size > 100_000) this.#blocked.delete(this.#blocked.keys().next().value!)
         }
@@ -1130,6 +1189,7 @@ export class ApiKeyManager {
     this.#pendingAudit = new Map()
     this.#pendingUse = new Map()
     this.#overflow = 0
+    this.#pendingRejected = 0
     this.#batch++
     for (const a of aggregates.values()) {
       if (a.event !== 'validated' || a.keyId === null) continue
@@ -1145,10 +1205,12 @@ export class ApiKeyManager {
       actor: null,
       ip: a.ip,
       at: a.lastAt,
-      detail:
-        a.reason === null
-          ? { count: a.count, firstAt: a.firstAt }
-          : { count: a.count, firstAt: a.firstAt, reason: a.reason },
+      detail: {
+        count: a.count,
+        firstAt: a.firstAt,
+        ...(a.reason === null ? {} : { reason: a.reason }),
+        ...(a.overflow === true ? { overflow: true } : {}),
+      },
     }))
     if (overflow > 0) {
       audit.push({
@@ -1184,6 +1246,10 @@ export class ApiKeyManager {
     }
     for (const [k, r] of rehash) if (!this.#pendingRehash.has(k)) this.#pendingRehash.set(k, r)
     for (const [k, a] of aggregates) {
+      if (a.event === 'rejected') {
+        this.#queueRejected(a.reason, a.keyId, a.ip, a.count, a.firstAt, a.lastAt, a.overflow)
+        continue
+      }
       const current = this.#pendingAudit.get(k)
       if (current !== undefined) {
         current.count += a.count
@@ -1191,34 +1257,75 @@ export class ApiKeyManager {
       } else if (this.#pendingAudit.size < this.#o.maxPendingAudit) {
         a.batch = this.#batch
         this.#pendingAudit.set(k, a)
-      } else if (a.event === 'rejected') {
-        this.#overflow += a.count
       }
     }
     this.#overflow += overflow
   }
 
   /**
-   * Counts one event in its (event, reason, key, address) aggregate. Past
-   * `maxPendingAudit` aggregates, rejections go to the overflow count and
-   * validations to one address-less aggregate per key (bounded by the
-   * number of valid keys), so last use is never lost.
+   * Counts rejections in their (reason, key, network) aggregate. The rows a
+   * flush writes for rejections are bounded whatever the number of clients:
+   * addresses are grouped by /24 (IPv4) or /64 (IPv6), and past
+   * `maxRejectedRowsPerFlush` networks the rest go to one row per reason.
+   * Past `maxPendingAudit` aggregates, to the one overflow count.
    */
-  #queueAudit(
-    event: 'validated' | 'rejected',
-    keyId: string | null,
-    ip: string | null,
+  #queueRejected(
     reason: ApiKeyRejectionReason | null,
-    now: number,
-  ): PendingAudit | undefined {
-    let id = `${event}|${reason ?? ''}|${keyId ?? ''}|${ip ?? ''}`
+    keyId: string | null,
+    network: string | null,
+    count: number,
+    firstAt: number,
+    lastAt: number,
+    overflow?: true,
+  ): void {
+    let id =
+      overflow === true
+        ? `rejected|${reason ?? ''}|*`
+        : `rejected|${reason ?? ''}|${keyId ?? ''}|${network ?? ''}`
+    let current = this.#pendingAudit.get(id)
+    if (
+      current === undefined &&
+      overflow !== true &&
+      this.#pendingRejected >= this.#o.maxRejectedRowsPerFlush
+    ) {
+      overflow = true
+      id = `rejected|${reason ?? ''}|*`
+      current = this.#pendingAudit.get(id)
+    }
+    if (current === undefined) {
+      if (this.#pendingAudit.size >= this.#o.maxPendingAudit) {
+        this.#overflow += count
+        return
+      }
+      current = {
+        event: 'rejected',
+        keyId: overflow === true ? null : keyId,
+        ip: overflow === true ? null : network,
+        reason,
+        count: 0,
+        firstAt,
+        lastAt,
+        batch: this.#batch,
+        ...(overflow === true ? { overflow } : {}),
+      }
+      this.#pendingAudit.set(id, current)
+      if (overflow !== true) this.#pendingRejected++
+    }
+    current.count += count
+    if (firstAt < current.firstAt) current.firstAt = firstAt
+    if (lastAt > current.lastAt) current.lastAt = lastAt
+  }
+
+  /**
+   * Counts one validation in its (key, address) aggregate. Past
+   * `maxPendingAudit` aggregates, in one address-less aggregate per key
+   * (bounded by the number of valid keys), so last use is never lost.
+   */
+  #queueValidated(keyId: string, ip: string | null, now: number): PendingAudit | undefined {
+    let id = `validated||${keyId}|${ip ?? ''}`
     let current = this.#pendingAudit.get(id)
     if (current === undefined && this.#pendingAudit.size >= this.#o.maxPendingAudit) {
-      if (event === 'rejected' || keyId === null) {
-        this.#overflow++
-        return undefined
-      }
-      id = `${event}||${keyId}|`
+      id = `validated||${keyId}|`
       ip = null
       current = this.#pendingAudit.get(id)
     }
@@ -1229,10 +1336,10 @@ export class ApiKeyManager {
       return current
     }
     const created: PendingAudit = {
-      event,
+      event: 'validated',
       keyId,
       ip,
-      reason,
+      reason: null,
       count: 1,
       firstAt: now,
       lastAt: now,
@@ -1315,16 +1422,7 @@ export class ApiKeyManager {
       pendingUse !== undefined && (row.lastUsedAt === null || pendingUse > row.lastUsedAt)
         ? pendingUse
         : row.lastUsedAt
-    const status: ApiKeyStatus =
-      row.revokedAt !== null
-        ? 'revoked'
-        : now >= row.expiresAt
-          ? 'expired'
-          : row.graceUntil !== null
-            ? now >= row.graceUntil
-              ? 'rotated'
-              : 'grace'
-            : 'active'
+    const status = apiKeyStatus(row, now)
     const date = (ms: number | null) => (ms === null ? null : new Date(ms))
     const life = row.expiresAt - row.createdAt
     return {

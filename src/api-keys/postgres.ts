@@ -6,7 +6,7 @@ import { parseOptions } from '../internal/options.js'
 import { openSqlDatabase } from '../internal/sql/database.js'
 import { quoteIdent, SqlIdentifierSchema } from '../internal/sql/identifiers.js'
 import { refinePgStoreOptions } from '../internal/sql/options.js'
-import { type PgPoolLike, PgPoolSchema } from '../internal/sql/postgres.js'
+import { type PgPoolLike, PgPoolSchema, watchBorrowedPool } from '../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../internal/sql/url.js'
 import { type ApiKeysDb, KEY_COLUMNS, type KeyRowDb, SqlApiKeyStore, toRow } from './sql.js'
 import type { ApiKeyChange, ApiKeyRow } from './store.js'
@@ -39,7 +39,7 @@ export const PostgresApiKeyStoreOptionsSchema = z
      * @default 1000
      */
     reconnectDelayMs: z.number().int().min(1).max(60_000).default(1000),
-    /** Where connection failures are logged. @default stderr */
+    /** Where connection failures (the pool's idle connections, owned or borrowed, and LISTEN) are logged. @default stderr */
     logger: LoggerOptionSchema.optional(),
   })
   .strict()
@@ -81,6 +81,8 @@ export class PostgresApiKeyStore extends SqlApiKeyStore {
 
   constructor(options: PostgresApiKeyStoreOptions) {
     const o = parseOptions('PostgresApiKeyStore', PostgresApiKeyStoreOptionsSchema, options)
+    // At once, not at the first call: the caller's pool may already hold idle clients.
+    if (o.pool !== undefined) watchBorrowedPool(o.pool, o.logger ?? stderrLogger)
     super({
       dialect: 'postgres',
       chainLock: `fraiseql_api_key_audit:${o.schema}`,

@@ -94,8 +94,28 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
       io.stderr(`${prefix}: ${err.message} [${err.code}]\n`)
       return EXIT.FAILURE
     }
-    const detail = err instanceof Error ? (err.stack ?? err.message) : String(err)
-    io.stderr(`${prefix}: unexpected failure: ${detail}\n`)
+    // One line with the cause (refused, TLS, 401...), never a stack trace.
+    io.stderr(`${prefix}: ${oneLine(err)}\n`)
     return EXIT.FAILURE
   }
+}
+
+/**
+ * An error and its causes as one line: `fetch failed` alone says nothing,
+ * its cause says `connect ECONNREFUSED 127.0.0.1:3000` or names the TLS
+ * failure. Messages only (ours never carry a secret); no stack.
+ */
+function oneLine(err: unknown): string {
+  const parts: string[] = []
+  let e: unknown = err
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    const message = e instanceof Error ? e.message : String(e)
+    const code = (e as { code?: unknown }).code
+    const text =
+      typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message
+    if (text !== '' && !parts.includes(text)) parts.push(text.replace(/\s*\n\s*/g, ' '))
+    // Happy eyeballs reports each address tried in an AggregateError.
+    e = e instanceof AggregateError && e.cause === undefined ? e.errors[0] : (e as Error).cause
+  }
+  return parts.length === 0 ? 'failed' : parts.join(': ')
 }

@@ -12,7 +12,7 @@ import { PersistedOperations } from './persisted.js'
 const fn = <T>(what: string) =>
   z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
-/** A GraphQL name (spec §2.1.9). */
+/** A GraphQL name (GraphQL specification §2.1.9 Names). */
 const NAME = /^[_A-Za-z][_0-9A-Za-z]*$/
 
 /** A cost that stays finite and never negative: a negative cost would pay for other fields. */

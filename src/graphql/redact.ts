@@ -8,7 +8,8 @@
  * lowercased. Patterns are split the same way, and match in one of two ways:
  *
  * - **Strong words** ({@link STRONG_SENSITIVE_WORDS}: password, passwd,
- *   secret, token, credential, private key, api key) match anywhere in the
+ *   passphrase, passcode, secret, token, credential, private key, privkey,
+ *   api key) match anywhere in the
  *   key's words joined together: `newpassword`, `accesstoken`,
  *   `clientsecret`, `privatekeypem`. Names that merely contain one
  *   (`tokenizer`, `secretary`, `passwordless`) are redacted too: a
@@ -25,18 +26,21 @@
 export const REDACTED = '[REDACTED]'
 
 /**
- * The default sensitive key patterns: password, passwd, pwd, token, secret,
- * key, private_key, auth, credential, api_key, apikey, authorization,
- * cookie, session, jwt.
+ * The default sensitive key patterns: password, passwd, passphrase,
+ * passcode, pwd, token, secret, key, private_key, privkey, auth, credential,
+ * api_key, apikey, authorization, cookie, session, jwt.
  */
 export const DEFAULT_SENSITIVE_PATTERNS: readonly string[] = Object.freeze([
   'password',
   'passwd',
+  'passphrase',
+  'passcode',
   'pwd',
   'token',
   'secret',
   'key',
   'private_key',
+  'privkey',
   'auth',
   'credential',
   'api_key',
@@ -56,10 +60,13 @@ export const DEFAULT_SENSITIVE_PATTERNS: readonly string[] = Object.freeze([
 export const STRONG_SENSITIVE_WORDS: readonly string[] = Object.freeze([
   'password',
   'passwd',
+  'passphrase',
+  'passcode',
   'secret',
   'token',
   'credential',
   'privatekey',
+  'privkey',
   'apikey',
 ])
 const STRONG = new Set(STRONG_SENSITIVE_WORDS)

@@ -100,7 +100,8 @@ export function scanSource(
   let i = 0
   while (i < len) {
     const c = source.charCodeAt(i)
-    // Ignored tokens (spec §2.1.7): BOM, white space, line terminators, commas, comments.
+    // Ignored tokens (GraphQL specification §2.1.7): BOM, white space, line
+    // terminators, commas, comments.
     if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2c || c === 0xfeff) {
       i++
       continue
@@ -125,7 +126,8 @@ export function scanSource(
       while (i < len && isNameContinue(source.charCodeAt(i))) i++
     } else if (c === 0x2d /* - */ || isDigit(c)) {
       i++
-      // Digits, a fraction and an exponent: one token (spec §2.1.9 IntValue, FloatValue).
+      // Digits, a fraction and an exponent: one token (GraphQL specification
+      // §2.1.9 IntValue, FloatValue).
       while (i < len) {
         const d = source.charCodeAt(i)
         if (isDigit(d) || d === 0x2e || d === 0x65 || d === 0x45) i++

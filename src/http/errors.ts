@@ -10,7 +10,7 @@ import {
 
 /**
  * The body (declared, streamed or inflated) passed the limit. Answers 413
- * with the seed's body, `{detail, max_size, max_size_human}`; the message,
+ * with the documented body, `{detail, max_size, max_size_human}`; the message,
  * for logs, names the limit in bytes and human form and, when it is known
  * (a declared `Content-Length`), the size of the body.
  *
@@ -163,10 +163,14 @@ export class RateLimitExceededError extends SecurityError implements HttpAnswera
   /** Headers to send with the 429 (`RateLimit`, `RateLimit-Policy`, `Retry-After`...). */
   readonly headers: Readonly<Record<string, string>>
 
-  constructor(info: RateLimitInfo, headers: Readonly<Record<string, string>> = {}) {
+  /** The JSON body an `errorResponseBuilder` made, sent instead of the problem document. */
+  readonly body: object | undefined
+
+  constructor(info: RateLimitInfo, headers: Readonly<Record<string, string>> = {}, body?: object) {
     super('Rate limit exceeded')
     this.info = info
     this.headers = headers
+    this.body = body
   }
 
   /** Names of the policies that refused the request. */
@@ -176,6 +180,8 @@ export class RateLimitExceededError extends SecurityError implements HttpAnswera
 
   [kHttpAnswer](): HttpAnswer {
     const retryAfter = Math.ceil(this.info.retryAfterMs / 1000)
+    const headers = { ...this.headers, 'retry-after': String(retryAfter) }
+    if (this.body !== undefined) return jsonAnswer(429, this.body, headers)
     return jsonAnswer(
       429,
       {
@@ -188,7 +194,7 @@ export class RateLimitExceededError extends SecurityError implements HttpAnswera
         limit: this.info.limit,
         retry_after: retryAfter,
       },
-      { ...this.headers, 'retry-after': String(retryAfter) },
+      headers,
       'application/problem+json',
     )
   }

@@ -206,10 +206,13 @@ function notReceived(error: KmsError): boolean {
   return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
 }
 
+// A ref'd timer on purpose: a call waiting out its backoff is pending work.
+// Unref'd, a server whose only pending work was `await keyManager.initialize()`
+// during a KMS outage exited (code 13, or 0 from a `.then()` chain) with the
+// promise never settled, instead of getting ERR_KMS_PROVIDER_UNAVAILABLE.
 const defaultSleep = (ms: number) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms)
-    t.unref?.()
+    setTimeout(resolve, ms)
   })
 
 /**

@@ -52,7 +52,13 @@ export type { PostgresKeyringStoreOptions } from './keyring/postgres.js'
 export { PostgresKeyringStore, PostgresKeyringStoreOptionsSchema } from './keyring/postgres.js'
 export type { SqliteKeyringStoreOptions } from './keyring/sqlite.js'
 export { SqliteKeyringStore, SqliteKeyringStoreOptionsSchema } from './keyring/sqlite.js'
-export type { DataKeyStatus, KeyringEntry, KeyringStore, NewKeyringEntry } from './keyring/store.js'
+export type {
+  DataKeyStatus,
+  KeyringEntry,
+  KeyringStore,
+  NewKeyringEntry,
+  ReserveUsesOptions,
+} from './keyring/store.js'
 export { KeyringStoreError } from './keyring/store.js'
 export type {
   EncryptedDataInit,

@@ -15,10 +15,7 @@ export type {
 } from './audit.js'
 export { fastifyLogAuditSink } from './audit.js'
 export type {
-  AuthContext,
-  Authenticate,
   MiddlewareStep,
-  ProfileEnforcerOptions,
   ProfileServerOptions,
   ProfileViolation,
   RequestContextFacts,
@@ -36,6 +33,8 @@ export {
   UnknownProfileError,
 } from './errors.js'
 export type { ClientCertHeader, TrustProxy } from './gates.js'
+export type { AuthContext, Authenticate, ProfileEnforcerOptions, StepName } from './options.js'
+export { ProfileEnforcerOptionsSchema } from './options.js'
 export type { ProfileOverrides, Quota, SecurityProfile } from './profile.js'
 export {
   defineProfile,

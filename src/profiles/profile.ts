@@ -80,7 +80,7 @@ export const SecurityProfileSchema = z
     /** Requests without credentials are answered 401. */
     authRequired: z.boolean(),
 
-    // Beyond the seed's table: what a user of each level expects.
+    // Beyond TLS, auth, limits and audit: what a user of each level expects.
     /** Most aliases in one GraphQL document (`__typename` aliases count). */
     maxAliases: limit(100_000),
     /** Most directive uses in one GraphQL document. */

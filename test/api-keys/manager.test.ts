@@ -427,7 +427,11 @@ describe('ApiKeyManager: audit chain', () => {
     ])
     expect(rows[2]).toMatchObject({ keyId, actor: 'admin-7', ip: '192.0.2.1' })
     expect(rows[5]).toMatchObject({ keyId, ip: '203.0.113.5', detail: { count: 2, firstAt: T0 } })
-    expect(rows[6]).toMatchObject({ ip: '203.0.113.6', detail: { count: 1, reason: 'unknown' } })
+    expect(rows[6]).toMatchObject({
+      keyId: null,
+      ip: '203.0.113.0/24',
+      detail: { count: 1, reason: 'unknown' },
+    })
     expect(await f.manager.verifyAuditChain()).toMatchObject({ ok: true, checked: 7 })
   })
 

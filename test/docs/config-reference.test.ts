@@ -35,6 +35,7 @@ const REFERENCES: ReadonlyArray<readonly [string, z.ZodType, string]> = [
   ['bodyLimit', http.BodySizeConfigSchema, 'http.md'],
   ['rateLimit', http.RateLimitConfigSchema, 'http.md'],
   ['security profile', profiles.SecurityProfileSchema, 'profiles.md'],
+  ['ProfileEnforcer', profiles.ProfileEnforcerOptionsSchema, 'profiles.md'],
   ['GraphQL guards', graphql.GraphqlGuardOptionsSchema, 'graphql.md'],
   ['GraphQL cost model', graphql.ComplexityOptionsSchema, 'graphql.md'],
   ['tracing', graphql.TracingConfigSchema, 'graphql.md'],

@@ -38,8 +38,8 @@ import {
   computeSigV4Signature,
   startAwsKmsEmulator,
 } from '../../src/kms/testing/aws-emulator.js'
+import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKmsProviderContract, recordingSleep } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 
@@ -90,6 +90,7 @@ describeKmsProviderContract(
     }
   },
   { faults: true, kind: 'aws' },
+  { describe, it, expect, afterAll },
 )
 
 const LIVE_KEY = process.env.FRAISEQL_LIVE_AWS_KEY_ID
@@ -108,6 +109,7 @@ if (LIVE_KEY !== undefined && LIVE_KEY !== '' && LIVE_REGION !== undefined && LI
       }
     },
     { faults: false, rotation: false, kind: 'aws' },
+    { describe, it, expect, afterAll },
   )
 } else {
   console.info(

@@ -24,8 +24,8 @@ import {
   setGcpSdkResolver,
 } from '../../src/kms/providers/gcp.js'
 import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
+import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'
-import { describeKmsProviderContract, recordingSleep } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 }
 
@@ -179,6 +179,7 @@ describeKmsProviderContract(
     }
   },
   { faults: true, kind: 'gcp' },
+  { describe, it, expect, afterAll },
 )
 
 // ---------------------------------------------------------------------------
@@ -213,6 +214,7 @@ if (LIVE_VARS.every((v) => live[v] !== '')) {
       }
     },
     { faults: false, kind: 'gcp' },
+    { describe, it, expect, afterAll },
   )
 } else {
   console.info(

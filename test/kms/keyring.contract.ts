@@ -227,6 +227,24 @@ export function describeKeyringStoreContract(
         expect(await store.reserveUses(c.id, 1, 1000)).toBe(1)
       })
 
+      it('with superseded: reserves from a decrypt-only key within the limit, never a retired or unknown one', async () => {
+        const a = await store.insertFirstActive(newEntry(T0))
+        expect(await store.reserveUses(a.id, 10, 100)).toBe(10)
+        const b = await store.rotate(a.id, newEntry(T0 + 1))
+        const c = await store.rotate(b.id, newEntry(T0 + 2))
+        await store.setStatus(b.id, 'retired')
+        const superseded = { superseded: true }
+        // The superseded key's count goes on from every process's earlier uses.
+        expect(await store.reserveUses(a.id, 40, 100, superseded)).toBe(50)
+        expect(await other.reserveUses(a.id, 50, 100, superseded)).toBe(100)
+        expect(await store.reserveUses(a.id, 1, 100, superseded)).toBeUndefined()
+        expect(await store.reserveUses(b.id, 1, 100, superseded)).toBeUndefined()
+        expect(await store.reserveUses(id(), 1, 100, superseded)).toBeUndefined()
+        expect(await store.reserveUses(c.id, 1, 100, superseded)).toBe(1)
+        expect((await store.get(a.id))?.status).toBe('decrypt-only')
+        expect((await store.get(b.id))?.usesReserved).toBe(0)
+      })
+
       it('counts beyond 2^32 exactly (the NIST SP 800-38D bound is 2^32 invocations)', async () => {
         const a = await store.insertFirstActive(newEntry(T0))
         const limit = 2 ** 40

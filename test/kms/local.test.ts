@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it, vi } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { LocalKmsProvider } from '../../src/kms/index.js'
-import { describeKmsProviderContract } from './provider.contract.js'
+import { describeKmsProviderContract } from '../../src/kms/testing/index.js'
 
 describeKmsProviderContract(
   'LocalKmsProvider',
@@ -13,6 +13,7 @@ describeKmsProviderContract(
     missingKeyId: 'never-created',
   }),
   { kind: 'local' },
+  { describe, it, expect, afterAll },
 )
 
 describe('LocalKmsProvider', () => {

@@ -16,8 +16,8 @@ import {
   ProviderConnectionError,
 } from '../../src/kms/index.js'
 import { VaultKmsProvider, type VaultKmsProviderOptions } from '../../src/kms/providers/vault.js'
+import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
 import { startVaultEmulator, type VaultEmulator } from '../../src/kms/testing/vault-emulator.js'
-import { describeKmsProviderContract, recordingSleep } from './provider.contract.js'
 
 const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 const CONTEXT = { tenant: 'acme', table: 'customers' }
@@ -87,6 +87,7 @@ describeKmsProviderContract(
     }
   },
   { faults: true, kind: 'vault' },
+  { describe, it, expect, afterAll },
 )
 
 const live = {
@@ -113,6 +114,7 @@ if (live.address && live.token && live.key) {
       secrets: [token],
     }),
     { faults: false, kind: 'vault' },
+    { describe, it, expect, afterAll },
   )
 } else {
   console.info(

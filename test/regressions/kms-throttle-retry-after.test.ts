@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type BaseKmsProvider, GcpKmsProvider, VaultKmsProvider } from '../../src/kms/index.js'
 import type { KmsEmulator } from '../../src/kms/testing/faults.js'
 import { startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
+import { recordingSleep } from '../../src/kms/testing/index.js'
 import { startVaultEmulator } from '../../src/kms/testing/vault-emulator.js'
 import { rejection } from '../helpers/rejection.js'
-import { recordingSleep } from '../kms/provider.contract.js'
 
 /** Short backoff, a whole-call budget, and the recording sleep. */
 const backoff = (sleep: (ms: number) => Promise<void>, timeoutMs: number) => ({

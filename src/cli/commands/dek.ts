@@ -11,7 +11,14 @@ import { SqliteKeyringStore } from '../../kms/keyring/sqlite.js'
 import type { KeyringStore } from '../../kms/keyring/store.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
-import { adminCall, TARGET_HELP, TARGET_OPTIONS, targetOf } from '../target.js'
+import {
+  adminCall,
+  contextPrefixOf,
+  requireExistingDatabase,
+  TARGET_HELP,
+  TARGET_OPTIONS,
+  targetOf,
+} from '../target.js'
 
 const HELP = `Usage: fraiseql-security dek <status|rotate> [target options]
 
@@ -93,16 +100,21 @@ export const dekCommand: Command = {
       print(io, rows, values.json)
       return EXIT.OK
     }
+    // Read-only: no file created at a mistyped path, no migration run.
+    if (action === 'status') requireExistingDatabase(target.location)
     const store = keyringStoreAt(target.location)
     try {
       if (action === 'status') {
-        await store.migrate?.()
         print(io, (await store.list()).map(dekRow), values.json)
         return EXIT.OK
       }
       if (!values.json) io.stderr('rotating: unwrapping the active data key (one KMS call)…\n')
       const kms = kmsFromEnv(io.env)
-      const keys = new KeyManager({ ...kms.keyManagerOptions, keyring: store })
+      const keys = new KeyManager({
+        ...kms.keyManagerOptions,
+        ...contextPrefixOf(values, io),
+        keyring: store,
+      })
       try {
         await keys.initialize()
         await keys.rotateDataKey()

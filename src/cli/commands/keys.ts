@@ -7,12 +7,22 @@ import { parseArgs } from 'node:util'
 import { ApiKeyManager } from '../../api-keys/manager.js'
 import { PostgresApiKeyStore } from '../../api-keys/postgres.js'
 import { SqliteApiKeyStore } from '../../api-keys/sqlite.js'
+import { apiKeyStatus } from '../../api-keys/status.js'
+import { systemClock } from '../../internal/clock.js'
 import type { DatabaseLocation } from '../../internal/sql/url.js'
 import { kmsFromEnv } from '../../kms/env.js'
 import { KeyManager } from '../../kms/key-manager/key-manager.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
-import { adminCall, TARGET_HELP, TARGET_OPTIONS, type Target, targetOf } from '../target.js'
+import {
+  adminCall,
+  contextPrefixOf,
+  requireExistingDatabase,
+  TARGET_HELP,
+  TARGET_OPTIONS,
+  type Target,
+  targetOf,
+} from '../target.js'
 
 const HELP = `Usage: fraiseql-security keys <create|list|rotate|revoke> [options] [target options]
 
@@ -76,13 +86,44 @@ function printRows(io: CliIO, rows: readonly KeyRow[], json: boolean): void {
   )
 }
 
+function storeAt(location: DatabaseLocation) {
+  return location.dialect === 'postgres'
+    ? new PostgresApiKeyStore({ connectionString: location.connectionString })
+    : new SqliteApiKeyStore({ filename: location.filename })
+}
+
+/**
+ * `keys list` on a database: the rows as stored, with no KMS call (listing
+ * needs no pepper) and no migration (a read-only command changes nothing).
+ */
+async function listAt(location: DatabaseLocation, includeRevoked: boolean, now: number) {
+  requireExistingDatabase(location)
+  const store = storeAt(location)
+  try {
+    const rows = await store.listKeys({ includeRevoked })
+    return rows.map(
+      (row): KeyRow => ({
+        keyId: row.keyId,
+        name: row.name,
+        status: apiKeyStatus(row, now),
+        tier: row.tier,
+        expiresAt: new Date(row.expiresAt),
+        lastUsedAt: row.lastUsedAt === null ? null : new Date(row.lastUsedAt),
+        start: row.start,
+      }),
+    )
+  } finally {
+    await store.close()
+  }
+}
+
 /** Opens the manager on a database: one KMS call, to unwrap the pepper. */
-async function managerAt(location: DatabaseLocation, io: CliIO) {
-  const keyManager = new KeyManager(kmsFromEnv(io.env).keyManagerOptions)
-  const store =
-    location.dialect === 'postgres'
-      ? new PostgresApiKeyStore({ connectionString: location.connectionString })
-      : new SqliteApiKeyStore({ filename: location.filename })
+async function managerAt(location: DatabaseLocation, values: Record<string, unknown>, io: CliIO) {
+  const keyManager = new KeyManager({
+    ...kmsFromEnv(io.env).keyManagerOptions,
+    ...contextPrefixOf(values as { 'context-prefix'?: string }, io),
+  })
+  const store = storeAt(location)
   const manager = new ApiKeyManager({ store, keyManager })
   await manager.initialize()
   return {
@@ -168,19 +209,19 @@ async function run(
         )
     }
   }
-  const { manager, close } = await managerAt(target.location, io)
+  if (action === 'list')
+    return printRows(
+      io,
+      await listAt(target.location, values['include-revoked'] === true, systemClock()),
+      json,
+    )
+  const { manager, close } = await managerAt(target.location, values, io)
   try {
     switch (action) {
       case 'create': {
         const created = await manager.create(input!, { actor: 'cli' })
         return shown(io, { key: created.key, ...created.record }, json)
       }
-      case 'list':
-        return printRows(
-          io,
-          await manager.list({ includeRevoked: values['include-revoked'] === true }),
-          json,
-        )
       case 'rotate': {
         const rotated = await manager.rotate(
           keyId,

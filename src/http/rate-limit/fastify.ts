@@ -72,7 +72,15 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
         override === undefined || override === false
           ? ''
           : `${String(config.method)} ${config.url ?? '*'}`
-      const outcome = limiter.check(request, request.ip, request.url, override, routeId)
+      let outcome: RateLimitOutcome | Promise<RateLimitOutcome>
+      try {
+        outcome = limiter.check(request, request.ip, request.url, override, routeId)
+      } catch (err) {
+        // A user callback (skip, max, onExceeded, errorResponseBuilder) threw:
+        // the request fails through the error handler, it is never let through.
+        done(err as Error)
+        return
+      }
       if (outcome instanceof Promise) {
         outcome.then(
           (o) => apply(o, request, reply, done),

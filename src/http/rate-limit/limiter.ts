@@ -4,7 +4,7 @@
  * the insurance fallback with its share of each quota, and the response headers.
  */
 
-import type { SecurityError } from '../../errors.js'
+import { ConfigError, type SecurityError } from '../../errors.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
@@ -18,8 +18,11 @@ import { compilePathMatcher, type PathMatcher, pathOf } from '../paths.js'
 import { FALL_BACK, StoreCircuitBreaker, type StoreCircuitState } from './breaker.js'
 import { compileIpList, ipKey } from './client-key.js'
 import {
+  MAX_QUOTA,
+  RATE_LIMIT_ALIASES,
   type RateLimitConfig,
   RateLimitConfigSchema,
+  type RateLimitErrorContext,
   type RateLimitRouteConfig,
   RateLimitRouteConfigSchema,
   type ResolvedRateLimitConfig,
@@ -33,17 +36,133 @@ export interface PolicySet {
   readonly policies: readonly RateLimitPolicy[]
   /** Prefix of store keys, so a route's own policies never share counters with the global ones. */
   readonly scope: string
+  /** `RateLimit-Policy` as draft 8 and later write it: `"default";q=100;w=60`. */
   readonly policyHeader: string
+  /** `RateLimit-Policy` as drafts 6 and 7 write it: `100;w=60`. */
+  readonly unnamedPolicyHeader: string
 }
 
 /** Renders a structured-field string (RFC 8941 §3.3.3); names are validated, so only quoting is needed. */
 const sfString = (s: string) => `"${s}"`
 
 function policySet(policies: readonly RateLimitPolicy[], scope: string): PolicySet {
+  const seconds = (p: RateLimitPolicy) => Math.max(1, Math.ceil(p.windowMs / 1000))
   const policyHeader = policies
-    .map((p) => `${sfString(p.name)};q=${p.max};w=${Math.max(1, Math.ceil(p.windowMs / 1000))}`)
+    .map((p) => `${sfString(p.name)};q=${p.max};w=${seconds(p)}`)
     .join(', ')
-  return { policies: Object.freeze([...policies]), scope, policyHeader }
+  const unnamedPolicyHeader = policies.map((p) => `${p.max};w=${seconds(p)}`).join(', ')
+  return { policies: Object.freeze([...policies]), scope, policyHeader, unnamedPolicyHeader }
+}
+
+type KeyGenerator<Req> = (request: Req) => string | Promise<string>
+type MaxOf<Req> = number | ((request: Req, key: string) => number | Promise<number>)
+
+/** What one scope (global, a route, a group) charges: resolved once, at its first request. */
+interface Plan<Req> {
+  readonly scope: string
+  readonly max: MaxOf<Req>
+  readonly windowMs: number
+  readonly extra: readonly RateLimitPolicy[]
+  readonly keyGenerator: KeyGenerator<Req> | undefined
+  /** The set when `max` is a number. */
+  readonly fixed: PolicySet | undefined
+  /** Sets by computed `max`, when `max` is a function (bounded, see {@link setFor}). */
+  readonly byMax: Map<number, PolicySet>
+}
+
+function plan<Req>(
+  scope: string,
+  max: MaxOf<unknown> | MaxOf<never>,
+  windowMs: number,
+  extra: readonly RateLimitPolicy[],
+  keyGenerator: KeyGenerator<Req> | undefined,
+): Plan<Req> {
+  const m = max as MaxOf<Req>
+  return {
+    scope,
+    max: m,
+    windowMs,
+    extra,
+    keyGenerator,
+    fixed:
+      typeof m === 'number'
+        ? policySet([{ name: 'default', max: m, windowMs }, ...extra], scope)
+        : undefined,
+    byMax: new Map(),
+  }
+}
+
+function fixedSet<Req>(p: Plan<Req>, component: string): PolicySet {
+  if (p.fixed !== undefined) return p.fixed
+  throw new ConfigError(component, [
+    { path: ['max'], message: 'is a function of the request: charge through check()' },
+  ])
+}
+
+/** Distinct quotas a `max` function yields stay few (tiers); the cap bounds a function that does not. */
+const MAX_SETS_PER_PLAN = 1024
+
+function setFor<Req>(p: Plan<Req>, units: unknown): PolicySet {
+  // Precondition: a quota the sliding window can count exactly; anything else
+  // fails the request instead of disabling the limit.
+  if (typeof units !== 'number' || !Number.isInteger(units) || units < 1 || units > MAX_QUOTA)
+    throw new ConfigError('rateLimit', [
+      { path: ['max'], message: `must return an integer from 1 to ${MAX_QUOTA}` },
+    ])
+  let set = p.byMax.get(units)
+  if (set === undefined) {
+    if (p.byMax.size >= MAX_SETS_PER_PLAN) p.byMax.clear()
+    set = policySet([{ name: 'default', max: units, windowMs: p.windowMs }, ...p.extra], p.scope)
+    p.byMax.set(units, set)
+  }
+  return set
+}
+
+/** Applies `f` now when `value` is plain, after it settles when it is a promise (no promise per request on the sync path). */
+function chain<T, R>(value: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return value instanceof Promise ? value.then(f) : f(value)
+}
+
+/** `ttl` as @fastify/rate-limit's `context.after` reads: `'43 seconds'`. */
+function afterText(ms: number): string {
+  const s = Math.ceil(ms / 1000)
+  return s === 1 ? '1 second' : `${s} seconds`
+}
+
+/** The draft of draft-ietf-httpapi-ratelimit-headers the standard fields follow. */
+export type HeaderDraft = 'draft-6' | 'draft-7' | 'draft-8'
+
+function writeStandardHeaders(
+  draft: HeaderDraft,
+  info: RateLimitInfo,
+  set: PolicySet,
+  target: HeaderTarget,
+): void {
+  const reset = Math.ceil(info.resetMs / 1000)
+  switch (draft) {
+    case 'draft-6':
+      target.header('ratelimit-policy', set.unnamedPolicyHeader)
+      target.header('ratelimit-limit', String(info.limit))
+      target.header('ratelimit-remaining', String(info.remaining))
+      target.header('ratelimit-reset', String(reset))
+      return
+    case 'draft-7':
+      target.header('ratelimit-policy', set.unnamedPolicyHeader)
+      target.header('ratelimit', `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`)
+      return
+    case 'draft-8': {
+      // One list item per policy (draft 8 §4), so clients see every quota.
+      target.header('ratelimit-policy', set.policyHeader)
+      const states = info.policies
+      let value = ''
+      for (let i = 0; i < states.length; i++) {
+        const s = states[i]!
+        if (i > 0) value += ', '
+        value += `${sfString(s.name)};r=${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
+      }
+      target.header('ratelimit', value)
+    }
+  }
 }
 
 /** Picks the state that decides: the longest wait among refusals, else the fewest remaining. */
@@ -99,7 +218,6 @@ type ConsumeArgs = { policies: readonly RateLimitPolicy[]; weight: number; now: 
  */
 export class RateLimiter<Req = unknown> {
   readonly config: ResolvedRateLimitConfig
-  readonly globalPolicies: PolicySet
   readonly isExemptPath: PathMatcher
   readonly clock: Clock
   readonly #store: RateLimitStore
@@ -109,17 +227,21 @@ export class RateLimiter<Req = unknown> {
   /** Each policy set's insurance quotas: `ceil(max / instances)`. */
   readonly #shares = new WeakMap<PolicySet, readonly RateLimitPolicy[]>()
   readonly #isAllowedIp: (ip: string) => boolean
-  readonly #routeSets = new WeakMap<object, PolicySet>()
+  readonly #routePlans = new WeakMap<object, Plan<Req>>()
+  readonly #globalPlan: Plan<Req>
   // Hot-path copies of config fields, read once per request.
   readonly #hasExemptPaths: boolean
-  readonly #keyGenerator: ((r: Req) => string | Promise<string>) | undefined
   readonly #ipv6Subnet: number
-  readonly #standardHeaders: boolean
+  readonly #headerDraft: HeaderDraft | undefined
   readonly #legacyHeaders: boolean
+  readonly #skip: ((r: Req) => boolean | Promise<boolean>) | undefined
+  readonly #onExceeding: ((r: Req, key: string) => void) | undefined
+  readonly #onExceeded: ((r: Req, key: string) => void) | undefined
+  readonly #errorResponseBuilder: ((r: Req, c: RateLimitErrorContext) => object) | undefined
   #logger: Logger
 
   constructor(options?: RateLimitConfig, logger?: Logger) {
-    this.config = parseOptions('rateLimit', RateLimitConfigSchema, options)
+    this.config = parseOptions('rateLimit', RateLimitConfigSchema, options, RATE_LIMIT_ALIASES)
     const c = this.config
     this.clock = c.clock ?? systemClock
     this.#logger = c.logger ?? logger ?? stderrLogger
@@ -153,15 +275,37 @@ export class RateLimiter<Req = unknown> {
     })
     this.isExemptPath = compilePathMatcher(c.exemptPaths)
     this.#hasExemptPaths = c.exemptPaths.length > 0
-    this.#keyGenerator = c.keyGenerator as ((r: Req) => string | Promise<string>) | undefined
     this.#ipv6Subnet = c.ipv6Subnet
-    this.#standardHeaders = c.standardHeaders
+    this.#headerDraft =
+      c.standardHeaders === false
+        ? undefined
+        : c.standardHeaders === true
+          ? 'draft-8'
+          : c.standardHeaders
     this.#legacyHeaders = c.legacyHeaders
+    this.#skip = c.skip as ((r: Req) => boolean | Promise<boolean>) | undefined
+    this.#onExceeding = c.onExceeding as ((r: Req, key: string) => void) | undefined
+    this.#onExceeded = c.onExceeded as ((r: Req, key: string) => void) | undefined
+    this.#errorResponseBuilder = c.errorResponseBuilder as
+      | ((r: Req, c: RateLimitErrorContext) => object)
+      | undefined
     this.#isAllowedIp = Array.isArray(c.allowList) ? compileIpList(c.allowList) : () => false
-    this.globalPolicies = policySet(
-      [{ name: 'default', max: c.max, windowMs: c.windowMs }, ...c.policies],
+    this.#globalPlan = plan<Req>(
       '',
+      c.max,
+      c.windowMs,
+      c.policies,
+      c.keyGenerator as KeyGenerator<Req> | undefined,
     )
+  }
+
+  /**
+   * The policy set every request is charged against when no route overrides it.
+   * Throws `ERR_CONFIG_INVALID` when `max` is a function: then the set depends
+   * on the request ({@link RateLimiter.check} resolves it).
+   */
+  get globalPolicies(): PolicySet {
+    return fixedSet(this.#globalPlan, 'rateLimit')
   }
 
   /** Replaces the fallback logger (the Fastify adapter passes `app.log`). */
@@ -178,29 +322,34 @@ export class RateLimiter<Req = unknown> {
   /** The policy set of a route override, resolved once per override object. */
   policiesFor(override: RateLimitRouteConfig | undefined, routeId: string): PolicySet {
     if (override === undefined) return this.globalPolicies
-    let set = this.#routeSets.get(override)
-    if (set === undefined) {
+    return fixedSet(this.#planFor(override, routeId), `rateLimit (route ${routeId})`)
+  }
+
+  #planFor(override: RateLimitRouteConfig | undefined, routeId: string): Plan<Req> {
+    if (override === undefined) return this.#globalPlan
+    let p = this.#routePlans.get(override)
+    if (p === undefined) {
       const o = parseOptions(`rateLimit (route ${routeId})`, RateLimitRouteConfigSchema, override)
-      set = policySet(
-        [
-          {
-            name: 'default',
-            max: o.max ?? this.config.max,
-            windowMs: o.windowMs ?? this.config.windowMs,
-          },
-          ...(o.policies ?? this.config.policies),
-        ],
-        `${routeId}|`,
+      const c = this.config
+      p = plan<Req>(
+        // A group's routes share counters (@fastify/rate-limit's groupId);
+        // otherwise a route's own policies never share the global ones'.
+        o.groupId === undefined ? `${routeId}|` : `group:${o.groupId}|`,
+        o.max ?? c.max,
+        o.windowMs ?? c.windowMs,
+        o.policies ?? c.policies,
+        (o.keyGenerator ?? c.keyGenerator) as KeyGenerator<Req> | undefined,
       )
-      this.#routeSets.set(override, set)
+      this.#routePlans.set(override, p)
     }
-    return set
+    return p
   }
 
   /**
    * The whole decision for one request, shared by every adapter: exemptions,
-   * key, allow list, weight, the store call and the headers. Synchronous when
-   * nothing on the way is asynchronous (memory store, sync key generator).
+   * `skip`, key, allow list, quota, weight, the store call, the callbacks and
+   * the 429 body. Synchronous when nothing on the way is asynchronous (memory
+   * store, sync functions). `global: false` limits only routes with an override.
    */
   check(
     request: Req,
@@ -210,52 +359,87 @@ export class RateLimiter<Req = unknown> {
     routeId: string,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
     if (override === false) return SKIP
+    if (override === undefined && !this.config.global) return SKIP
     if (this.#hasExemptPaths && this.isExemptPath(pathOf(url))) return SKIP
-    const gen = this.#keyGenerator
+    const p = this.#planFor(override, routeId)
+    const skip = this.#skip
+    if (skip === undefined) return this.#checkRequest(request, ip, p)
+    return chain(skip(request), (skipped) => (skipped ? SKIP : this.#checkRequest(request, ip, p)))
+  }
+
+  #checkRequest(
+    request: Req,
+    ip: string,
+    p: Plan<Req>,
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
+    const gen = p.keyGenerator
     const key = gen === undefined ? ipKey(ip, this.#ipv6Subnet) : gen(request)
-    if (typeof key !== 'string')
-      return key.then((k) => this.#checkKey(request, ip, k, override, routeId))
-    return this.#checkKey(request, ip, key, override, routeId)
+    return chain(key, (k) => {
+      if (typeof k !== 'string' || k === '')
+        throw new ConfigError('rateLimit', [
+          { path: ['keyGenerator'], message: 'must return a non-empty string' },
+        ])
+      return this.#checkKey(request, ip, k, p)
+    })
   }
 
   #checkKey(
     request: Req,
     ip: string,
     key: string,
-    override: RateLimitRouteConfig | undefined,
-    routeId: string,
+    p: Plan<Req>,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
-    const listed = this.isAllowListed(request, ip, key)
-    if (listed === true) return SKIP
-    if (listed !== false) {
-      return listed.then((yes) => (yes ? SKIP : this.#charge(request, key, override, routeId)))
-    }
-    return this.#charge(request, key, override, routeId)
+    return chain(this.isAllowListed(request, ip, key), (listed) => {
+      if (listed) return SKIP
+      const max = p.max
+      if (typeof max === 'number') return this.#charge(request, key, p.fixed!)
+      return chain(max(request, key), (units) => this.#charge(request, key, setFor(p, units)))
+    })
   }
 
-  #charge(
-    request: Req,
-    key: string,
-    override: RateLimitRouteConfig | undefined,
-    routeId: string,
-  ): RateLimitOutcome | Promise<RateLimitOutcome> {
-    const set = this.policiesFor(override, routeId)
+  #charge(request: Req, key: string, set: PolicySet): RateLimitOutcome | Promise<RateLimitOutcome> {
     const result = this.consume(key, set, this.weightOf(request))
     if (result instanceof Promise) {
       return result.then(
-        (info) => this.#outcome(info, set),
+        (info) => this.#outcome(request, key, info, set),
         (error: SecurityError) => ({ action: 'reject', error }) as const,
       )
     }
-    return this.#outcome(result, set)
+    return this.#outcome(request, key, result, set)
   }
 
-  #outcome(info: RateLimitInfo | undefined, set: PolicySet): RateLimitOutcome {
+  #outcome(
+    request: Req,
+    key: string,
+    info: RateLimitInfo | undefined,
+    set: PolicySet,
+  ): RateLimitOutcome {
     if (info === undefined) return SKIP
-    if (info.allowed) return { action: 'allow', info, set }
+    if (info.allowed) {
+      this.#onExceeding?.(request, key)
+      return { action: 'allow', info, set }
+    }
+    this.#onExceeded?.(request, key)
+    const builder = this.#errorResponseBuilder
+    let body: object | undefined
+    if (builder !== undefined) {
+      body = builder(request, {
+        statusCode: 429,
+        max: info.limit,
+        ttl: info.retryAfterMs,
+        after: afterText(info.retryAfterMs),
+        key,
+        info,
+      })
+      // Postcondition: a body we can serialize; anything else fails the request.
+      if (typeof body !== 'object' || body === null)
+        throw new ConfigError('rateLimit', [
+          { path: ['errorResponseBuilder'], message: 'must return an object (the JSON body)' },
+        ])
+    }
     return {
       action: 'reject',
-      error: new RateLimitExceededError(info, this.headersFor(info, set)),
+      error: new RateLimitExceededError(info, this.headersFor(info, set), body),
       info,
     }
   }
@@ -340,21 +524,12 @@ export class RateLimiter<Req = unknown> {
   }
 
   /**
-   * Writes `RateLimit-Policy`, `RateLimit` and, optionally, the legacy
-   * `X-RateLimit-*` fields through `set` (no intermediate object per request).
+   * Writes the standard fields of the chosen draft and, optionally, the legacy
+   * `X-RateLimit-*` ones through `target` (no intermediate object per request).
    */
   writeHeaders(info: RateLimitInfo, policies: PolicySet, target: HeaderTarget): void {
-    if (this.#standardHeaders) {
-      target.header('ratelimit-policy', policies.policyHeader)
-      const states = info.policies
-      let value = ''
-      for (let i = 0; i < states.length; i++) {
-        const s = states[i]!
-        if (i > 0) value += ', '
-        value += `${sfString(s.name)};r=${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
-      }
-      target.header('ratelimit', value)
-    }
+    const draft = this.#headerDraft
+    if (draft !== undefined) writeStandardHeaders(draft, info, policies, target)
     if (this.#legacyHeaders) {
       target.header('x-ratelimit-limit', String(info.limit))
       target.header('x-ratelimit-remaining', String(info.remaining))

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ConfigError } from '../../errors.js'
 import { toHttpAnswer } from '../../internal/reply/index.js'
 import { writeNodeAnswer } from '../../internal/reply/node.js'
 import type { RateLimitInfo } from '../errors.js'
@@ -9,6 +10,18 @@ import type { RateLimitConfig } from './options.js'
 export type MiddlewareRequest = IncomingMessage & {
   ip?: string | undefined
   rateLimit?: RateLimitInfo | undefined
+}
+
+// Express users read `req.rateLimit` typed, as express-rate-limit's users do.
+// Augmenting the global `Express` namespace needs no import of express, so
+// projects without @types/express type-check unchanged.
+declare global {
+  namespace Express {
+    interface Request {
+      /** The limiter's decision for this request, set by `rateLimitMiddleware`. */
+      rateLimit?: RateLimitInfo | undefined
+    }
+  }
 }
 export type NextFunction = (err?: unknown) => void
 
@@ -33,6 +46,15 @@ export interface RateLimitMiddleware {
  */
 export function rateLimitMiddleware(config?: RateLimitConfig): RateLimitMiddleware {
   const limiter = new RateLimiter<MiddlewareRequest>(config)
+  // The middleware has no route table to opt routes in with: `global: false`
+  // would silently limit nothing. Mount it on the routes to limit instead.
+  if (!limiter.config.global)
+    throw new ConfigError('rateLimitMiddleware', [
+      {
+        path: ['global'],
+        message: 'applies to the Fastify plugin only; mount the middleware on the routes to limit',
+      },
+    ])
 
   function apply(
     outcome: RateLimitOutcome,

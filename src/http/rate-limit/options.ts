@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import type { Clock } from '../../internal/clock.js'
+import { parseDuration } from '../../internal/duration.js'
 import type { Logger } from '../../internal/logger.js'
+import type { RateLimitInfo } from '../errors.js'
 import { PathPatternSchema } from '../paths.js'
 import { StoreCircuitBreakerSchema } from './breaker.js'
 import { IpOrCidrSchema } from './client-key.js'
@@ -12,6 +14,51 @@ const fn = <T>(what: string) =>
 /** 10^7 units and 7 days keep every integer comparison below 2^53 (see sliding-window.ts). */
 export const MAX_QUOTA = 10_000_000
 export const MAX_WINDOW_MS = 7 * 24 * 60 * 60 * 1000
+
+/**
+ * A window in milliseconds, or a duration string as @fastify/rate-limit takes
+ * it (`'1 minute'`, `'30s'`, `'1.5h'`). Parsed once, at registration.
+ */
+export const WindowSchema = z
+  .union([
+    z.number(),
+    z.string().transform((text, ctx) => {
+      const ms = parseDuration(text)
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a number of ms or a duration such as '1 minute' or '30s' (got ${JSON.stringify(text.slice(0, 40))})`,
+        })
+        return z.NEVER
+      }
+      return ms
+    }),
+  ])
+  .pipe(z.number().int().min(1).max(MAX_WINDOW_MS))
+
+/** What `max` may compute from the request and its key. */
+export type MaxFunction = (request: never, key: string) => number | Promise<number>
+
+const MaxSchema = z.union([
+  z.number().int().min(1).max(MAX_QUOTA),
+  fn<MaxFunction>('(request, key) => units'),
+])
+
+/** What an `errorResponseBuilder` is told about the refusal. */
+export interface RateLimitErrorContext {
+  /** Always 429. */
+  readonly statusCode: 429
+  /** The refusing policy's quota. */
+  readonly max: number
+  /** Milliseconds until a request fits again. */
+  readonly ttl: number
+  /** The same wait as text, e.g. `'43 seconds'`. */
+  readonly after: string
+  /** The client key that was refused. */
+  readonly key: string
+  /** Every policy's state. */
+  readonly info: RateLimitInfo
+}
 
 export const PolicyNameSchema = z
   .string()
@@ -40,10 +87,21 @@ const storeSchema = z.custom<RateLimitStore>(
 /** The quota fields a route can override through its `config.rateLimit`. */
 export const RateLimitRouteConfigSchema = z
   .object({
-    /** Units per window of this route's `default` policy. */
-    max: z.number().int().min(1).max(MAX_QUOTA).optional(),
-    /** Window of this route's `default` policy, in ms. */
-    windowMs: z.number().int().min(1).max(MAX_WINDOW_MS).optional(),
+    /** Units per window of this route's `default` policy, or a function of the request. @default the plugin's `max` */
+    max: MaxSchema.optional(),
+    /** Window of this route's `default` policy, in ms or as a duration string. @default the plugin's `windowMs` */
+    windowMs: WindowSchema.optional(),
+    /** This route's client key. @default the plugin's `keyGenerator` */
+    keyGenerator: fn<(request: never) => string | Promise<string>>('request => key').optional(),
+    /**
+     * Routes with the same `groupId` share one counter (as in
+     * @fastify/rate-limit); without it each route counts on its own.
+     * @default undefined
+     */
+    groupId: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 visible ASCII characters')
+      .optional(),
     /** Extra named policies for this route (replacing the global extras). */
     policies: z
       .array(RateLimitPolicySchema)
@@ -55,15 +113,50 @@ export const RateLimitRouteConfigSchema = z
 export const RateLimitConfigSchema = z
   .object({
     /**
-     * Units per window of the `default` policy.
+     * Units per window of the `default` policy, or `(request, key) => units`
+     * (sync or async) for a quota that depends on the client.
      * @default 100
      */
-    max: z.number().int().min(1).max(MAX_QUOTA).default(100),
+    max: MaxSchema.default(100),
     /**
-     * Window of the `default` policy, in milliseconds.
+     * Window of the `default` policy, in milliseconds or as a duration string
+     * (`'1 minute'`, `'30s'`).
      * @default 60000
      */
-    windowMs: z.number().int().min(1).max(MAX_WINDOW_MS).default(60_000),
+    windowMs: WindowSchema.default(60_000),
+    /**
+     * `false` limits only the routes that set `config: { rateLimit: {...} }`
+     * (the @fastify/rate-limit opt-in); `true` limits every route.
+     * @default true
+     */
+    global: z.boolean().default(true),
+    /**
+     * `(request) => boolean` (sync or async): `true` lets the request through
+     * uncounted and without headers (express-rate-limit's `skip`).
+     * @default undefined
+     */
+    skip: fn<(request: never) => boolean | Promise<boolean>>('request => boolean').optional(),
+    /**
+     * Called for each request the limiter counts and lets through, with its key.
+     * A throw fails the request (the error reaches your error handler).
+     * @default undefined
+     */
+    onExceeding: fn<(request: never, key: string) => void>('(request, key) => void').optional(),
+    /**
+     * Called for each request refused with 429, with its key, before the answer.
+     * A throw fails the request (the error reaches your error handler).
+     * @default undefined
+     */
+    onExceeded: fn<(request: never, key: string) => void>('(request, key) => void').optional(),
+    /**
+     * `(request, context) => body`: the JSON body of the 429 instead of the
+     * problem document. Status (429), `Retry-After` and the rate-limit
+     * headers are kept.
+     * @default undefined (an RFC 9457 `quota-exceeded` problem)
+     */
+    errorResponseBuilder: fn<(request: never, context: RateLimitErrorContext) => object>(
+      '(request, context) => body',
+    ).optional(),
     /**
      * Further named policies that apply together with `default`, e.g.
      * `[{ name: 'burst', max: 20, windowMs: 1000 }]`. The strictest decides.
@@ -148,10 +241,16 @@ export const RateLimitConfigSchema = z
      */
     ipv6Subnet: z.number().int().min(1).max(128).default(64),
     /**
-     * Send `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+     * Which draft-ietf-httpapi-ratelimit-headers fields to send: `'draft-8'`
+     * (`RateLimit-Policy: "default";q=100;w=60` and `RateLimit: "default";r=99;t=43`),
+     * `'draft-7'` (`RateLimit: limit=100, remaining=99, reset=43`),
+     * `'draft-6'` (`RateLimit-Limit/Remaining/Reset`), `true` (= `'draft-8'`)
+     * or `false` (none).
      * @default true
      */
-    standardHeaders: z.boolean().default(true),
+    standardHeaders: z
+      .union([z.boolean(), z.enum(['draft-6', 'draft-7', 'draft-8'])])
+      .default(true),
     /**
      * Also send `X-RateLimit-Limit/Remaining/Reset` for older clients.
      * @default false
@@ -171,6 +270,24 @@ export const RateLimitConfigSchema = z
       .optional(),
   })
   .strict()
+
+/** Option names from @fastify/rate-limit and express-rate-limit, mapped to ours. */
+export const RATE_LIMIT_ALIASES = {
+  timeWindow: 'windowMs',
+  limit: 'max',
+  enableDraftSpec: 'standardHeaders',
+  skipOnError: 'onStoreError',
+  allowlist: 'allowList',
+  whitelist: 'allowList',
+  redis: 'store',
+  nameSpace: 'store',
+  handler: 'errorResponseBuilder',
+  message: 'errorResponseBuilder',
+  statusCode: 'errorResponseBuilder',
+  addHeaders: 'standardHeaders',
+  addHeadersOnExceeding: 'standardHeaders',
+  headers: 'standardHeaders',
+} as const
 
 /** Options of the `rateLimit` plugin and `rateLimitMiddleware`. */
 export type RateLimitConfig = z.input<typeof RateLimitConfigSchema>

@@ -14,7 +14,7 @@ export interface HttpAnswer {
 
 /**
  * Errors that know their own wire shape implement this symbol (the 413 keeps
- * the seed's body, the 429 is `application/problem+json`). Everything else
+ * the documented 413 body, the 429 is `application/problem+json`). Everything else
  * gets `{ detail, code }`.
  */
 export const kHttpAnswer: unique symbol = Symbol.for('fraiseql-security.httpAnswer')
@@ -120,7 +120,7 @@ function codeOf(err: unknown, statusCode: number): string {
 }
 
 /**
- * The seed's 413 body, kept exactly:
+ * The 413 body of the HTTP reference (docs/http.md), kept exactly:
  * `{"detail": "Request body too large", "max_size": <bytes>, "max_size_human": "<human>"}`.
  * The connection is closed: the client may still be sending the body.
  */

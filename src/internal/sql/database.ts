@@ -24,10 +24,12 @@ import { SqlIdentifierSchema } from './identifiers.js'
 import { runMigrations, type SqlDialect, type SqlMigrationSet } from './migrate.js'
 import {
   createPgPool,
+  idleConnectionLogger,
   type OwnedPgPool,
   type PgPoolLike,
   PgPoolSchema,
   postgresDialect,
+  watchBorrowedPool,
 } from './postgres.js'
 import {
   type OwnedSqliteDatabase,
@@ -67,7 +69,7 @@ export const OpenSqlDatabaseOptionsSchema = z
      * @default 5000
      */
     busyTimeoutMs: z.number().int().min(0).max(600_000).default(5000),
-    /** Where errors of an owned pool's idle connections are logged. @default stderr */
+    /** Where errors of the pool's idle connections (owned or borrowed) are logged. @default stderr */
     logger: LoggerOptionSchema.optional(),
   })
   .strict()
@@ -233,23 +235,23 @@ export async function openSqlDatabase<DB = unknown>(
   options: OpenSqlDatabaseOptions,
 ): Promise<SqlDatabase<DB>> {
   const o = parseOptions(feature, OpenSqlDatabaseOptionsSchema, options)
-  if (o.pool !== undefined) return postgresHandle<DB>(o.pool, o.schema, undefined)
+  if (o.pool !== undefined) {
+    watchBorrowedPool(o.pool, o.logger ?? stderrLogger)
+    return postgresHandle<DB>(o.pool, o.schema, undefined)
+  }
   if (o.database !== undefined) return sqliteHandle<DB>(o.database, undefined)
   const location = o.location!
   if (location.dialect === 'postgres') {
     const logger = o.logger ?? stderrLogger
-    const pool = await createPgPool(location.connectionString, feature, (err) =>
-      logger.warn({ err: { name: err.name, ...codeOf(err) } }, 'PostgreSQL idle connection failed'),
+    const pool = await createPgPool(
+      location.connectionString,
+      feature,
+      idleConnectionLogger(logger),
     )
     return postgresHandle<DB>(pool, o.schema, pool)
   }
   const database = await openSqliteDatabase(location.filename, feature, o.busyTimeoutMs)
   return sqliteHandle<DB>(database, database)
-}
-
-function codeOf(err: Error): { code?: string } {
-  const code = (err as { code?: unknown }).code
-  return typeof code === 'string' ? { code } : {}
 }
 
 function postgresHandle<DB>(

@@ -6,6 +6,7 @@
  */
 import { Kysely, type Migration, PostgresDialect, type PostgresPool } from 'kysely'
 import { z } from 'zod'
+import type { Logger } from '../logger.js'
 import { importOptional } from '../optional-import.js'
 import { runMigrations } from './migrate.js'
 
@@ -73,6 +74,37 @@ export async function createPgPool(
   // listener that event would crash the process.
   pool.on('error', onError)
   return pool
+}
+
+/**
+ * What a pool's `error` listener logs: the error's name and code, never its
+ * message (a server's text is not ours to vouch for).
+ */
+export function idleConnectionLogger(logger: Logger): (err: Error) => void {
+  return (err) => {
+    const code = (err as { code?: unknown }).code
+    logger.warn(
+      { err: { name: err.name, ...(typeof code === 'string' ? { code } : {}) } },
+      'PostgreSQL idle connection failed',
+    )
+  }
+}
+
+const watchedPools = new WeakSet<object>()
+
+/**
+ * Listens for `error` on a pool the caller lent us, once per pool however
+ * many stores share it. pg's pool emits `error` when an idle client's
+ * connection ends (a PostgreSQL restart: "terminating connection due to
+ * administrator command"); with no listener Node throws it and the process
+ * dies before any store call could fail over. The pool replaces the client by
+ * itself; the next query reconnects or fails as a typed store error.
+ */
+export function watchBorrowedPool(pool: PgPoolLike, logger: Logger): void {
+  const on = (pool as { on?: unknown }).on
+  if (typeof on !== 'function' || watchedPools.has(pool)) return
+  watchedPools.add(pool)
+  on.call(pool, 'error', idleConnectionLogger(logger))
 }
 
 export interface MigrateOptions {

@@ -10,15 +10,19 @@
  * block of uses), and the active DEK is rotated before NIST SP 800-38D's limit
  * for random nonces.
  */
-import { randomBytes, randomFillSync } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
-import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSealInto } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import type { BaseKmsProvider } from '../base-provider.js'
-import { DecryptionError, KmsError, UnknownProviderError } from '../errors.js'
+import {
+  DecryptionError,
+  KmsError,
+  ProviderConnectionError,
+  UnknownProviderError,
+} from '../errors.js'
 import { MemoryKeyringStore } from '../keyring/memory.js'
 import { DEK_ID_PATTERN, type KeyringEntry, type KeyringStore } from '../keyring/store.js'
 import {
@@ -29,17 +33,7 @@ import {
   isEncryptionContext,
 } from '../models.js'
 import { decodeField, encodeField, type FieldValue, type FieldValueType } from './field.js'
-import {
-  additionalData,
-  BODY_OFFSET,
-  DEK_ID_BYTES,
-  decodeBase64Url,
-  FORMAT_VERSION,
-  hasHeader,
-  headerFor,
-  MIN_CIPHERTEXT_BYTES,
-  NONCE_OFFSET,
-} from './format.js'
+import { CURRENT_FORMAT, DEK_ID_BYTES, decodeBase64Url, formatOf, hasHeader } from './format.js'
 
 /** A local operation ran before `initialize()` (or after `dispose()`). */
 export class KeyManagerNotInitializedError extends SecurityError {
@@ -187,7 +181,11 @@ export interface DataKeyInfo {
   readonly cached: boolean
 }
 
-/** A DEK in memory: the key in an unpooled Buffer that `dispose()` zeroes. */
+/**
+ * A DEK in memory: the key in an unpooled Buffer that `dispose()` zeroes,
+ * and its header in the current format (what `localEncrypt` writes; other
+ * versions are read through their own entry of the format table).
+ */
 interface CachedKey {
   readonly id: string
   readonly header: Buffer
@@ -244,6 +242,9 @@ export class KeyManager {
   #rotationFailures = 0
   #lastRefresh = 0
   #refreshing: Promise<void> | undefined
+  /** When to try again to unwrap a key another process made active (0: no failure pending). */
+  #adoptRetryAt = 0
+  #adoptFailures = 0
 
   constructor(options: KeyManagerOptions) {
     const o = parseOptions('KeyManager', KeyManagerOptionsSchema, options)
@@ -404,13 +405,7 @@ export class KeyManager {
     this.#maintain(slot)
     const data = isText ? Buffer.from(plaintext, 'utf8') : plaintext
     const { header, key } = slot.cached
-    const out = Buffer.allocUnsafe(BODY_OFFSET + data.length + GCM_TAG_BYTES)
-    header.copy(out, 0)
-    const nonce = randomFillSync(out, NONCE_OFFSET, GCM_NONCE_BYTES).subarray(
-      NONCE_OFFSET,
-      BODY_OFFSET,
-    )
-    gcmSealInto(key, nonce, data, additionalData(header, bytesOf(aad)), out, BODY_OFFSET)
+    const out = CURRENT_FORMAT.seal(key, header, data, bytesOf(aad))
     return isText
       ? out.toString('base64url')
       : new Uint8Array(out.buffer, out.byteOffset, out.length)
@@ -437,23 +432,21 @@ export class KeyManager {
       : ciphertext instanceof Uint8Array
         ? ciphertext
         : undefined
-    if (bytes === undefined || bytes.length < MIN_CIPHERTEXT_BYTES || bytes[0] !== FORMAT_VERSION) {
+    // The version byte picks the format (format.ts); an unknown one is as
+    // opaque a failure as a flipped bit.
+    const format = bytes === undefined ? undefined : formatOf(bytes)
+    if (bytes === undefined || format === undefined || bytes.length < format.minBytes) {
       throw new DecryptionError()
     }
-    // Most ciphertexts are the active DEK's: matching its header skips the
-    // hex key id and the map lookup. Either way `cached.header` equals the
-    // ciphertext's first 17 bytes (same version byte, same id).
+    // Most ciphertexts are the active DEK's, in the current format: matching
+    // its header skips the hex key id and the map lookup.
     let cached = active.cached
     if (!hasHeader(bytes, cached.header)) {
-      const id = Buffer.from(bytes.buffer, bytes.byteOffset + 1, DEK_ID_BYTES).toString('hex')
+      const id = format.dekIdOf(bytes)
+      if (id === undefined) throw new DecryptionError()
       cached = this.#cache.get(id) ?? (await this.#unwrap(id))
     }
-    const plain = gcmOpen(
-      cached.key,
-      bytes.subarray(NONCE_OFFSET, BODY_OFFSET),
-      bytes.subarray(BODY_OFFSET),
-      additionalData(cached.header, bytesOf(aad)),
-    )
+    const plain = format.open(cached.key, bytes, bytesOf(aad))
     if (plain === undefined) throw new DecryptionError()
     if (!isText) return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
     try {
@@ -529,7 +522,7 @@ export class KeyManager {
       key.set(pair.plaintextKey)
       return {
         entry: { id, wrappedKey: pair.toEncryptedData().toJSON(), createdAt: this.#clock() },
-        cached: { id, header: headerFor(idBytes), key },
+        cached: { id, header: CURRENT_FORMAT.header(idBytes), key },
       }
     } finally {
       pair.dispose()
@@ -573,7 +566,7 @@ export class KeyManager {
       key.set(plain)
       const cached: CachedKey = {
         id: entry.id,
-        header: headerFor(Buffer.from(entry.id, 'hex')),
+        header: CURRENT_FORMAT.header(Buffer.from(entry.id, 'hex')),
         key,
       }
       this.#cache.set(entry.id, cached)
@@ -605,8 +598,34 @@ export class KeyManager {
     // Refused: another process made another key active, or this one is used up.
     const current = await this.#keyring.active()
     if (current !== undefined && current.id !== slot.cached.id) {
-      await this.#activate(current)
-      return this.#takeBlock()
+      // A caller waits for the unwrap only while none has failed lately;
+      // after a failure it is retried in the background (#maintain).
+      let unreachable: unknown = new ProviderConnectionError('unavailable')
+      if (this.#adoptRetryAt === 0 || this.#clock() >= this.#adoptRetryAt) {
+        try {
+          await this.#adopt(current)
+          return this.#takeBlock()
+        } catch (err) {
+          if (!(err instanceof ProviderConnectionError)) throw err
+          unreachable = err
+        }
+      }
+      // The KMS is down: keep encrypting with the superseded key while it is
+      // within its hard limit, counted in the keyring with every process's uses.
+      const kept = await this.#keyring.reserveUses(
+        slot.cached.id,
+        reserveBlock,
+        hardMaxEncryptions,
+        {
+          superseded: true,
+        },
+      )
+      if (kept === undefined) {
+        throw new DataKeyExhaustedError({ cause: describeError(unreachable) })
+      }
+      slot.remaining = reserveBlock
+      slot.reservedTotal = kept
+      return
     }
     try {
       await this.#rotate()
@@ -632,11 +651,7 @@ export class KeyManager {
           this.#rotationFailures = 0
         },
         (err: unknown) => {
-          this.#rotationFailures++
-          const delay = Math.min(
-            300_000,
-            this.#limits.rotationRetryMs * 2 ** (this.#rotationFailures - 1),
-          )
+          const delay = this.#retryDelay(++this.#rotationFailures)
           this.#rotationRetryAt = this.#clock() + delay
           this.#logger.warn(
             { err: describeError(err), retryInMs: delay, dataKey: slot.cached.id },
@@ -645,8 +660,9 @@ export class KeyManager {
         },
       )
     }
+    const adoptionDue = this.#adoptRetryAt !== 0 && now >= this.#adoptRetryAt
     if (
-      now - this.#lastRefresh >= this.#limits.refreshIntervalMs &&
+      (adoptionDue || now - this.#lastRefresh >= this.#limits.refreshIntervalMs) &&
       this.#refreshing === undefined
     ) {
       this.#lastRefresh = now
@@ -661,9 +677,39 @@ export class KeyManager {
     try {
       const current = await this.#keyring.active()
       if (current !== undefined && current.id !== this.#active?.cached.id)
-        await this.#activate(current)
+        await this.#adopt(current)
     } catch (err) {
-      this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
+      // An unreachable KMS was logged by #adopt, with when it is tried again.
+      if (!(err instanceof ProviderConnectionError))
+        this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
+    }
+  }
+
+  /** Wait after `failures` failed tries: rotationRetryMs, doubling, at most 5 minutes. */
+  #retryDelay(failures: number): number {
+    return Math.min(300_000, this.#limits.rotationRetryMs * 2 ** (failures - 1))
+  }
+
+  /**
+   * Makes `entry` (another process's new key) this process's active key. An
+   * unreachable KMS schedules the next try (rotationRetryMs, doubling up to
+   * 5 minutes) and is logged; meanwhile the current key keeps serving.
+   */
+  async #adopt(entry: KeyringEntry): Promise<void> {
+    try {
+      await this.#activate(entry)
+      this.#adoptRetryAt = 0
+      this.#adoptFailures = 0
+    } catch (err) {
+      if (err instanceof ProviderConnectionError) {
+        const delay = this.#retryDelay(++this.#adoptFailures)
+        this.#adoptRetryAt = this.#clock() + delay
+        this.#logger.warn(
+          { err: describeError(err), retryInMs: delay, dataKey: entry.id },
+          'could not unwrap the data key another process made active; still encrypting with the current key',
+        )
+      }
+      throw err
     }
   }
 

@@ -12,6 +12,8 @@ import {
   type KeyringStore,
   KeyringStoreError,
   type NewKeyringEntry,
+  type ReserveUsesOptions,
+  reservable,
 } from './store.js'
 
 /**
@@ -158,11 +160,17 @@ export class FileKeyringStore implements KeyringStore {
     })
   }
 
-  async reserveUses(id: string, count: number, limit: number): Promise<number | undefined> {
+  async reserveUses(
+    id: string,
+    count: number,
+    limit: number,
+    options?: ReserveUsesOptions,
+  ): Promise<number | undefined> {
     return this.#op('reserve uses', async () => {
       const entries = await this.#entries()
       const e = entries.find((x) => x.id === id)
-      if (e?.status !== 'active' || e.usesReserved + count > limit) return undefined
+      if (e === undefined || !reservable(e.status, options) || e.usesReserved + count > limit)
+        return undefined
       const usesReserved = e.usesReserved + count
       await this.#write(upsert(entries, { ...e, usesReserved }))
       return usesReserved

@@ -4,6 +4,8 @@ import {
   type KeyringStore,
   KeyringStoreError,
   type NewKeyringEntry,
+  type ReserveUsesOptions,
+  reservable,
 } from './store.js'
 
 /**
@@ -62,9 +64,15 @@ export class MemoryKeyringStore implements KeyringStore {
     return created
   }
 
-  async reserveUses(id: string, count: number, limit: number): Promise<number | undefined> {
+  async reserveUses(
+    id: string,
+    count: number,
+    limit: number,
+    options?: ReserveUsesOptions,
+  ): Promise<number | undefined> {
     const e = this.#entries.get(id)
-    if (e?.status !== 'active' || e.usesReserved + count > limit) return undefined
+    if (e === undefined || !reservable(e.status, options) || e.usesReserved + count > limit)
+      return undefined
     const usesReserved = e.usesReserved + count
     this.#entries.set(id, { ...e, usesReserved })
     return usesReserved

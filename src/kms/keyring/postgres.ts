@@ -1,10 +1,10 @@
 import { z } from 'zod'
-import { LoggerOptionSchema } from '../../internal/logger.js'
+import { LoggerOptionSchema, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import { openSqlDatabase } from '../../internal/sql/database.js'
 import { SqlIdentifierSchema } from '../../internal/sql/identifiers.js'
 import { refinePgStoreOptions } from '../../internal/sql/options.js'
-import { PgPoolSchema } from '../../internal/sql/postgres.js'
+import { PgPoolSchema, watchBorrowedPool } from '../../internal/sql/postgres.js'
 import { databaseUrlSchema } from '../../internal/sql/url.js'
 import { DEFAULT_KEYRING_TABLE, KeyringTableSchema, SqlKeyringStore } from './sql.js'
 
@@ -41,7 +41,7 @@ export const PostgresKeyringStoreOptionsSchema = z
      * @default 'fraiseql_keyring'
      */
     table: KeyringTableSchema.default(DEFAULT_KEYRING_TABLE),
-    /** Where failures of an owned pool's idle connections are logged. @default stderr */
+    /** Where failures of the pool's idle connections (owned or borrowed) are logged. @default stderr */
     logger: LoggerOptionSchema.optional(),
   })
   .strict()
@@ -70,6 +70,8 @@ export type PostgresKeyringStoreOptions = z.input<typeof PostgresKeyringStoreOpt
 export class PostgresKeyringStore extends SqlKeyringStore {
   constructor(options: PostgresKeyringStoreOptions) {
     const o = parseOptions('PostgresKeyringStore', PostgresKeyringStoreOptionsSchema, options)
+    // At once, not at the first call: the caller's pool may already hold idle clients.
+    if (o.pool !== undefined) watchBorrowedPool(o.pool, o.logger ?? stderrLogger)
     super('postgres', o.table, () =>
       openSqlDatabase('PostgresKeyringStore', {
         ...(o.pool === undefined ? { location: o.connectionString! } : { pool: o.pool }),

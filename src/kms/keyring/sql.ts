@@ -11,7 +11,8 @@
  *   transaction (PostgreSQL READ COMMITTED re-checks the guard once a
  *   concurrent rotation commits; SQLite holds the write lock throughout);
  * - `reserveUses` is one `UPDATE … WHERE id = ? AND status = 'active' AND
- *   uses_reserved + ? <= ? RETURNING uses_reserved`.
+ *   uses_reserved + ? <= ? RETURNING uses_reserved` (`status IN ('active',
+ *   'decrypt-only')` with `superseded`).
  */
 import { type ColumnType, type Kysely, sql } from 'kysely'
 import type { SqlDatabase } from '../../internal/sql/database.js'
@@ -26,6 +27,7 @@ import {
   type KeyringStore,
   KeyringStoreError,
   type NewKeyringEntry,
+  type ReserveUsesOptions,
 } from './store.js'
 
 /**
@@ -216,14 +218,20 @@ export abstract class SqlKeyringStore implements KeyringStore {
     return toEntry(row)
   }
 
-  async reserveUses(id: string, count: number, limit: number): Promise<number | undefined> {
+  async reserveUses(
+    id: string,
+    count: number,
+    limit: number,
+    options?: ReserveUsesOptions,
+  ): Promise<number | undefined> {
+    const statuses: DataKeyStatus[] = options?.superseded ? ['active', 'decrypt-only'] : ['active']
     const row = await this.#op('reserve uses', (h) =>
       h.run((db) =>
         db
           .updateTable(this.#table)
           .set((eb) => ({ uses_reserved: eb('uses_reserved', '+', count).$castTo<number>() }))
           .where('id', '=', id)
-          .where('status', '=', 'active')
+          .where('status', 'in', statuses)
           .where((eb) => eb(eb('uses_reserved', '+', count), '<=', limit))
           .returning('uses_reserved')
           .executeTakeFirst(),

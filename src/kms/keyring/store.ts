@@ -29,6 +29,17 @@ export interface KeyringEntry {
   readonly usesReserved: number
 }
 
+/** How {@link KeyringStore.reserveUses} may reserve. */
+export interface ReserveUsesOptions {
+  /** Also reserve from a `decrypt-only` key. @default false */
+  readonly superseded?: boolean
+}
+
+/** Whether `reserveUses` may reserve from a key of this status. */
+export function reservable(status: DataKeyStatus | undefined, options?: ReserveUsesOptions) {
+  return status === 'active' || (options?.superseded === true && status === 'decrypt-only')
+}
+
 /** A key about to be added: the store sets status and the use counter. */
 export type NewKeyringEntry = Pick<KeyringEntry, 'id' | 'wrappedKey' | 'createdAt'>
 
@@ -54,9 +65,18 @@ export interface KeyringStore {
   /**
    * Reserves `count` more encryptions under `id` if it is still active and the
    * total stays within `limit`. Returns the new total, or undefined when
-   * refused (no longer active, or the limit would be passed).
+   * refused (no longer active, or the limit would be passed). With
+   * `superseded: true` a `decrypt-only` key is reserved from too (never a
+   * `retired` one): a process that cannot yet unwrap the key that replaced it
+   * (the KMS is down) keeps counting its encryptions under the old key, with
+   * every other process's, against the same limit.
    */
-  reserveUses(id: string, count: number, limit: number): Promise<number | undefined>
+  reserveUses(
+    id: string,
+    count: number,
+    limit: number,
+    options?: ReserveUsesOptions,
+  ): Promise<number | undefined>
   /** Changes a key's status (`retired` keys stop decrypting). Never makes a key active. */
   setStatus(id: string, status: Exclude<DataKeyStatus, 'active'>): Promise<void>
   /** Releases what the store opened itself; never a pool or database the caller passed in. */

@@ -516,8 +516,8 @@ const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve()
+    // Ref'd: the call waiting here is pending work (see base-provider.ts, defaultSleep).
     const t = setTimeout(resolve, ms)
-    t.unref?.()
     signal.addEventListener(
       'abort',
       () => {

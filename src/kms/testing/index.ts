@@ -4,9 +4,13 @@
  * Wire-level emulators of Vault Transit (HTTP), AWS KMS (JSON 1.1 over HTTP,
  * SigV4 checked) and Google Cloud KMS (gRPC), on 127.0.0.1, with call
  * counters and fault injection, for testing code that uses the providers
- * through their real client libraries.
+ * through their real client libraries; and the contract suite every KMS
+ * provider passes (`describeKmsProviderContract`), for testing a provider of
+ * your own under vitest, jest or node:test.
  */
 
+export { nodeTestExpect } from '../../internal/testing/node-expect.js'
+export type { ContractMatchers, ContractRunner } from '../../internal/testing/runner.js'
 export type {
   AwsEmulatorCredentials,
   AwsKmsEmulator,
@@ -27,6 +31,18 @@ export type {
   GcpKmsEmulatorOptions,
 } from './gcp-emulator.js'
 export { startGcpKmsEmulator } from './gcp-emulator.js'
+export type {
+  ContractFault,
+  ContractOptions,
+  KmsProviderHarness,
+  OperationNames,
+  ProviderKind,
+} from './provider-contract.js'
+export {
+  describeKmsProviderContract,
+  FAULT_APPLICABILITY,
+  recordingSleep,
+} from './provider-contract.js'
 export type {
   VaultCapability,
   VaultEmulatorKeyOptions,

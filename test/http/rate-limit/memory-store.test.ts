@@ -1,13 +1,17 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../../src/http/index.js'
-import { describeRateLimitStoreContract } from './store.contract.js'
+import { describeRateLimitStoreContract } from '../../../src/http/testing/index.js'
 
 let n = 0
-describeRateLimitStoreContract('MemoryStore', async () => ({
-  store: new MemoryStore(),
-  key: () => `k${n++}`,
-}))
+describeRateLimitStoreContract(
+  'MemoryStore',
+  async () => ({
+    store: new MemoryStore(),
+    key: () => `k${n++}`,
+  }),
+  { describe, it, expect },
+)
 
 describe('MemoryStore', () => {
   const policy = { name: 'default', max: 5, windowMs: 1000 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../../src/http/index.js'
+import { describeRateLimitStoreContract } from '../../../src/http/testing/index.js'
 import { createPgSchema, HAS_POSTGRES, type PgSchema } from '../../helpers/services.js'
-import { describeRateLimitStoreContract } from './store.contract.js'
 
 const policy = { name: 'default', max: 10, windowMs: 60_000 }
 
@@ -23,10 +23,14 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
       pruneIntervalMs: 0,
     })
 
-  describeRateLimitStoreContract('PostgresStore (caller clock)', async () => {
-    const store = callerClockStore()
-    return { store, key: () => randomUUID(), close: () => store.close() }
-  })
+  describeRateLimitStoreContract(
+    'PostgresStore (caller clock)',
+    async () => {
+      const store = callerClockStore()
+      return { store, key: () => randomUUID(), close: () => store.close() }
+    },
+    { describe, it, expect },
+  )
 
   it('migrates idempotently, and two processes migrating at once do not race', async () => {
     const a = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore } from '../../../src/http/index.js'
+import { describeRateLimitStoreContract } from '../../../src/http/testing/index.js'
 import {
   dropRedisPrefix,
   HAS_REDIS,
   readyRedisClient,
   redisPrefix,
 } from '../../helpers/services.js'
-import { describeRateLimitStoreContract } from './store.contract.js'
 
 const prefix = redisPrefix(import.meta.url)
 const policy = { name: 'default', max: 10, windowMs: 60_000 }
@@ -23,10 +23,14 @@ describe.skipIf(!HAS_REDIS)('RedisStore', () => {
     client.disconnect()
   })
 
-  describeRateLimitStoreContract('RedisStore (caller clock)', async () => ({
-    store: new RedisStore({ client, prefix, timeSource: 'caller' }),
-    key: () => randomUUID(),
-  }))
+  describeRateLimitStoreContract(
+    'RedisStore (caller clock)',
+    async () => ({
+      store: new RedisStore({ client, prefix, timeSource: 'caller' }),
+      key: () => randomUUID(),
+    }),
+    { describe, it, expect },
+  )
 
   it('makes exactly one round trip per request (EVALSHA) once the script is cached', async () => {
     const calls: string[] = []

@@ -9,6 +9,7 @@ import {
   PgPoolSchema,
   quoteIdent,
   SqlIdentifierSchema,
+  watchBorrowedPool,
 } from '../../../internal/sql/postgres.js'
 import type { PolicyState } from '../../errors.js'
 import { toPolicyState } from '../sliding-window.js'
@@ -43,7 +44,7 @@ export const PostgresStoreOptionsSchema = z
      * @default false
      */
     durable: z.boolean().default(false),
-    /** Where prune failures are logged. @default stderr */
+    /** Where prune failures and the pool's idle-connection errors are logged. @default stderr */
     logger: z
       .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
       .optional(),
@@ -195,6 +196,9 @@ export class PostgresStore implements RateLimitStore {
     this.#schema = o.schema
     this.#callerTime = o.timeSource === 'caller'
     this.#logger = o.logger ?? stderrLogger
+    // Without it, a PostgreSQL restart killed the process with the pool's
+    // unhandled 'error' before the insurance store could answer.
+    watchBorrowedPool(o.pool, this.#logger)
     this.#durable = o.durable
     // A named statement is parsed and planned once per connection.
     this.#statement = {

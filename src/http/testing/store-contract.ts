@@ -1,0 +1,186 @@
+/**
+ * The contract every rate-limit store passes: memory, Redis and PostgreSQL
+ * run this same suite, and so can a store of yours, under vitest, jest or
+ * node:test. Every test builds its own harness and closes it.
+ */
+import type { ContractRunner } from '../../internal/testing/runner.js'
+import type { PolicyState } from '../errors.js'
+import type { RateLimitPolicy } from '../rate-limit/sliding-window.js'
+import type { RateLimitStore } from '../rate-limit/store.js'
+
+/** What {@link describeRateLimitStoreContract} runs against, built fresh for each test. */
+export interface RateLimitStoreHarness {
+  /** A store that reads time from the caller's `now` (for shared stores: `timeSource: 'caller'`). */
+  readonly store: RateLimitStore
+  /** A key no other test uses (shared back ends: a unique prefix per run). */
+  key(): string
+  /** Releases what the factory opened. @default `store.close()` */
+  close?(): Promise<void>
+}
+
+const minute: RateLimitPolicy = { name: 'default', max: 10, windowMs: 60_000 }
+const second: RateLimitPolicy = { name: 'burst', max: 3, windowMs: 1000 }
+
+/** A window-aligned epoch far from 0, so elapsed time is exactly what the test says. */
+const T0 = 1_800_000_000_000 - (1_800_000_000_000 % 60_000)
+
+const allowed = (states: readonly PolicyState[]) => states.every((s) => s.allowed)
+
+/** The fields of a state the contract pins, for a deep-equality check any `expect` has. */
+function pick(state: PolicyState | undefined, keys: readonly (keyof PolicyState)[]) {
+  const out: Record<string, unknown> = {}
+  for (const k of keys) out[k] = state?.[k]
+  return out
+}
+
+/**
+ * Registers the rate-limit store contract with the caller's test framework:
+ * exact quotas, all-or-nothing charging across policies, weights, the
+ * sliding window's edge, late callers, exact `retryAfterMs`.
+ *
+ * @example
+ * ```ts
+ * import { describe, expect, it } from 'vitest'
+ * import { MemoryStore } from 'fraiseql-security/http'
+ * import { describeRateLimitStoreContract } from 'fraiseql-security/http/testing'
+ *
+ * let n = 0
+ * describeRateLimitStoreContract(
+ *   'MemoryStore',
+ *   async () => ({ store: new MemoryStore(), key: () => `k${n++}` }),
+ *   { describe, it, expect },
+ * )
+ * ```
+ */
+export function describeRateLimitStoreContract(
+  name: string,
+  factory: () => Promise<RateLimitStoreHarness> | RateLimitStoreHarness,
+  runner: ContractRunner,
+): void {
+  const { describe, it, expect } = runner
+  /** One test with a harness of its own, closed whatever the outcome. */
+  const test = (title: string, body: (h: RateLimitStoreHarness) => Promise<void>) =>
+    it(title, async () => {
+      const h = await factory()
+      try {
+        await body(h)
+      } finally {
+        if (h.close !== undefined) await h.close()
+        else await h.store.close?.()
+      }
+    })
+  const consume = (
+    h: RateLimitStoreHarness,
+    key: string,
+    now: number,
+    policies: RateLimitPolicy[] = [minute],
+    weight = 1,
+  ) => h.store.consume(key, { policies, weight, now })
+
+  describe(`RateLimitStore contract: ${name}`, () => {
+    test('allows exactly max requests in a window, then refuses', async (h) => {
+      const key = h.key()
+      const results: boolean[] = []
+      for (let i = 0; i < 12; i++) results.push(allowed(await consume(h, key, T0 + 1000 + i)))
+      expect(results).toEqual([...Array(10).fill(true), false, false])
+    })
+
+    test('reports remaining, limit, window and reset for each policy in order', async (h) => {
+      const states = await consume(h, h.key(), T0 + 15_000, [minute, second])
+      expect(states.map((s) => s.name)).toEqual(['default', 'burst'])
+      const keys = ['limit', 'windowMs', 'remaining', 'resetMs', 'allowed', 'retryAfterMs'] as const
+      expect(pick(states[0], keys)).toEqual({
+        limit: 10,
+        windowMs: 60_000,
+        remaining: 9,
+        resetMs: 45_000,
+        allowed: true,
+        retryAfterMs: 0,
+      })
+      expect(pick(states[1], keys)).toEqual({
+        limit: 3,
+        windowMs: 1000,
+        remaining: 2,
+        resetMs: 1000,
+        allowed: true,
+        retryAfterMs: 0,
+      })
+    })
+
+    test('charges all policies or none: a refusal by one policy leaves the others untouched', async (h) => {
+      const key = h.key()
+      for (let i = 0; i < 3; i++)
+        expect(allowed(await consume(h, key, T0 + 100, [minute, second]))).toBe(true)
+      const refused = await consume(h, key, T0 + 200, [minute, second])
+      expect(refused.map((s) => s.allowed)).toEqual([true, false])
+      // The minute policy was not charged for the refused request: 3 used, 7 left.
+      expect(refused[0]?.remaining).toBe(7)
+      const next = await consume(h, key, T0 + 200, [minute])
+      expect(next[0]?.remaining).toBe(6)
+    })
+
+    test('charges the weight, and refuses a weight that does not fit', async (h) => {
+      const key = h.key()
+      expect(allowed(await consume(h, key, T0 + 1, [minute], 4))).toBe(true)
+      expect(allowed(await consume(h, key, T0 + 2, [minute], 4))).toBe(true)
+      const over = await consume(h, key, T0 + 3, [minute], 4)
+      expect(pick(over[0], ['allowed', 'remaining'])).toEqual({ allowed: false, remaining: 2 })
+      expect(allowed(await consume(h, key, T0 + 4, [minute], 2))).toBe(true)
+    })
+
+    test('a weight above the whole quota is always refused, with a bounded retry', async (h) => {
+      const states = await consume(h, h.key(), T0 + 10, [minute], 11)
+      expect(states[0]?.allowed).toBe(false)
+      expect(states[0]?.retryAfterMs ?? Number.NaN).toBeLessThanOrEqual(2 * minute.windowMs)
+    })
+
+    test('keeps keys independent', async (h) => {
+      const a = h.key()
+      const b = h.key()
+      for (let i = 0; i < 10; i++) await consume(h, a, T0 + i)
+      expect(allowed(await consume(h, a, T0 + 20))).toBe(false)
+      expect(allowed(await consume(h, b, T0 + 20))).toBe(true)
+    })
+
+    test('slides: the previous window counts in proportion to what is left of it (no 2x burst at the edge)', async (h) => {
+      const key = h.key()
+      // 10 requests at the very end of window 0.
+      for (let i = 0; i < 10; i++) await consume(h, key, T0 + 59_000)
+      // Right after the edge the previous window still weighs ~100%: refused (a fixed window would allow 10 more).
+      expect(allowed(await consume(h, key, T0 + 60_000))).toBe(false)
+      // Halfway through window 1 it weighs 50%: exactly 5 more fit.
+      const mid: boolean[] = []
+      for (let i = 0; i < 6; i++) mid.push(allowed(await consume(h, key, T0 + 90_000)))
+      expect(mid).toEqual([true, true, true, true, true, false])
+      // Two windows later nothing is left.
+      const later = await consume(h, key, T0 + 180_000)
+      expect(pick(later[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 9 })
+    })
+
+    test('a call whose time lies in an older window than the counter’s never moves it back (counted at the start of the counter’s window)', async (h) => {
+      const key = h.key()
+      for (let i = 0; i < 10; i++) await consume(h, key, T0 + 61_000)
+      // A call stamped in window 0 (its clock read before a call that waited,
+      // or an instance whose clock lags) is counted in window 1, not in a
+      // fresh window 0 with nothing in it.
+      const late = await consume(h, key, T0 + 59_000)
+      expect(pick(late[0], ['allowed', 'remaining'])).toEqual({ allowed: false, remaining: 0 })
+      expect(late[0]?.retryAfterMs ?? 0).toBeGreaterThan(0)
+      expect(allowed(await consume(h, key, T0 + 61_500))).toBe(false)
+      const clear = await consume(h, key, T0 + 180_000)
+      expect(pick(clear[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 9 })
+    })
+
+    test('retryAfterMs is exact: one ms early is refused, on time is allowed', async (h) => {
+      const key = h.key()
+      for (let i = 0; i < 10; i++) await consume(h, key, T0 + 30_000)
+      const refused = await consume(h, key, T0 + 40_000)
+      expect(refused[0]?.allowed).toBe(false)
+      const wait = refused[0]?.retryAfterMs ?? 0
+      expect(wait).toBeGreaterThan(0)
+      expect(refused[0]?.resetMs).toBe(wait)
+      expect(allowed(await consume(h, key, T0 + 40_000 + wait - 1))).toBe(false)
+      expect(allowed(await consume(h, key, T0 + 40_000 + wait))).toBe(true)
+    })
+  })
+}

@@ -1,0 +1,198 @@
+/**
+ * The GraphQL limits (depth, cost, aliases, directives, tokens, batch size,
+ * introspection, persisted operations) on every mercurius instance of the
+ * app, whenever it is registered, plus cost charging and error levelling on
+ * mercurius's routes. The tracer attaches here too, to each instance the
+ * guards hold.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
+import { isFailure, relevelResponse } from '../../graphql/error-formatter.js'
+import { GraphqlRejectedError, rejection } from '../../graphql/errors.js'
+import { installGraphqlGuards } from '../../graphql/fastify.js'
+import {
+  type HookContext,
+  isMercuriusRoute,
+  requestedOperationName,
+} from '../../graphql/mercurius-context.js'
+import { parseGuardOptions } from '../../graphql/options.js'
+import { graphqlRuntime } from '../../graphql/runtime.js'
+import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
+import { guardWebSockets } from '../../graphql/websocket.js'
+import { BatchTooLargeError, GraphqlUnguardedError } from '../errors.js'
+import { selectedFields } from '../field-access.js'
+import { watchMercurius } from '../mercurius-watch.js'
+import { notesOf } from './audit-notes.js'
+import type { EnforcerStep, StepContext } from './step.js'
+
+/** The part of mercurius's `app.graphql` the enforcer uses. */
+interface MercuriusHooks {
+  addHook(
+    name: 'preParsing',
+    hook: (schema: unknown, source: string, context: BatchContext) => Promise<void>,
+  ): void
+  addHook(
+    name: 'preExecution',
+    hook: (schema: GraphQLSchema, document: DocumentNode, context: HookContext) => Promise<void>,
+  ): void
+}
+
+/** mercurius's per-operation context; `operationsCount` is set for a batch. */
+type BatchContext = HookContext & { readonly operationsCount?: number }
+
+export const graphqlGuards: EnforcerStep = {
+  name: 'graphqlGuards',
+  phase: 'preExecution',
+  enforces: [
+    'maxQueryDepth',
+    'maxQueryComplexity',
+    'maxAliases',
+    'maxDirectives',
+    'maxTokens',
+    'maxBatchSize',
+    'introspection',
+    'persistedOperationsOnly',
+    'costRateLimit',
+  ],
+  enabled: () => true,
+  install(context, app) {
+    installGraphql(context, app)
+    // Installed once a mercurius instance has the guards (see attach).
+    return false
+  },
+}
+
+function installGraphql(context: StepContext, app: FastifyInstance): void {
+  const { profile: p, options: o, budget, tracer } = context
+  const graphqlPath = o.graphqlPath
+  const maxBatch = p.maxBatchSize
+  // mercurius runs every item of a batch through the whole pipeline and
+  // sets no length limit of its own: the count is ours to bound. Here,
+  // before the items run, on any route mercurius serves (whatever its path
+  // or prefix); the preParsing hook of attach() holds it for app.graphql().
+  // Each item is an operation: the request paid one unit on arrival, the
+  // other items pay theirs here, refused or not.
+  app.addHook('preValidation', async (request, reply) => {
+    const body = request.body
+    if (!Array.isArray(body) || !isMercuriusRoute(request)) return
+    if (body.length > maxBatch) return context.refuse(request, reply, new BatchTooLargeError())
+    if (body.length < 2) return
+    try {
+      await budget.charge(request, body.length - 1)
+    } catch (err) {
+      return context.refuse(request, reply, err as Error & { code: string })
+    }
+    budget.notePrepaid(request, body.length - 1)
+  })
+  const guard = parseGuardOptions('ProfileEnforcer', {
+    ...context.guardOptions(),
+    isAuthenticated: (request: FastifyRequest) => (request.auth ?? null) !== null,
+    ...(p.costRateLimit
+      ? { chargeCost: (request: FastifyRequest, cost: number) => budget.chargeCost(request, cost) }
+      : {}),
+  })
+  // Without the mercuriusOptions() spread mercurius's own formatter answers
+  // (resolver messages, "Did you mean …?"): bring what it wrote to the
+  // profile's errorDetail before it is serialized. Only on mercurius's
+  // routes: an app's own `{ errors: [...] }` (JSON:API) is not GraphQL's.
+  // A failure on the route (authenticate() or another hook throwing) is
+  // answered by mercurius's error handler, which onError hooks precede:
+  // noted here, its text is masked like any other failure's.
+  const failed = new WeakSet<FastifyRequest>()
+  app.addHook('onError', (request, _reply, error, done) => {
+    if (isMercuriusRoute(request) && isFailure(error)) failed.add(request)
+    done()
+  })
+  app.addHook('preSerialization', (request, _reply, payload, done) => {
+    if (!isMercuriusRoute(request)) return done(null, payload)
+    done(null, relevelResponse(payload, guard, String(request.id), failed.has(request)))
+  })
+  if (tracer !== undefined) prepareTracing(app, tracer, 'ProfileEnforcer')
+
+  // Subscriptions over WebSocket: checked before mercurius parses them,
+  // their errors at the profile's level, each one paying a unit.
+  const guarded = new WeakSet<object>()
+  const socketRules = {
+    options: guard,
+    charge: (request: FastifyRequest) => budget.charge(request, 1),
+  }
+  guardWebSockets(app, 'ProfileEnforcer', (graphql) =>
+    typeof graphql === 'function' && guarded.has(graphql) ? socketRules : undefined,
+  )
+
+  const watch = watchMercurius(app, (instance, graphql) => {
+    installGraphqlGuards('ProfileEnforcer', graphql, guard)
+    guarded.add(graphql)
+    attach(context, graphql as MercuriusHooks)
+    context.installed('graphqlGuards')
+    if (tracer !== undefined) {
+      attachTracing(instance, graphql, tracer)
+      context.installed('tracing')
+    }
+  })
+
+  app.addHook('onReady', async () => {
+    watch.revisit()
+    if (watch.found > 0) return
+    const route = [graphqlPath, `${graphqlPath}/`].some(
+      (url) => app.hasRoute({ method: 'POST', url }) || app.hasRoute({ method: 'GET', url }),
+    )
+    if (route && watch.outside > 0) {
+      throw new GraphqlUnguardedError(
+        'graphqlGuards',
+        `ProfileEnforcer: mercurius serves ${graphqlPath} from outside the instance given to applyTo (an encapsulated plugin), so none of profile ${p.name}'s steps (authentication, rate limits, GraphQL limits, error masking) reach it. Wrap the plugin that calls applyTo with fastify-plugin, or call applyTo on the root instance, or register mercurius inside that plugin.`,
+      )
+    }
+    if (route) {
+      throw new GraphqlUnguardedError(
+        'graphqlGuards',
+        `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance serves it, so profile ${p.name}'s GraphQL limits cannot be installed there. Serve GraphQL with mercurius (registered before or after applyTo); for another GraphQL server, apply the guards yourself and set graphqlPath to the path mercurius serves (or one you do not serve).`,
+      )
+    }
+    if (tracer !== undefined) {
+      throw new GraphqlUnguardedError(
+        'tracing',
+        'ProfileEnforcer: the tracer option is set but no mercurius instance was registered to trace. Register mercurius (before or after applyTo), or remove the tracer option.',
+      )
+    }
+  })
+}
+
+/** The enforcer's own hooks on one mercurius instance, besides the guards. */
+function attach(context: StepContext, graphql: MercuriusHooks): void {
+  const p = context.profile
+  const maxBatch = p.maxBatchSize
+  const runtime = graphqlRuntime('ProfileEnforcer')
+  graphql.addHook('preParsing', async (_schema, _source, hookContext) => {
+    const count = hookContext.operationsCount
+    if (count !== undefined && count > maxBatch) {
+      hookContext.reply?.code(400)
+      throw new GraphqlRejectedError([
+        rejection(runtime, BatchTooLargeError.code, new BatchTooLargeError().message),
+      ])
+    }
+  })
+  const fieldAccess = p.auditFieldAccess
+  // The audit step wants each operation's type and name (never its
+  // variables) and, with auditFieldAccess, the fields it selected.
+  graphql.addHook('preExecution', async (schema, document, hookContext) => {
+    const request = hookContext.reply?.request
+    if (request === undefined) return
+    const notes = notesOf(request)
+    const operations: OperationDefinitionNode[] = []
+    for (const def of document.definitions) {
+      if (def.kind === 'OperationDefinition') {
+        operations.push(def)
+        notes.operations.push({ type: def.operation, name: def.name?.value ?? null })
+      }
+    }
+    if (!fieldAccess) return
+    const name = requestedOperationName(hookContext)
+    const executed =
+      operations.length === 1 || name === undefined
+        ? operations
+        : operations.filter((op) => op.name?.value === name)
+    notes.fields ??= new Set()
+    for (const field of selectedFields(schema, document, executed)) notes.fields.add(field)
+  })
+}
