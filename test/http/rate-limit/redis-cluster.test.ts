@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Cluster } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore, rateLimit } from '../../../src/http/index.js'
+import { describeRateLimitStoreContract } from '../../../src/http/testing/index.js'
 import {
   dropRedisClusterPrefix,
   HAS_REDIS_CLUSTER,
@@ -17,7 +18,6 @@ import {
   redisPrefix,
 } from '../../helpers/services.js'
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js'
-import { describeRateLimitStoreContract } from './store.contract.js'
 
 const prefix = redisPrefix(import.meta.url)
 const byHeader = {
