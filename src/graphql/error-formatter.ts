@@ -101,6 +101,19 @@ function isCrash(inner: unknown, wrapper: unknown): boolean {
   )
 }
 
+/**
+ * Whether an error stopped the request before any field ran: not a
+ * GraphQLError (parse, validation and field errors are, and carry their own
+ * status or none), no field path, and unexpected (a hook or an
+ * authentication backend that threw). mercurius answers 200 to it, which
+ * monitoring reads as success; it is a server failure, answered 500.
+ */
+function isServerFailure(error: ErrorLike & { originalError?: unknown }): boolean {
+  if (error.path !== undefined) return false
+  const cause = error.originalError ?? error
+  return (cause as { name?: unknown }).name !== 'GraphQLError' && isUnexpected(cause)
+}
+
 /** The `errors` arrays this module's formatters produced (see {@link isOwnFormat}). */
 const produced = new WeakSet<object>()
 
@@ -311,7 +324,7 @@ export function errorFormatterFor(o: ResolvedGuardOptions): MercuriusErrorFormat
         execution.statusCode ??
         rejectionStatus ??
         httpStatus((only?.originalError as { statusCode?: unknown } | undefined)?.statusCode) ??
-        200
+        (execution.errors.length > 0 && execution.errors.every(isServerFailure) ? 500 : 200)
     }
     return { statusCode, response: { data: data ?? null, errors } }
   }

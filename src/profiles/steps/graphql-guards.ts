@@ -103,9 +103,13 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
     if (isMercuriusRoute(request) && isFailure(error)) failed.add(request)
     done()
   })
-  app.addHook('preSerialization', (request, _reply, payload, done) => {
+  app.addHook('preSerialization', (request, reply, payload, done) => {
     if (!isMercuriusRoute(request)) return done(null, payload)
-    done(null, relevelResponse(payload, guard, String(request.id), failed.has(request)))
+    const failure = failed.has(request)
+    // mercurius answers a failure before execution 200 with `data: null`;
+    // it is a server failure (monitoring, retries), as our formatter says.
+    if (failure && reply.statusCode === 200) reply.code(500)
+    done(null, relevelResponse(payload, guard, String(request.id), failure))
   })
   if (tracer !== undefined) prepareTracing(app, tracer, 'ProfileEnforcer')
 
