@@ -103,6 +103,35 @@ describeOnBothDatabases('a database writer rolling the keyring back', import.met
     expect(t.refused).toContainEqual({ code: 'ERR_KEYRING_TAMPERED', dataKey: old!.id })
   })
 
+  it.each([
+    ['lowered below every other', '-1'],
+    ['cleared', 'NULL'],
+  ])(
+    'the newer key hidden by its generation %s: refused, the old key never becomes active',
+    async (_, value) => {
+      const t = setup(db())
+      const victim = t.process()
+      await victim.initialize()
+      const [old] = await victim.dataKeys()
+      const underOld = await victim.localEncrypt('before rotation', 'customer:1')
+      await victim.rotateDataKey()
+      await victim.rotateDataKey()
+      await t.sql(
+        `UPDATE ${t.table} SET status = 'decrypt-only', generation = ${value}, row_mac = CASE WHEN ${value} IS NULL THEN NULL ELSE row_mac END WHERE id <> ?`,
+        [old!.id],
+      )
+      await t.sql(`UPDATE ${t.table} SET status = 'active', uses_reserved = 0 WHERE id = ?`, [
+        old!.id,
+      ])
+      const fresh = t.process()
+      expect(['ERR_KEYRING_ROLLBACK', 'ERR_KEYRING_TAMPERED']).toContain(
+        await codeOf(fresh.initialize()),
+      )
+      expect(fresh.hasCachedDataKey()).toBe(false)
+      expect(await victim.localDecrypt(underOld, 'customer:1')).toBe('before rotation')
+    },
+  )
+
   it('a retired key stops decrypting in a process that cached it, and cannot be revived by the database', async () => {
     const t = setup(db())
     const victim = t.process()

@@ -838,17 +838,35 @@ export class KeyManager {
         entry.id,
       )
     }
-    // Precondition: it is the newest in the keyring. A newer active key is a
-    // rotation that landed since `entry` was read (take it); a newer key that
-    // is not active means an older one was set active again.
+    // Precondition: it is the newest in the keyring. Rows are never deleted
+    // and each new key takes the next generation, so the generations are
+    // exactly 1..n: a writer cannot hide a newer key by lowering its
+    // (unauthenticated until unwrapped) generation without breaking that,
+    // and `entry`'s own generation is authenticated above. A newer active key
+    // is a rotation that landed since `entry` was read (take it); a newer key
+    // that is not active means an older one was set active again.
     const entries = await this.#keyring.list()
     this.#noteRetired(entries)
-    const newer = entries.find((e) => e.id !== entry.id && (e.generation ?? 0) >= generation)
-    if (newer !== undefined) {
-      if (newer.status === 'active') return this.#activate(newer)
+    const unsealed = entries.find((e) => e.mac == null || e.generation == null)
+    if (unsealed !== undefined) {
+      throw this.#unsealed(unsealed.id)
+    }
+    const byGeneration = [...entries].sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0))
+    if (byGeneration.some((e, i) => e.generation !== i + 1)) {
       throw this.#alarm(
         new KeyringRollbackError(
-          `Keyring key ${entry.id} is active but key ${newer.id} is newer (generation ${String(newer.generation)})`,
+          'Keyring generations are not 1..n: a key was removed or its generation changed',
+        ),
+        entry.id,
+      )
+    }
+    const newest = byGeneration[byGeneration.length - 1]
+    if (newest !== undefined && newest.id !== entry.id) {
+      if (newest.status === 'active' && newest.generation! > generation)
+        return this.#activate(newest)
+      throw this.#alarm(
+        new KeyringRollbackError(
+          `Keyring key ${entry.id} is active but key ${newest.id} is newer (generation ${String(newest.generation)})`,
         ),
         entry.id,
       )
@@ -870,12 +888,7 @@ export class KeyManager {
   #verify(entry: KeyringEntry, cached: CachedKey): number {
     const { mac, generation } = entry
     if (mac === undefined || mac === null || generation === undefined || generation === null) {
-      throw this.#alarm(
-        new KeyringTamperedError(
-          `Keyring key ${entry.id} carries no MAC: run KeyManager.sealUnmacedDataKeys() once after upgrading (docs/key-manager.md)`,
-        ),
-        entry.id,
-      )
+      throw this.#unsealed(entry.id)
     }
     const expected = rowMacOf(cached.macKey, entry, generation)
     const stored = /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, 'hex') : Buffer.alloc(0)
@@ -944,6 +957,15 @@ export class KeyManager {
         cached.macKey.fill(0)
       }
     }
+  }
+
+  #unsealed(id: string): KeyringTamperedError {
+    return this.#alarm(
+      new KeyringTamperedError(
+        `Keyring key ${id} carries no MAC: run KeyManager.sealUnmacedDataKeys() once after upgrading (docs/key-manager.md)`,
+      ),
+      id,
+    )
   }
 
   /** Logs a refused keyring row (an audit trail for the operator) and returns the error to throw. */
