@@ -884,8 +884,14 @@ export class KeyManager {
   /**
    * Checks `entry` against its MAC and what this process already knows;
    * returns its (authenticated) generation. Every refusal is logged.
+   * `usesFloor` is the use count this process knew before `entry` was read
+   * (a count it raised itself while the read was in flight is no rollback).
    */
-  #verify(entry: KeyringEntry, cached: CachedKey): number {
+  #verify(
+    entry: KeyringEntry,
+    cached: CachedKey,
+    usesFloor = this.#usesSeen.get(entry.id) ?? 0,
+  ): number {
     const { mac, generation } = entry
     if (mac === undefined || mac === null || generation === undefined || generation === null) {
       throw this.#unsealed(entry.id)
@@ -906,26 +912,31 @@ export class KeyManager {
         entry.id,
       )
     }
-    this.#noteUses(entry.id, entry.usesReserved, 0)
+    this.#noteUses(entry.id, entry.usesReserved, usesFloor)
     return generation
   }
 
   /**
-   * Records that `id` has `total` uses reserved, `added` of them just now;
-   * a total below what this process saw before (plus what it just added)
-   * means the counter was set back.
+   * Records that `id` has `total` uses reserved, which must be at least
+   * `floor`: what this process knew before the read or reservation that
+   * returned `total` (plus, for a reservation, what it added). Below it,
+   * the counter was set back.
    */
-  #noteUses(id: string, total: number, added: number): void {
-    const seen = this.#usesSeen.get(id) ?? 0
-    if (total < seen + added) {
+  #noteUses(id: string, total: number, floor: number): void {
+    if (total < floor) {
       throw this.#alarm(
         new KeyringRollbackError(
-          `Keyring key ${id}: the use counter went back from ${seen} to ${total - added}`,
+          `Keyring key ${id}: the use counter is ${total}, below the ${floor} this process knows of`,
         ),
         id,
       )
     }
-    this.#usesSeen.set(id, total)
+    this.#usesSeen.set(id, Math.max(this.#usesSeen.get(id) ?? 0, total))
+  }
+
+  /** The use count a reservation of `count` under `id` must at least return. */
+  #usesAfter(id: string, count: number): number {
+    return (this.#usesSeen.get(id) ?? 0) + count
   }
 
   /**
@@ -1036,11 +1047,12 @@ export class KeyManager {
     if (slot.remaining > 0) return
     const { reserveBlock, hardMaxEncryptions } = this.#limits
     // A key retired under us is never reserved from again, whatever its row says now.
+    const floor = this.#usesAfter(slot.cached.id, reserveBlock)
     const total = this.#retired.has(slot.cached.id)
       ? undefined
       : await this.#keyring.reserveUses(slot.cached.id, reserveBlock, hardMaxEncryptions)
     if (total !== undefined) {
-      this.#noteUses(slot.cached.id, total, reserveBlock)
+      this.#noteUses(slot.cached.id, total, floor)
       slot.remaining = reserveBlock
       slot.reservedTotal = total
       return
@@ -1068,6 +1080,7 @@ export class KeyManager {
       }
       // The KMS is down: keep encrypting with the superseded key while it is
       // within its hard limit, counted in the keyring with every process's uses.
+      const keptFloor = this.#usesAfter(slot.cached.id, reserveBlock)
       const kept = await this.#keyring.reserveUses(
         slot.cached.id,
         reserveBlock,
@@ -1079,7 +1092,7 @@ export class KeyManager {
       if (kept === undefined) {
         throw new DataKeyExhaustedError({ cause: describeError(unreachable) })
       }
-      this.#noteUses(slot.cached.id, kept, reserveBlock)
+      this.#noteUses(slot.cached.id, kept, keptFloor)
       slot.remaining = reserveBlock
       slot.reservedTotal = kept
       return
@@ -1143,13 +1156,15 @@ export class KeyManager {
   /** Adopts a key another process made active. Failures are logged; the current key keeps serving. */
   async #refresh(): Promise<void> {
     try {
+      const before = this.#active
+      const floor = before === undefined ? 0 : (this.#usesSeen.get(before.cached.id) ?? 0)
       const entries = await this.#keyring.list()
       this.#noteRetired(entries)
       const current = entries.find((e) => e.status === 'active')
       const slot = this.#active
       if (current === undefined || slot === undefined) return
       if (current.id !== slot.cached.id) await this.#adopt(current)
-      else this.#verify(current, slot.cached)
+      else this.#verify(current, slot.cached, slot === before ? floor : 0)
     } catch (err) {
       // An unreachable KMS was logged by #adopt, with when it is tried
       // again; a refused row by #alarm.
