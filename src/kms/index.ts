@@ -63,7 +63,11 @@ export type {
   NewKeyringEntry,
   ReserveUsesOptions,
 } from './keyring/store.js'
-export { KeyringStoreError } from './keyring/store.js'
+export {
+  KeyringRollbackError,
+  KeyringStoreError,
+  KeyringTamperedError,
+} from './keyring/store.js'
 export type {
   EncryptedDataInit,
   EncryptedDataJson,

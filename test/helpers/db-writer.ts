@@ -15,8 +15,8 @@ import { createPgSchema, HAS_POSTGRES, type PgSchema } from './services.js'
 
 export interface AttackedDatabase {
   readonly kind: 'postgres' | 'sqlite'
-  /** A keyring store on this database (a new object each call, the same tables). */
-  keyringStore(): KeyringStore
+  /** A keyring store on this database (a new object each call, the same tables; `table` picks another keyring). */
+  keyringStore(table?: string): KeyringStore
   /** An API-key store on this database (a new object each call, the same tables). */
   apiKeyStore(): ApiKeyStore
   /** Plain SQL with `?` placeholders, as the attacker runs it. */
@@ -36,7 +36,12 @@ export function describeOnBothDatabases(
       pg = await createPgSchema(fileUrl)
       current = {
         kind: 'postgres',
-        keyringStore: () => new PostgresKeyringStore({ pool: pg.pool, schema: pg.schema }),
+        keyringStore: (table) =>
+          new PostgresKeyringStore({
+            pool: pg.pool,
+            schema: pg.schema,
+            ...(table ? { table } : {}),
+          }),
         apiKeyStore: () => new PostgresApiKeyStore({ pool: pg.pool, schema: pg.schema }),
         async sql(text, params = []) {
           let n = 0
@@ -59,7 +64,7 @@ export function describeOnBothDatabases(
       database = new Database(':memory:')
       current = {
         kind: 'sqlite',
-        keyringStore: () => new SqliteKeyringStore({ database }),
+        keyringStore: (table) => new SqliteKeyringStore({ database, ...(table ? { table } : {}) }),
         apiKeyStore: () => new SqliteApiKeyStore({ database }),
         async sql(text, params = []) {
           const statement = database.prepare(text)

@@ -59,7 +59,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresKeyringStore', () => {
       const { rows } = await db.pool.query({
         text: `SELECT count(*)::int AS n FROM "${schema}".fraiseql_keyring_migrations`,
       })
-      expect(rows).toEqual([{ n: 1 }])
+      expect(rows).toEqual([{ n: 2 }]) // 0001 and 0002, each once
       const results = await Promise.all(stores.map((s, i) => s.insertFirstActive(entry(String(i)))))
       expect(new Set(results.map((r) => r.id)).size).toBe(1)
     } finally {

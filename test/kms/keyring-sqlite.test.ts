@@ -43,7 +43,7 @@ interface WorkerResult {
 }
 
 describe('SqliteKeyringStore', () => {
-  it('four processes starting on one fresh file: one migration, one active key, exactly 100 of 200 blocks granted', async () => {
+  it('four processes starting on one fresh file: each migration once, one active key, exactly 100 of 200 blocks granted', async () => {
     const filename = freshFile()
     const worker = fileURLToPath(new URL('./fixtures/sqlite-keyring-worker.ts', import.meta.url))
     const results = await runTogether<WorkerResult>(
@@ -56,7 +56,7 @@ describe('SqliteKeyringStore', () => {
     const check = new Database(filename, { readonly: true })
     try {
       expect(check.prepare('select count(*) as n from fraiseql_keyring_migrations').get()).toEqual({
-        n: 1,
+        n: 2,
       })
       expect(check.prepare('select uses_reserved from fraiseql_keyring').all()).toEqual([
         { uses_reserved: 1000 },

@@ -52,10 +52,14 @@ function wrapped(n = 0): EncryptedDataJson {
   }
 }
 
+let generations = 0
+/** Generation and MAC are the KeyManager's: a store keeps them exactly as given. */
 const newEntry = (createdAt: number, n = 0): NewKeyringEntry => ({
   id: id(),
   wrappedKey: wrapped(n),
   createdAt,
+  generation: 2 ** 40 + ++generations,
+  mac: randomBytes(32).toString('hex'),
 })
 
 /** 2026-11-25, a realistic epoch in ms, far beyond 2^32. */
@@ -88,7 +92,7 @@ export function describeKeyringStoreContract(
         expect(await store.get(id())).toBeUndefined()
       })
 
-      it('entries carry exactly id, status, wrappedKey, createdAt, usesReserved, round-tripped exactly', async () => {
+      it('entries carry exactly id, status, wrappedKey, createdAt, usesReserved, generation, mac, round-tripped exactly', async () => {
         const e = newEntry(T0)
         const created = await store.insertFirstActive(e)
         const expected: KeyringEntry = { ...e, status: 'active', usesReserved: 0 }
@@ -97,6 +101,25 @@ export function describeKeyringStoreContract(
         expect(await other.get(e.id)).toStrictEqual(expected)
         expect(await store.active()).toStrictEqual(expected)
         expect(await store.list()).toStrictEqual([expected])
+      })
+
+      it('an entry added without generation or MAC (as rows written before them) reads back with both null', async () => {
+        const { generation: _g, mac: _m, ...bare } = newEntry(T0)
+        const created = await store.insertFirstActive(bare)
+        expect(created).toMatchObject({ generation: null, mac: null })
+        expect(await other.get(bare.id)).toStrictEqual(created)
+      })
+
+      it('sealEntry sets generation and MAC on a row without a MAC, and never overwrites one', async () => {
+        if (store.sealEntry === undefined) return
+        const { generation: _g, mac: _m, ...bare } = newEntry(T0)
+        await store.insertFirstActive(bare)
+        const mac = randomBytes(32).toString('hex')
+        expect(await store.sealEntry(bare.id, 7, mac)).toBe(true)
+        expect(await other.get(bare.id)).toMatchObject({ generation: 7, mac })
+        expect(await store.sealEntry(bare.id, 8, randomBytes(32).toString('hex'))).toBe(false)
+        expect(await store.sealEntry(id(), 9, mac)).toBe(false)
+        expect(await other.get(bare.id)).toMatchObject({ generation: 7, mac })
       })
 
       it('get() of an unknown id is undefined when the keyring has entries', async () => {

@@ -10,9 +10,10 @@
  * block of uses), and the active DEK is rotated before NIST SP 800-38D's limit
  * for random nonces.
  */
-import { randomBytes } from 'node:crypto'
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
 import { SecurityError } from '../../errors.js'
+import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
@@ -26,7 +27,14 @@ import {
   UnknownProviderError,
 } from '../errors.js'
 import { MemoryKeyringStore } from '../keyring/memory.js'
-import { DEK_ID_PATTERN, type KeyringEntry, type KeyringStore } from '../keyring/store.js'
+import {
+  DEK_ID_PATTERN,
+  type KeyringEntry,
+  KeyringRollbackError,
+  type KeyringStore,
+  KeyringStoreError,
+  KeyringTamperedError,
+} from '../keyring/store.js'
 import {
   type DataKeyPair,
   EncryptedData,
@@ -267,6 +275,46 @@ interface CachedKey {
   readonly id: string
   readonly header: Buffer
   readonly key: Buffer
+  /** HKDF subkey of `key` that MACs its keyring row (see {@link rowMacOf}). */
+  readonly macKey: Buffer
+}
+
+const ROW_MAC_INFO = 'fraiseql-security keyring row mac v1'
+
+/**
+ * The row-MAC key of one data key: HKDF-SHA256 (RFC 5869) with its own
+ * `info`, so it is independent of the AES-GCM key it comes from. Derived
+ * from the data key itself, so whoever can make a valid MAC can already
+ * unwrap the key under `fraiseql.dek`, which no public call and no database
+ * writer can (item 1, docs/kms.md).
+ */
+function rowMacKey(dek: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', dek, new Uint8Array(0), ROW_MAC_INFO, 32))
+}
+
+/**
+ * The MAC a keyring row carries: over what never changes once the row is
+ * written (id, generation, creation time, wrapped key). Status and the use
+ * counter change in the database without a key (one atomic UPDATE per
+ * block), and a MAC over them could still be replayed to an older value, so
+ * they are guarded by monotonic checks instead (see `#verify`).
+ */
+function rowMacOf(
+  macKey: Buffer,
+  row: Pick<KeyringEntry, 'id' | 'createdAt' | 'wrappedKey'>,
+  generation: number,
+): Buffer {
+  return createHmac('sha256', macKey)
+    .update(
+      canonicalJson({
+        v: 1,
+        id: row.id,
+        generation,
+        createdAt: row.createdAt,
+        wrappedKey: row.wrappedKey,
+      }),
+    )
+    .digest()
 }
 
 /** The active DEK with this process's share of its uses. */
@@ -324,6 +372,17 @@ export class KeyManager {
   /** When to try again to unwrap a key another process made active (0: no failure pending). */
   #adoptRetryAt = 0
   #adoptFailures = 0
+  /**
+   * The newest generation this process accepted as active, and its key:
+   * an active key of a lower generation (a keyring set back) is refused for
+   * as long as the process runs, whatever the database says.
+   */
+  #highGeneration = 0
+  #highId: string | undefined
+  /** Keys this process saw retired: never decrypt again, never active again. */
+  readonly #retired = new Set<string>()
+  /** The highest use count this process saw per key: a counter that shrinks was reset. */
+  readonly #usesSeen = new Map<string, number>()
 
   constructor(options: KeyManagerOptions) {
     const o = parseOptions('KeyManager', KeyManagerOptionsSchema, options)
@@ -567,8 +626,11 @@ export class KeyManager {
       if (id === undefined) throw new DecryptionError()
       cached = this.#cache.get(id) ?? (await this.#unwrap(id))
     }
+    // A key retired since it was cached stops decrypting here too.
+    if (this.#retired.has(cached.id)) throw new DecryptionError()
     const plain = format.open(cached.key, bytes, bytesOf(aad))
     if (plain === undefined) throw new DecryptionError()
+    this.#scheduleRefresh(this.#clock())
     if (!isText) return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
     try {
       return utf8.decode(plain)
@@ -599,9 +661,59 @@ export class KeyManager {
     }))
   }
 
+  /**
+   * The upgrade path for keyring rows written before row MACs existed
+   * (migration `0002_keyring_row_mac` leaves them without one, and
+   * `initialize()` refuses them with `ERR_KEYRING_TAMPERED`): gives each
+   * such row a generation (in keyring order, the active key last, after
+   * every sealed one) and its MAC, unwrapping each key once (one KMS call
+   * per row), and returns how many it sealed. Run it once, by hand, right
+   * after upgrading and before the database could have been written by
+   * anyone else: it trusts those rows as they stand. Never automatic, so a
+   * writer who clears a row's MAC later does not get the edit sealed.
+   *
+   * @example
+   * ```ts
+   * const { sealed } = await keys.sealUnmacedDataKeys()
+   * await keys.initialize()
+   * ```
+   */
+  async sealUnmacedDataKeys(): Promise<{ sealed: number }> {
+    const seal = this.#keyring.sealEntry?.bind(this.#keyring)
+    if (seal === undefined) {
+      throw new KeyringStoreError('this keyring store cannot seal rows (no sealEntry)')
+    }
+    await this.#keyring.migrate?.()
+    const entries = await this.#keyring.list()
+    let next = 1
+    for (const e of entries) if (e.mac != null) next = Math.max(next, (e.generation ?? 0) + 1)
+    const unsealed = entries.filter((e) => e.mac == null)
+    // The active key must end up the newest generation.
+    unsealed.sort((a, b) => Number(a.status === 'active') - Number(b.status === 'active'))
+    let sealed = 0
+    for (const e of unsealed) {
+      const generation = next++
+      const plain = await this.#decryptExpected(
+        EncryptedData.fromJSON(e.wrappedKey),
+        this.#dekContext(e.id),
+      )
+      const macKey = rowMacKey(plain)
+      try {
+        if (await seal(e.id, generation, rowMacOf(macKey, e, generation).toString('hex'))) sealed++
+      } finally {
+        plain.fill(0)
+        macKey.fill(0)
+      }
+    }
+    return { sealed }
+  }
+
   /** Zeroes every cached DEK. Local operations need `initialize()` again. */
   dispose(): void {
-    for (const cached of this.#cache.values()) cached.key.fill(0)
+    for (const cached of this.#cache.values()) {
+      cached.key.fill(0)
+      cached.macKey.fill(0)
+    }
     this.#cache.clear()
     this.#active = undefined
   }
@@ -669,9 +781,16 @@ export class KeyManager {
   }
 
   async #newEntry(): Promise<{
-    entry: { id: string; wrappedKey: EncryptedDataJson; createdAt: number }
+    entry: {
+      id: string
+      wrappedKey: EncryptedDataJson
+      createdAt: number
+      generation: number
+      mac: string
+    }
     cached: CachedKey
   }> {
+    const generation = await this.#nextGeneration()
     const idBytes = randomBytes(DEK_ID_BYTES)
     const id = idBytes.toString('hex')
     const pair = await this.#provider(this.#defaultProvider).generateDataKey(
@@ -681,24 +800,189 @@ export class KeyManager {
     try {
       const key = Buffer.alloc(32)
       key.set(pair.plaintextKey)
+      const macKey = rowMacKey(key)
+      const row = { id, wrappedKey: pair.toEncryptedData().toJSON(), createdAt: this.#clock() }
       return {
-        entry: { id, wrappedKey: pair.toEncryptedData().toJSON(), createdAt: this.#clock() },
-        cached: { id, header: CURRENT_FORMAT.header(idBytes), key },
+        entry: { ...row, generation, mac: rowMacOf(macKey, row, generation).toString('hex') },
+        cached: { id, header: CURRENT_FORMAT.header(idBytes), key, macKey },
       }
     } finally {
       pair.dispose()
     }
   }
 
-  /** Caches `entry`'s key (unwrapping it if needed) and makes it this process's active slot. */
+  /** One more than every generation in the keyring and every one this process accepted. */
+  async #nextGeneration(): Promise<number> {
+    let max = this.#highGeneration
+    for (const e of await this.#keyring.list()) max = Math.max(max, e.generation ?? 0)
+    return max + 1
+  }
+
+  /**
+   * Caches `entry`'s key (unwrapping it if needed) and makes it this
+   * process's active slot, once its row is authentic and nothing says the
+   * keyring went backwards.
+   */
   async #activate(entry: KeyringEntry): Promise<void> {
     const cached = this.#cache.get(entry.id) ?? (await this.#unwrapEntry(entry))
+    const generation = this.#verify(entry, cached)
+    // Precondition: the active key is the newest this process accepted.
+    if (
+      generation < this.#highGeneration ||
+      (generation === this.#highGeneration && this.#highId !== entry.id)
+    ) {
+      throw this.#alarm(
+        new KeyringRollbackError(
+          `Keyring key ${entry.id} is active with generation ${generation}, older than generation ${this.#highGeneration} this process already uses`,
+        ),
+        entry.id,
+      )
+    }
+    // Precondition: it is the newest in the keyring. Rows are never deleted
+    // and each new key takes the next generation, so the generations are
+    // exactly 1..n: a writer cannot hide a newer key by lowering its
+    // (unauthenticated until unwrapped) generation without breaking that,
+    // and `entry`'s own generation is authenticated above. A newer active key
+    // is a rotation that landed since `entry` was read (take it); a newer key
+    // that is not active means an older one was set active again.
+    const entries = await this.#keyring.list()
+    this.#noteRetired(entries)
+    const unsealed = entries.find((e) => e.mac == null || e.generation == null)
+    if (unsealed !== undefined) {
+      throw this.#unsealed(unsealed.id)
+    }
+    const byGeneration = [...entries].sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0))
+    if (byGeneration.some((e, i) => e.generation !== i + 1)) {
+      throw this.#alarm(
+        new KeyringRollbackError(
+          'Keyring generations are not 1..n: a key was removed or its generation changed',
+        ),
+        entry.id,
+      )
+    }
+    const newest = byGeneration[byGeneration.length - 1]
+    if (newest !== undefined && newest.id !== entry.id) {
+      if (newest.status === 'active' && newest.generation! > generation)
+        return this.#activate(newest)
+      throw this.#alarm(
+        new KeyringRollbackError(
+          `Keyring key ${entry.id} is active but key ${newest.id} is newer (generation ${String(newest.generation)})`,
+        ),
+        entry.id,
+      )
+    }
+    this.#highGeneration = generation
+    this.#highId = entry.id
     this.#active = {
       cached,
       createdAt: entry.createdAt,
       remaining: 0,
       reservedTotal: entry.usesReserved,
     }
+  }
+
+  /**
+   * Checks `entry` against its MAC and what this process already knows;
+   * returns its (authenticated) generation. Every refusal is logged.
+   * `usesFloor` is the use count this process knew before `entry` was read
+   * (a count it raised itself while the read was in flight is no rollback).
+   */
+  #verify(
+    entry: KeyringEntry,
+    cached: CachedKey,
+    usesFloor = this.#usesSeen.get(entry.id) ?? 0,
+  ): number {
+    const { mac, generation } = entry
+    if (mac === undefined || mac === null || generation === undefined || generation === null) {
+      throw this.#unsealed(entry.id)
+    }
+    const expected = rowMacOf(cached.macKey, entry, generation)
+    const stored = /^[0-9a-f]{64}$/.test(mac) ? Buffer.from(mac, 'hex') : Buffer.alloc(0)
+    if (stored.length !== expected.length || !timingSafeEqual(stored, expected)) {
+      throw this.#alarm(
+        new KeyringTamperedError(`Keyring key ${entry.id} failed its MAC: the row was edited`),
+        entry.id,
+      )
+    }
+    if (this.#retired.has(entry.id) && entry.status !== 'retired') {
+      throw this.#alarm(
+        new KeyringRollbackError(
+          `Keyring key ${entry.id} was retired and is ${entry.status} again`,
+        ),
+        entry.id,
+      )
+    }
+    this.#noteUses(entry.id, entry.usesReserved, usesFloor)
+    return generation
+  }
+
+  /**
+   * Records that `id` has `total` uses reserved, which must be at least
+   * `floor`: what this process knew before the read or reservation that
+   * returned `total` (plus, for a reservation, what it added). Below it,
+   * the counter was set back.
+   */
+  #noteUses(id: string, total: number, floor: number): void {
+    if (total < floor) {
+      throw this.#alarm(
+        new KeyringRollbackError(
+          `Keyring key ${id}: the use counter is ${total}, below the ${floor} this process knows of`,
+        ),
+        id,
+      )
+    }
+    this.#usesSeen.set(id, Math.max(this.#usesSeen.get(id) ?? 0, total))
+  }
+
+  /** The use count a reservation of `count` under `id` must at least return. */
+  #usesAfter(id: string, count: number): number {
+    return (this.#usesSeen.get(id) ?? 0) + count
+  }
+
+  /**
+   * Keys the keyring lists as retired stop decrypting here (and are
+   * zeroed); a key retired before and listed otherwise now is logged.
+   */
+  #noteRetired(entries: readonly KeyringEntry[]): void {
+    for (const e of entries) {
+      if (e.status !== 'retired') {
+        // Revived by the database: still refused here (#unwrap, #verify); logged once per read.
+        if (this.#retired.has(e.id)) {
+          this.#alarm(
+            new KeyringRollbackError(`Keyring key ${e.id} was retired and is ${e.status} again`),
+            e.id,
+          )
+        }
+        continue
+      }
+      this.#retired.add(e.id)
+      const cached = this.#cache.get(e.id)
+      if (cached === undefined) continue
+      this.#cache.delete(e.id)
+      if (this.#active?.cached.id === e.id) {
+        // Still referenced by the slot: no more uses; the next encryption
+        // moves to the active key (the buffer is zeroed by dispose()).
+        this.#active.remaining = 0
+      } else {
+        cached.key.fill(0)
+        cached.macKey.fill(0)
+      }
+    }
+  }
+
+  #unsealed(id: string): KeyringTamperedError {
+    return this.#alarm(
+      new KeyringTamperedError(
+        `Keyring key ${id} carries no MAC: run KeyManager.sealUnmacedDataKeys() once after upgrading (docs/key-manager.md)`,
+      ),
+      id,
+    )
+  }
+
+  /** Logs a refused keyring row (an audit trail for the operator) and returns the error to throw. */
+  #alarm<E extends KeyringTamperedError | KeyringRollbackError>(err: E, dataKey: string): E {
+    this.#logger.error({ code: err.code, dataKey }, 'keyring row refused')
+    return err
   }
 
   /** Single flight: concurrent decrypts of one unknown DEK make one keyring read and one KMS call. */
@@ -708,8 +992,11 @@ export class KeyManager {
       pending = (async () => {
         if (!DEK_ID_PATTERN.test(id)) throw new DecryptionError()
         const entry = await this.#keyring.get(id)
-        if (entry === undefined || entry.status === 'retired') throw new DecryptionError()
-        return this.#unwrapEntry(entry)
+        if (entry === undefined || entry.status === 'retired' || this.#retired.has(id))
+          throw new DecryptionError()
+        const cached = await this.#unwrapEntry(entry)
+        this.#verify(entry, cached)
+        return cached
       })().finally(() => this.#unwrapping.delete(id))
       this.#unwrapping.set(id, pending)
     }
@@ -729,6 +1016,15 @@ export class KeyManager {
         id: entry.id,
         header: CURRENT_FORMAT.header(Buffer.from(entry.id, 'hex')),
         key,
+        macKey: rowMacKey(key),
+      }
+      // Precondition: only an authentic row's key is cached.
+      try {
+        this.#verify(entry, cached)
+      } catch (err) {
+        key.fill(0)
+        cached.macKey.fill(0)
+        throw err
       }
       this.#cache.set(entry.id, cached)
       return cached
@@ -750,14 +1046,25 @@ export class KeyManager {
     if (slot === undefined) throw new KeyManagerNotInitializedError()
     if (slot.remaining > 0) return
     const { reserveBlock, hardMaxEncryptions } = this.#limits
-    const total = await this.#keyring.reserveUses(slot.cached.id, reserveBlock, hardMaxEncryptions)
+    // A key retired under us is never reserved from again, whatever its row says now.
+    const floor = this.#usesAfter(slot.cached.id, reserveBlock)
+    const total = this.#retired.has(slot.cached.id)
+      ? undefined
+      : await this.#keyring.reserveUses(slot.cached.id, reserveBlock, hardMaxEncryptions)
     if (total !== undefined) {
+      this.#noteUses(slot.cached.id, total, floor)
       slot.remaining = reserveBlock
       slot.reservedTotal = total
       return
     }
     // Refused: another process made another key active, or this one is used up.
     const current = await this.#keyring.active()
+    if (current !== undefined && this.#retired.has(current.id)) {
+      throw this.#alarm(
+        new KeyringRollbackError(`Keyring key ${current.id} was retired and is active again`),
+        current.id,
+      )
+    }
     if (current !== undefined && current.id !== slot.cached.id) {
       // A caller waits for the unwrap only while none has failed lately;
       // after a failure it is retried in the background (#maintain).
@@ -773,6 +1080,7 @@ export class KeyManager {
       }
       // The KMS is down: keep encrypting with the superseded key while it is
       // within its hard limit, counted in the keyring with every process's uses.
+      const keptFloor = this.#usesAfter(slot.cached.id, reserveBlock)
       const kept = await this.#keyring.reserveUses(
         slot.cached.id,
         reserveBlock,
@@ -784,6 +1092,7 @@ export class KeyManager {
       if (kept === undefined) {
         throw new DataKeyExhaustedError({ cause: describeError(unreachable) })
       }
+      this.#noteUses(slot.cached.id, kept, keptFloor)
       slot.remaining = reserveBlock
       slot.reservedTotal = kept
       return
@@ -821,6 +1130,17 @@ export class KeyManager {
         },
       )
     }
+    this.#scheduleRefresh(now)
+  }
+
+  /**
+   * Reads the keyring in the background when `refreshIntervalMs` passed
+   * since the last read (or an adoption retry is due): how a process learns
+   * of another's rotation and of a retirement. Called by every local
+   * operation, so a busy process stops using a retired key within
+   * `refreshIntervalMs` plus one keyring read.
+   */
+  #scheduleRefresh(now: number): void {
     const adoptionDue = this.#adoptRetryAt !== 0 && now >= this.#adoptRetryAt
     if (
       (adoptionDue || now - this.#lastRefresh >= this.#limits.refreshIntervalMs) &&
@@ -836,12 +1156,23 @@ export class KeyManager {
   /** Adopts a key another process made active. Failures are logged; the current key keeps serving. */
   async #refresh(): Promise<void> {
     try {
-      const current = await this.#keyring.active()
-      if (current !== undefined && current.id !== this.#active?.cached.id)
-        await this.#adopt(current)
+      const before = this.#active
+      const floor = before === undefined ? 0 : (this.#usesSeen.get(before.cached.id) ?? 0)
+      const entries = await this.#keyring.list()
+      this.#noteRetired(entries)
+      const current = entries.find((e) => e.status === 'active')
+      const slot = this.#active
+      if (current === undefined || slot === undefined) return
+      if (current.id !== slot.cached.id) await this.#adopt(current)
+      else this.#verify(current, slot.cached, slot === before ? floor : 0)
     } catch (err) {
-      // An unreachable KMS was logged by #adopt, with when it is tried again.
-      if (!(err instanceof ProviderConnectionError))
+      // An unreachable KMS was logged by #adopt, with when it is tried
+      // again; a refused row by #alarm.
+      if (
+        !(err instanceof ProviderConnectionError) &&
+        !(err instanceof KeyringTamperedError) &&
+        !(err instanceof KeyringRollbackError)
+      )
         this.#logger.warn({ err: describeError(err) }, 'keyring refresh failed')
     }
   }

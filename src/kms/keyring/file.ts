@@ -12,6 +12,7 @@ import {
   type KeyringStore,
   KeyringStoreError,
   type NewKeyringEntry,
+  newActiveEntry,
   type ReserveUsesOptions,
   reservable,
 } from './store.js'
@@ -48,6 +49,9 @@ const EntrySchema = z
     wrappedKey: z.record(z.string(), z.unknown()),
     createdAt: z.number(),
     usesReserved: z.number(),
+    // Absent in files written before row MACs: such entries are refused until sealed.
+    generation: z.number().int().min(1).nullable().optional(),
+    mac: z.string().nullable().optional(),
   })
   .strict()
 
@@ -137,7 +141,7 @@ export class FileKeyringStore implements KeyringStore {
       const entries = await this.#entries()
       const current = activeOf(entries)
       if (current !== undefined) return current
-      const created = newActive(entry)
+      const created = newActiveEntry(entry)
       await this.#write(upsert(entries, created))
       return created
     })
@@ -150,11 +154,11 @@ export class FileKeyringStore implements KeyringStore {
       if (expected?.status !== 'active') {
         const current = activeOf(entries)
         if (current !== undefined) return current
-        const created = newActive(entry)
+        const created = newActiveEntry(entry)
         await this.#write(upsert(entries, created))
         return created
       }
-      const created = newActive(entry)
+      const created = newActiveEntry(entry)
       await this.#write(upsert(upsert(entries, { ...expected, status: 'decrypt-only' }), created))
       return created
     })
@@ -186,6 +190,16 @@ export class FileKeyringStore implements KeyringStore {
       const entries = await this.#entries()
       const e = entries.find((x) => x.id === id)
       if (e !== undefined) await this.#write(upsert(entries, { ...e, status }))
+    })
+  }
+
+  async sealEntry(id: string, generation: number, mac: string): Promise<boolean> {
+    return this.#op('seal a key', async () => {
+      const entries = await this.#entries()
+      const e = entries.find((x) => x.id === id)
+      if (e === undefined || (e.mac ?? null) !== null) return false
+      await this.#write(upsert(entries, { ...e, generation, mac }))
+      return true
     })
   }
 
@@ -225,6 +239,8 @@ export class FileKeyringStore implements KeyringStore {
     return parsed.data.entries.map((e) => ({
       ...e,
       wrappedKey: e.wrappedKey as unknown as EncryptedDataJson,
+      generation: e.generation ?? null,
+      mac: e.mac ?? null,
     }))
   }
 
@@ -238,16 +254,6 @@ export class FileKeyringStore implements KeyringStore {
 
 function activeOf(entries: readonly KeyringEntry[]): KeyringEntry | undefined {
   return entries.find((e) => e.status === 'active')
-}
-
-function newActive(entry: NewKeyringEntry): KeyringEntry {
-  return {
-    id: entry.id,
-    status: 'active',
-    wrappedKey: entry.wrappedKey,
-    createdAt: entry.createdAt,
-    usesReserved: 0,
-  }
 }
 
 /** Replaces the entry with the same id in place (keeping its position), or appends. */

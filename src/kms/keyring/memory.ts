@@ -4,6 +4,7 @@ import {
   type KeyringStore,
   KeyringStoreError,
   type NewKeyringEntry,
+  newActiveEntry,
   type ReserveUsesOptions,
   reservable,
 } from './store.js'
@@ -44,7 +45,7 @@ export class MemoryKeyringStore implements KeyringStore {
   async insertFirstActive(entry: NewKeyringEntry): Promise<KeyringEntry> {
     const current = this.#active()
     if (current !== undefined) return current
-    const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+    const created = newActiveEntry(entry)
     this.#entries.set(entry.id, created)
     return created
   }
@@ -54,12 +55,12 @@ export class MemoryKeyringStore implements KeyringStore {
     if (current?.status !== 'active') {
       const active = this.#active()
       if (active !== undefined) return active
-      const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+      const created = newActiveEntry(entry)
       this.#entries.set(entry.id, created)
       return created
     }
     this.#entries.set(current.id, { ...current, status: 'decrypt-only' })
-    const created: KeyringEntry = { ...entry, status: 'active', usesReserved: 0 }
+    const created = newActiveEntry(entry)
     this.#entries.set(entry.id, created)
     return created
   }
@@ -76,6 +77,13 @@ export class MemoryKeyringStore implements KeyringStore {
     const usesReserved = e.usesReserved + count
     this.#entries.set(id, { ...e, usesReserved })
     return usesReserved
+  }
+
+  async sealEntry(id: string, generation: number, mac: string): Promise<boolean> {
+    const e = this.#entries.get(id)
+    if (e === undefined || (e.mac ?? null) !== null) return false
+    this.#entries.set(id, { ...e, generation, mac })
+    return true
   }
 
   async setStatus(id: string, status: Exclude<DataKeyStatus, 'active'>): Promise<void> {

@@ -51,6 +51,10 @@ interface KeyringTable {
   uses_reserved: Int64
   /** Insertion order, so entries created in the same millisecond list as MemoryKeyringStore lists them. */
   seq: Int64
+  /** Monotonic key generation (migration 0002); null on older rows until sealed. */
+  generation: ColumnType<number | string | null, number | null, number>
+  /** Hex HMAC-SHA256 of the row (migration 0002); null on older rows until sealed. */
+  row_mac: ColumnType<string | null, string | null, string>
 }
 
 /** The table's name is an option: queries name it `keyring` and cast the real name to it. */
@@ -85,11 +89,28 @@ export function keyringMigrations(table: string): SqlMigrationSet {
             .execute()
         },
       },
+      // Issue 21: rows carry a MAC and a generation the KeyManager checks.
+      // Rows already there get neither and are refused until an operator
+      // runs KeyManager.sealUnmacedDataKeys() (docs/key-manager.md).
+      '0002_keyring_row_mac': {
+        async up(db) {
+          await db.schema.alterTable(table).addColumn('generation', 'bigint').execute()
+          await db.schema.alterTable(table).addColumn('row_mac', 'text').execute()
+        },
+      },
     },
   }
 }
 
-const COLUMNS = ['id', 'status', 'wrapped_key', 'created_at', 'uses_reserved'] as const
+const COLUMNS = [
+  'id',
+  'status',
+  'wrapped_key',
+  'created_at',
+  'uses_reserved',
+  'generation',
+  'row_mac',
+] as const
 
 type Row = {
   id: string
@@ -97,6 +118,8 @@ type Row = {
   wrapped_key: string
   created_at: number | string
   uses_reserved: number | string
+  generation: number | string | null
+  row_mac: string | null
 }
 
 function corrupt(): KeyringStoreError {
@@ -106,10 +129,13 @@ function corrupt(): KeyringStoreError {
 function toEntry(row: Row): KeyringEntry {
   const createdAt = Number(row.created_at)
   const usesReserved = Number(row.uses_reserved)
+  const generation = row.generation === null ? null : Number(row.generation)
   if (
     !(DATA_KEY_STATUSES as readonly string[]).includes(row.status) ||
     !Number.isSafeInteger(createdAt) ||
-    !Number.isSafeInteger(usesReserved)
+    !Number.isSafeInteger(usesReserved) ||
+    (generation !== null && !Number.isSafeInteger(generation)) ||
+    (row.row_mac !== null && typeof row.row_mac !== 'string')
   ) {
     throw corrupt()
   }
@@ -128,6 +154,8 @@ function toEntry(row: Row): KeyringEntry {
     wrappedKey: wrappedKey as EncryptedDataJson,
     createdAt,
     usesReserved,
+    generation,
+    mac: row.row_mac,
   }
 }
 
@@ -254,6 +282,21 @@ export abstract class SqlKeyringStore implements KeyringStore {
     )
   }
 
+  async sealEntry(id: string, generation: number, mac: string): Promise<boolean> {
+    const row = await this.#op('seal a key', (h) =>
+      h.run((db) =>
+        db
+          .updateTable(this.#table)
+          .set({ generation, row_mac: mac })
+          .where('id', '=', id)
+          .where('row_mac', 'is', null)
+          .returning('id')
+          .executeTakeFirst(),
+      ),
+    )
+    return row !== undefined
+  }
+
   /** Closes the connection or database the store opened itself; a borrowed one stays open. */
   async close(): Promise<void> {
     await this.#handle.close()
@@ -284,6 +327,8 @@ export abstract class SqlKeyringStore implements KeyringStore {
       wrapped_key: JSON.stringify(entry.wrappedKey),
       created_at: entry.createdAt,
       uses_reserved: 0,
+      generation: entry.generation ?? null,
+      row_mac: entry.mac ?? null,
       seq: db.selectFrom(this.#table).select(sql<number>`coalesce(max(seq), 0) + 1`.as('next')),
     })
     const guarded = ifNoneActive

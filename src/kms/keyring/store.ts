@@ -27,6 +27,19 @@ export interface KeyringEntry {
   readonly createdAt: number
   /** Encryptions reserved under this key so far, by every process. */
   readonly usesReserved: number
+  /**
+   * Monotonic generation: each new key gets one more than every key before
+   * it, so the active key is always the newest. Covered by `mac`. `null` on
+   * rows written before migration `0002_keyring_row_mac` (until
+   * `KeyManager.sealUnmacedDataKeys()`).
+   */
+  readonly generation?: number | null
+  /**
+   * HMAC-SHA256 (hex) over id, generation, creation time and wrapped key,
+   * keyed by a subkey of the data key itself (docs/key-manager.md). Only the
+   * KeyManager computes or checks it; stores keep it as given.
+   */
+  readonly mac?: string | null
 }
 
 /** How {@link KeyringStore.reserveUses} may reserve. */
@@ -35,13 +48,29 @@ export interface ReserveUsesOptions {
   readonly superseded?: boolean
 }
 
+/** The entry a store adds as active: status and counter set, generation and MAC as given. */
+export function newActiveEntry(entry: NewKeyringEntry): KeyringEntry {
+  return {
+    id: entry.id,
+    status: 'active',
+    wrappedKey: entry.wrappedKey,
+    createdAt: entry.createdAt,
+    usesReserved: 0,
+    generation: entry.generation ?? null,
+    mac: entry.mac ?? null,
+  }
+}
+
 /** Whether `reserveUses` may reserve from a key of this status. */
 export function reservable(status: DataKeyStatus | undefined, options?: ReserveUsesOptions) {
   return status === 'active' || (options?.superseded === true && status === 'decrypt-only')
 }
 
 /** A key about to be added: the store sets status and the use counter. */
-export type NewKeyringEntry = Pick<KeyringEntry, 'id' | 'wrappedKey' | 'createdAt'>
+export type NewKeyringEntry = Pick<
+  KeyringEntry,
+  'id' | 'wrappedKey' | 'createdAt' | 'generation' | 'mac'
+>
 
 export interface KeyringStore {
   /** Creates or upgrades the store's tables; idempotent and safe when processes start together. */
@@ -79,6 +108,12 @@ export interface KeyringStore {
   ): Promise<number | undefined>
   /** Changes a key's status (`retired` keys stop decrypting). Never makes a key active. */
   setStatus(id: string, status: Exclude<DataKeyStatus, 'active'>): Promise<void>
+  /**
+   * Sets `generation` and `mac` on a row that has no MAC yet (a row written
+   * before MACs existed); never overwrites one. Returns whether it did. For
+   * `KeyManager.sealUnmacedDataKeys()` only.
+   */
+  sealEntry?(id: string, generation: number, mac: string): Promise<boolean>
   /** Releases what the store opened itself; never a pool or database the caller passed in. */
   close?(): Promise<void>
 }
@@ -88,6 +123,30 @@ export class KeyringStoreError extends SecurityError {
   static override readonly code = 'ERR_KEYRING_STORE'
   constructor(message: string, options?: SecurityErrorOptions) {
     super(message, options)
+  }
+}
+
+/**
+ * A keyring row failed its MAC, or carries none (written before MACs
+ * existed and not sealed yet): a database writer edited it, or planted it.
+ * The key is not used. The message names the row's id, never key material.
+ */
+export class KeyringTamperedError extends SecurityError {
+  static override readonly code = 'ERR_KEYRING_TAMPERED'
+  constructor(message: string) {
+    super(message)
+  }
+}
+
+/**
+ * The keyring went backwards: the active key is older than one this process
+ * (or the keyring) already knows, a retired key was set active again, or a
+ * use counter shrank. Refused whatever the database says.
+ */
+export class KeyringRollbackError extends SecurityError {
+  static override readonly code = 'ERR_KEYRING_ROLLBACK'
+  constructor(message: string) {
+    super(message)
   }
 }
 
