@@ -123,6 +123,18 @@ export class ApiKeyTamperedError extends ApiKeyRejectedError {
   }
 }
 
+/**
+ * An anchor given to `verifyAuditChain()` that is malformed, or carries a
+ * checkpoint MAC this store's pepper did not make (a forged or foreign
+ * checkpoint). Says nothing about the expected MAC.
+ */
+export class ApiKeyAuditCheckpointError extends SecurityError {
+  static override readonly code = 'ERR_API_KEY_AUDIT_CHECKPOINT_INVALID'
+  constructor(message: string, options?: SecurityErrorOptions) {
+    super(message, options)
+  }
+}
+
 /** An administrative call named a key id that does not exist. Answers 404. */
 export class ApiKeyNotFoundError extends SecurityError {
   static override readonly code = 'ERR_API_KEY_NOT_FOUND'

@@ -16,6 +16,7 @@ import { LazySqlHandle } from '../internal/sql/lazy-handle.js'
 import type { SqlDialect, SqlMigrationSet } from '../internal/sql/migrate.js'
 import {
   AUDIT_EVENT_TYPES,
+  type AuditChainKey,
   type AuditDetail,
   type AuditEventInput,
   type AuditEventType,
@@ -365,6 +366,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   readonly #chainLock: string
   readonly #pollIntervalMs: number
   readonly #unsubscribers = new Set<() => Promise<void>>()
+  #auditKey: AuditChainKey | undefined
 
   protected constructor(init: SqlApiKeyStoreInit) {
     this.#handle = new LazySqlHandle<ApiKeysDb>({
@@ -583,6 +585,22 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     await this.op('append audit events', (h) => this.#write(h, (trx) => this.#append(trx, events)))
   }
 
+  async lastAudit(): Promise<AuditRecord | undefined> {
+    const row = await this.op('read the audit log', (h) =>
+      h.db
+        .selectFrom('api_key_audit_log')
+        .selectAll()
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst(),
+    )
+    return row === undefined ? undefined : toAudit(row)
+  }
+
+  useAuditKey(key: AuditChainKey | undefined): void {
+    this.#auditKey = key
+  }
+
   async readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]> {
     const rows = await this.op('read the audit log', (h) =>
       h.db
@@ -683,6 +701,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     const records = chainEvents(
       last === undefined ? undefined : { seq: int(last.seq), hash: last.hash },
       events,
+      this.#auditKey,
     )
     // Bounded batches: SQLite allows 32,766 bound parameters per statement.
     for (let i = 0; i < records.length; i += 500) {

@@ -3,7 +3,7 @@
  * shared SQL layer (sql.ts); a store of your own passes the same contract
  * suite. The store never sees a key: only its HMAC.
  */
-import type { AuditEventInput, AuditRecord } from './audit-chain.js'
+import type { AuditChainKey, AuditEventInput, AuditRecord } from './audit-chain.js'
 
 /** One row of `api_keys`, as the store reads and writes it. */
 export interface ApiKeyRow {
@@ -141,6 +141,14 @@ export interface ApiKeyStore {
   appendAudit(events: readonly AuditEventInput[]): Promise<void>
   /** Audit rows with `seq > afterSeq`, in order, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]>
+  /** The newest audit row, undefined for an empty log. */
+  lastAudit(): Promise<AuditRecord | undefined>
+  /**
+   * The key every later append MACs its link with (HMAC-SHA256, see
+   * audit-chain.ts). `ApiKeyManager` sets it at start, before it writes;
+   * without one a store chains with plain SHA-256, which anyone can forge.
+   */
+  useAuditKey(key: AuditChainKey | undefined): void
 
   /**
    * Calls `onChange` for every key change made by any process sharing the

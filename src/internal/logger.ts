@@ -8,6 +8,8 @@ import { z } from 'zod'
 export interface Logger {
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
+  /** Routine records (audit checkpoints); loggers without it get them at `warn`. */
+  info?(obj: object, msg?: string): void
 }
 
 /** A logger option (pino, `app.log`, `console` fit). */
