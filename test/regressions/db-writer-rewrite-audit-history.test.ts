@@ -206,7 +206,7 @@ describeOnBothDatabases('the audit history rewritten in the database', import.me
   })
 
   it('checkpoints are logged and passed to onCheckpoint at the configured interval', async () => {
-    const lines: Array<{ obj: { auditCheckpoint?: AuditCheckpoint }; msg?: string }> = []
+    const lines: Array<{ obj: object; msg: string | undefined }> = []
     const seen: AuditCheckpoint[] = []
     const m = new ApiKeyManager({
       store: db().apiKeyStore(),
