@@ -30,6 +30,7 @@ export {
   ApiKeyIpNotAllowedError,
   ApiKeyMalformedError,
   ApiKeyNotFoundError,
+  ApiKeyPepperInUseError,
   ApiKeyRejectedError,
   ApiKeyRequestError,
   ApiKeyRevokedError,
@@ -104,5 +105,6 @@ export type {
   ApiKeyStore,
   ListApiKeysOptions,
   PepperRow,
+  RetirePepperOutcome,
   RotateOutcome,
 } from './store.js'

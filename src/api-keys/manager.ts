@@ -16,11 +16,13 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import { ConfigError } from '../errors.js'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
 import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
 import { RateLimiter } from '../http/rate-limit/limiter.js'
 import type { RateLimitStore } from '../http/rate-limit/store.js'
 import { type Clock, systemClock } from '../internal/clock.js'
+import { inProduction } from '../internal/environment.js'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
@@ -45,8 +47,10 @@ import {
   ApiKeyIpNotAllowedError,
   ApiKeyMalformedError,
   ApiKeyNotFoundError,
+  ApiKeyPepperInUseError,
   type ApiKeyRejectedError,
   type ApiKeyRejectionReason,
+  ApiKeyRequestError,
   ApiKeyRevokedError,
   ApiKeyStoreError,
   ApiKeyTamperedError,
@@ -225,10 +229,18 @@ export const ApiKeyManagerOptionsSchema = z
     clock: fn<Clock>('() => ms').optional(),
     /**
      * Source of keys and peppers. For tests only (deterministic keys): a
-     * source that is not a CSPRNG makes every key and pepper guessable.
+     * source that is not a CSPRNG makes every key and pepper guessable, so
+     * it is refused (`ERR_CONFIG_INVALID`, path `randomBytes`) when
+     * `environment` (or `NODE_ENV`) is `production`.
      * @default crypto.randomBytes
      */
     randomBytes: fn<RandomBytes>('size => bytes').optional(),
+    /**
+     * The deployment environment, read as ProfileEnforcer reads it; in
+     * `production` (any case) a `randomBytes` option is refused.
+     * @default process.env.NODE_ENV
+     */
+    environment: z.string().min(1).max(64).optional(),
     /**
      * How often a signed audit checkpoint (`{ sequence, hash, at, mac }` of
      * the chain's newest row) is emitted, when the chain grew since the last
@@ -529,6 +541,16 @@ export class ApiKeyManager {
 
   constructor(options: ApiKeyManagerOptions = {}) {
     const o = parseOptions('ApiKeyManager', ApiKeyManagerOptionsSchema, options)
+    // Precondition: an injected random source is a test fixture; production
+    // keys and peppers come from the CSPRNG only.
+    if (o.randomBytes !== undefined && inProduction(o.environment)) {
+      throw new ConfigError('ApiKeyManager', [
+        {
+          path: ['randomBytes'],
+          message: 'is for tests only: refused when environment (or NODE_ENV) is production',
+        },
+      ])
+    }
     this.#o = o
     this.#ownsStore = o.store === undefined
     this.#store = o.store ?? new SqliteApiKeyStore({ filename: ':memory:' })
@@ -979,6 +1001,10 @@ export class ApiKeyManager {
   #loadPeppers(): Promise<void> {
     this.#loadingPeppers ??= (async () => {
       const rows = await this.#store.listPeppers()
+      const listed = new Set(rows.map((r) => r.version))
+      for (const version of [...this.#peppers.keys()]) {
+        if (!listed.has(version)) this.#dropPepper(version)
+      }
       for (const row of rows) {
         if (this.#peppers.has(row.version)) continue
         const wrapped = EncryptedData.fromJSON(JSON.parse(row.wrapped))
@@ -1052,6 +1078,69 @@ export class ApiKeyManager {
     const before = this.#currentPepper
     await this.#addPepper(before + 1, context.actor ?? 'system')
     return { version: this.#currentPepper }
+  }
+  /**
+   * Retires an old pepper version once no stored key uses it: deletes its
+   * wrapped row (audited as a `pepper` event with `retired: true`) and
+   * wipes this process's copy; other processes drop theirs on the change
+   * notification. Keys still hashed under it are moved by the lazy rehash
+   * of their next validation. Refuses, with
+   * `ERR_API_KEY_PEPPER_IN_USE`, while any key row (revoked ones too: they
+   * must still be refused as revoked) uses it, for the current version,
+   * and for version 1, which keys the audit chain. Retiring a version that
+   * does not exist (any more) returns `retired: false`.
+   *
+   * @example
+   * ```ts
+   * await manager.rotatePepper()            // version 2
+   * // ... once every key has validated or been rotated since:
+   * await manager.retirePepper(1)           // refused: version 1 keys the audit chain
+   * ```
+   */
+  async retirePepper(
+    version: number,
+    context: ApiKeyActionContext = {},
+  ): Promise<{ version: number; retired: boolean }> {
+    await this.initialize()
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new ApiKeyRequestError('version must be a pepper version (an integer from 1)')
+    }
+    await this.#loadPeppers()
+    // Precondition: never the key of new hashes or of the audit chain.
+    if (version === this.#currentPepper) {
+      throw new ApiKeyPepperInUseError('the current pepper version cannot be retired')
+    }
+    if (version === 1) {
+      throw new ApiKeyPepperInUseError('pepper version 1 keys the audit chain and is kept')
+    }
+    // Queued rehashes move keys off the old version: write them first.
+    await this.flush()
+    const outcome = await this.#store.retirePepper(
+      version,
+      this.#auditOf(
+        'pepper',
+        null,
+        { ...context, actor: context.actor ?? 'system' },
+        this.#clock(),
+        {
+          version,
+          retired: true,
+        },
+      ),
+    )
+    if (outcome === 'in-use') {
+      throw new ApiKeyPepperInUseError('a stored key still uses this pepper version')
+    }
+    this.#dropPepper(version)
+    return { version, retired: outcome === 'retired' }
+  }
+
+  /** Wipes a retired version's pepper and row-MAC subkey. */
+  #dropPepper(version: number): void {
+    this.#peppers.get(version)?.dispose()
+    this.#peppers.delete(version)
+    this.#rowMacKeys.get(version)?.dispose()
+    this.#rowMacKeys.delete(version)
   }
 
   // ------------------------------------------------------------ administration
@@ -1682,7 +1771,7 @@ export class ApiKeyManager {
 
   #auditOf(
     event: AuditEventInput['event'],
-    keyId: string,
+    keyId: string | null,
     context: ApiKeyActionContext,
     at: number,
     detail: AuditEventInput['detail'],

@@ -31,6 +31,7 @@ import type {
   ApiKeyStore,
   ListApiKeysOptions,
   PepperRow,
+  RetirePepperOutcome,
   RotateOutcome,
 } from './store.js'
 
@@ -423,6 +424,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   async insertKey(row: ApiKeyRow, audit: AuditEventInput): Promise<boolean> {
     return this.op('add a key', (h) =>
       this.#write(h, async (trx) => {
+        await this.#requirePepper(trx, row.pepperVersion)
         const inserted = await trx
           .insertInto('api_keys')
           .values(toDb(row))
@@ -487,6 +489,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
             .executeTakeFirst()
           return exists === undefined ? 'missing' : 'conflict'
         }
+        await this.#requirePepper(trx, change.replacement.pepperVersion)
         await trx.insertInto('api_keys').values(toDb(change.replacement)).execute()
         await this.#append(trx, audit)
         await this.notify(trx, [
@@ -682,6 +685,49 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   async close(): Promise<void> {
     for (const stop of [...this.#unsubscribers]) await stop()
     await this.#handle.close()
+  }
+
+  async retirePepper(version: number, audit: AuditEventInput): Promise<RetirePepperOutcome> {
+    return this.op('retire a pepper', (h) =>
+      this.#write(h, async (trx) => {
+        const used = await trx
+          .selectFrom('api_keys')
+          .select('key_id')
+          .where('pepper_version', '=', version)
+          .limit(1)
+          .executeTakeFirst()
+        if (used !== undefined) return 'in-use'
+        const deleted = await trx
+          .deleteFrom('api_key_peppers')
+          .where('version', '=', version)
+          .returning('version')
+          .executeTakeFirst()
+        if (deleted === undefined) return 'missing'
+        await this.#append(trx, [audit])
+        await this.notify(trx, [{ event: 'pepper', keyId: null }])
+        return 'retired'
+      }),
+    )
+  }
+
+  /**
+   * Precondition of every key write: its pepper version was not retired
+   * (missing while a newer one exists; versions only grow). The chain lock
+   * orders it with `retirePepper`, so a process that has not yet seen a
+   * retirement cannot write a key no process could validate.
+   */
+  async #requirePepper(trx: Kysely<ApiKeysDb>, version: number): Promise<void> {
+    const rows = await trx
+      .selectFrom('api_key_peppers')
+      .select('version')
+      .where((eb) => eb.or([eb('version', '=', version), eb('version', '>', version)]))
+      .orderBy('version')
+      .limit(1)
+      .execute()
+    const first = rows[0]
+    if (first !== undefined && int(first.version) !== version) {
+      throw new ApiKeyStoreError('the API-key pepper version was retired')
+    }
   }
 
   /** A write transaction holding the chain's lock. */

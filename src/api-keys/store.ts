@@ -82,6 +82,9 @@ export interface ListApiKeysOptions {
   readonly offset?: number
 }
 
+/** Outcome of {@link ApiKeyStore.retirePepper}. */
+export type RetirePepperOutcome = 'retired' | 'missing' | 'in-use'
+
 /** Outcome of {@link ApiKeyStore.rotateKey}. */
 export type RotateOutcome = 'rotated' | 'missing' | 'conflict'
 
@@ -93,6 +96,13 @@ export interface ApiKeyStore {
   listPeppers(): Promise<PepperRow[]>
   /** Adds a pepper unless its version exists; true when this call added it. */
   addPepper(row: PepperRow, audit: AuditEventInput): Promise<boolean>
+
+  /**
+   * Deletes a pepper version unless a key row still uses it (checked in the
+   * same transaction, under the chain's lock), appending `audit`. Key
+   * writes refuse a version that no longer exists.
+   */
+  retirePepper(version: number, audit: AuditEventInput): Promise<RetirePepperOutcome>
 
   /** Adds a key unless its id exists (true when added), with its audit event, atomically. */
   insertKey(row: ApiKeyRow, audit: AuditEventInput): Promise<boolean>
