@@ -20,6 +20,7 @@ export const LoggerOptionSchema = z.custom<Logger>(
 
 /** Writes one structured line to stderr; used when the caller gave no logger. */
 export const stderrLogger: Logger = {
+  info: (obj, msg) => writeLine('info', obj, msg),
   warn: (obj, msg) => writeLine('warn', obj, msg),
   error: (obj, msg) => writeLine('error', obj, msg),
 }
