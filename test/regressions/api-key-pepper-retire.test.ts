@@ -6,21 +6,17 @@
  * chain's key); key writes refuse a retired version. On real PostgreSQL
  * and SQLite.
  */
-import { randomBytes } from 'node:crypto'
 import { expect, it } from 'vitest'
 import { ApiKeyManager } from '../../src/api-keys/index.js'
-import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
-import { codeOf, describeOnBothDatabases } from '../helpers/db-writer.js'
-
-const quiet = { warn: () => {}, error: () => {} }
+import {
+  applicationKeyManager,
+  codeOf,
+  describeOnBothDatabases,
+  quiet,
+} from '../helpers/db-writer.js'
 
 describeOnBothDatabases('retiring an old pepper version', import.meta.url, (db) => {
-  const keyManager = new KeyManager({
-    providers: { local: new LocalKmsProvider({ keys: { app: randomBytes(32) } }) },
-    defaultProvider: 'local',
-    defaultKeyId: 'app',
-    logger: quiet,
-  })
+  const keyManager = applicationKeyManager()
   const manager = () => new ApiKeyManager({ store: db().apiKeyStore(), keyManager, logger: quiet })
   const versions = async () =>
     (await db().sql('SELECT version FROM api_key_peppers ORDER BY version')).map((r) =>

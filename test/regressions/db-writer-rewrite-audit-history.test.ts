@@ -7,7 +7,6 @@
  * append-only sink), and SHA-256 rows are accepted only as the legacy prefix
  * of a chain written before the key existed.
  */
-import { randomBytes } from 'node:crypto'
 import { expect, it, vi } from 'vitest'
 import {
   ApiKeyManager,
@@ -15,10 +14,13 @@ import {
   type AuditRecord,
   auditHash,
 } from '../../src/api-keys/index.js'
-import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
-import { type AttackedDatabase, codeOf, describeOnBothDatabases } from '../helpers/db-writer.js'
-
-const quiet = { warn: () => {}, error: () => {} }
+import {
+  type AttackedDatabase,
+  applicationKeyManager,
+  codeOf,
+  describeOnBothDatabases,
+  quiet,
+} from '../helpers/db-writer.js'
 
 /** The attacker's view of the log: plain SQL. */
 async function rows(db: AttackedDatabase): Promise<AuditRecord[]> {
@@ -53,12 +55,7 @@ async function rechainWithSha256(db: AttackedDatabase, fromSeq: number): Promise
 }
 
 describeOnBothDatabases('the audit history rewritten in the database', import.meta.url, (db) => {
-  const keyManager = new KeyManager({
-    providers: { local: new LocalKmsProvider({ keys: { app: randomBytes(32) } }) },
-    defaultProvider: 'local',
-    defaultKeyId: 'app',
-    logger: quiet,
-  })
+  const keyManager = applicationKeyManager()
   const shipped: AuditCheckpoint[] = []
   const manager = () =>
     new ApiKeyManager({
