@@ -131,6 +131,20 @@ export function sourceRejection(
 }
 
 /**
+ * The nesting bound alone on a query's text: what still holds under
+ * `reportOnly` once a token breach was reported and let through.
+ */
+export function sourceNestingRejection(
+  runtime: GraphqlRuntime,
+  o: ResolvedGuardOptions,
+  source: string,
+): GraphQLError | undefined {
+  return scanSource(source, undefined, MAX_NESTING).over === 'nesting'
+    ? nestingRejection(runtime, o)
+    : undefined
+}
+
+/**
  * The nesting bound on an operation's variables (parsed, or GET's JSON
  * text), before graphql-js's recursive input coercion meets them.
  */

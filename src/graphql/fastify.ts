@@ -12,22 +12,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
-import { ConfigError, SecurityError } from '../errors.js'
-import { type HttpAnswerable, kHttpAnswer } from '../internal/reply/index.js'
+import { ConfigError } from '../errors.js'
 import {
-  type CostModel,
-  cachedMetrics,
-  costModelFor,
-  type OperationMetrics,
-  withVariables,
-} from './analysis.js'
-import {
-  type IntrospectionVerdict,
-  operationRejections,
+  sourceNestingRejection,
   sourceRejection,
   tokenRejection,
   variablesRejection,
 } from './check.js'
+import { checkObservers, costRefusal, OperationChecker } from './decision.js'
 import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
 import { type HookContext, requestedOperationName, requestParameter } from './mercurius-context.js'
 import {
@@ -67,33 +59,16 @@ interface MercuriusHooks {
   ): void
 }
 
-/**
- * The operation mercurius will execute: the only one, or the one the
- * request names (`operationName` of the body, of the batch item, or of the
- * query string). `undefined` when that cannot be told.
- */
-function executedOperation(
-  operations: readonly OperationMetrics[],
-  context: HookContext,
-): OperationMetrics | undefined {
-  if (operations.length === 1) return operations[0]
-  const name = requestedOperationName(context)
-  if (name === undefined) return undefined
-  return operations.find((m) => m.operation.name?.value === name)
-}
-
-/** The per-request checks, framework glue aside. */
+/** The per-request checks, framework glue aside (the decision itself is {@link OperationChecker}'s). */
 class OperationGuard {
   readonly #o: ResolvedGuardOptions
   readonly #runtime: GraphqlRuntime
-  readonly #model: CostModel
-  /** Whether each document's source text is in the manifest (hashing once per document). */
-  readonly #persisted = new WeakMap<DocumentNode, boolean>()
+  readonly #checker: OperationChecker
 
   constructor(o: ResolvedGuardOptions, runtime: GraphqlRuntime) {
     this.#o = o
     this.#runtime = runtime
-    this.#model = costModelFor(o.complexity)
+    this.#checker = new OperationChecker(o, runtime)
   }
 
   async check(
@@ -101,37 +76,27 @@ class OperationGuard {
     document: DocumentNode,
     context: HookContext,
     variables: Variables,
+    accept = true,
   ): Promise<void> {
     const o = this.#o
-    const runtime = this.#runtime
     const request = context.reply?.request ?? context.request
-    const operations = cachedMetrics(document, this.#model, schema).operations
-    const executed = executedOperation(operations, context)
-    const errors: GraphQLError[] = []
-    if (o.persistedOperations !== undefined && o.persistedOperationsOnly) {
-      if (!this.#isPersisted(document)) {
-        errors.push(
-          rejection(
-            runtime,
-            'ERR_GRAPHQL_PERSISTED_QUERY_REQUIRED',
-            'Only persisted operations are allowed.',
-          ),
-        )
-      }
-    }
-    const verdict = await this.#introspection(operations, request)
-    let cost = 0
-    for (const m of operations) {
-      // List sizes given by variables are known now: measure the executed
-      // operation with their values (the others cannot run in this request).
-      const measured =
-        m === executed ? withVariables(document, m, this.#model, schema, variables) : m
-      operationRejections(runtime, o, measured, verdict, errors)
-      if (executed === undefined ? measured.complexity > cost : m === executed) {
-        cost = measured.complexity
-      }
-    }
+    const isAuthenticated = o.isAuthenticated as
+      | ((request: FastifyRequest) => boolean | Promise<boolean>)
+      | undefined
+    const { errors, cost } = await this.#checker.check(
+      {
+        schema,
+        document,
+        operationName: requestedOperationName(context),
+        variables,
+        authenticated: async () =>
+          request !== undefined && (await isAuthenticated?.(request)) === true,
+      },
+      request,
+      accept,
+    )
     if (errors.length > 0) throw new GraphqlRejectedError(errors)
+    if (!accept) return
     const charge = o.chargeCost as
       | ((request: FastifyRequest, cost: number) => void | Promise<void>)
       | undefined
@@ -144,32 +109,6 @@ class OperationGuard {
     }
   }
 
-  /** What introspection may do; asks `isAuthenticated` only when an operation introspects. */
-  async #introspection(
-    operations: readonly OperationMetrics[],
-    request: FastifyRequest | undefined,
-  ): Promise<IntrospectionVerdict> {
-    const mode = this.#o.introspection
-    if (mode !== 'authenticated') return mode === 'enabled' ? 'allow' : 'disabled'
-    if (!operations.some((m) => m.introspection !== 0)) return 'allow'
-    const isAuthenticated = this.#o.isAuthenticated!
-    return request !== undefined && (await isAuthenticated(request)) === true
-      ? 'allow'
-      : 'unauthenticated'
-  }
-
-  #isPersisted(document: DocumentNode): boolean {
-    let ok = this.#persisted.get(document)
-    if (ok === undefined) {
-      // The text graphql-js parsed: what the client sent, or what the
-      // manifest lookup substituted. No text, no proof it is in the manifest.
-      const body = document.loc?.source.body
-      ok = typeof body === 'string' && this.#o.persistedOperations!.hasQuery(body)
-      this.#persisted.set(document, ok)
-    }
-    return ok
-  }
-
   /**
    * A refusal from `chargeCost`: a SecurityError with a status (429 from the
    * rate limiter, 503 when its store is down) becomes a GraphQL rejection
@@ -177,43 +116,63 @@ class OperationGuard {
    * the reply. Anything else is a failure and passes through as it is.
    */
   #refusal(err: unknown, reply: FastifyReply | undefined): unknown {
-    if (!(err instanceof SecurityError) || err.statusCode === undefined) return err
-    const answer = (err as Partial<HttpAnswerable>)[kHttpAnswer]
-    if (reply !== undefined && typeof answer === 'function') {
-      for (const [name, value] of Object.entries(answer.call(err).headers)) {
-        if (name !== 'content-type') reply.header(name, value)
-      }
+    const refusal = costRefusal(this.#runtime, err)
+    if (refusal === undefined) return err
+    if (reply !== undefined) {
+      for (const [name, value] of Object.entries(refusal.headers)) reply.header(name, value)
     }
-    return new GraphqlRejectedError(
-      [rejection(this.#runtime, err.code, err.message)],
-      err.statusCode,
-      { cause: err },
-    )
+    return new GraphqlRejectedError([refusal.error], refusal.status, { cause: refusal.cause })
   }
 
   /** The token limit, from the tokens the parser already linked. */
-  tokens(document: DocumentNode): void {
-    const error = tokenRejection(this.#runtime, this.#o, document)
-    if (error !== undefined) throw new GraphqlRejectedError([error])
+  async tokens(document: DocumentNode, context: HookContext): Promise<void> {
+    await this.#refuse(tokenRejection(this.#runtime, this.#o, document), context, false)
   }
 
-  /** The token and nesting limits on the text, before graphql-js parses it (see check.ts). */
-  scan(source: string): void {
+  /**
+   * The token and nesting limits on the text, before graphql-js parses it
+   * (see check.ts). Under `reportOnly` a token breach is reported and let
+   * through; the nesting bound, which keeps the parser's stack, is not.
+   */
+  async scan(source: string, context: HookContext): Promise<void> {
     const error = sourceRejection(this.#runtime, this.#o, source)
-    if (error !== undefined) throw new GraphqlRejectedError([error])
+    const nesting = error?.extensions.code === 'ERR_GRAPHQL_DEPTH_LIMIT'
+    await this.#refuse(error, context, nesting)
+    // A token breach let through (reportOnly) still meets the nesting bound.
+    if (error !== undefined && !nesting) {
+      await this.#refuse(sourceNestingRejection(this.#runtime, this.#o, source), context, true)
+    }
   }
 
   /** The nesting bound on the operation's variables, before mercurius coerces them. */
-  variables(context: HookContext): void {
+  async variables(context: HookContext): Promise<void> {
     const variables = requestParameter(context, 'variables')
-    const error = variablesRejection(this.#runtime, this.#o, variables)
-    if (error !== undefined) throw new GraphqlRejectedError([error])
+    await this.#refuse(variablesRejection(this.#runtime, this.#o, variables), context, true)
   }
 
-  refuseJson(): never {
-    throw new GraphqlRejectedError([
-      rejection(this.#runtime, 'ERR_GRAPHQL_JSON_DOCUMENT_REFUSED', JSON_DOCUMENT_REFUSED),
-    ])
+  async refuseJson(context: HookContext): Promise<void> {
+    const error = rejection(
+      this.#runtime,
+      'ERR_GRAPHQL_JSON_DOCUMENT_REFUSED',
+      JSON_DOCUMENT_REFUSED,
+    )
+    await this.#refuse(error, context, true)
+  }
+
+  async #refuse(
+    error: GraphQLError | undefined,
+    context: HookContext,
+    alwaysEnforced: boolean,
+  ): Promise<void> {
+    if (error === undefined) return
+    const request = context.reply?.request ?? context.request
+    const answered = await this.#checker.refuseSource(
+      error,
+      request,
+      alwaysEnforced,
+      requestedOperationName(context),
+    )
+    if (answered !== undefined) throw new GraphqlRejectedError([answered])
   }
 }
 
@@ -240,6 +199,7 @@ export function installGraphqlGuards(
   graphql: unknown,
   o: ResolvedGuardOptions,
 ): void {
+  checkObservers(component, o)
   if (o.introspection === 'authenticated' && o.isAuthenticated === undefined) {
     throw new ConfigError(component, [
       { path: ['isAuthenticated'], message: "is required when introspection is 'authenticated'" },
@@ -270,16 +230,26 @@ export function installGraphqlGuards(
     if (perRequestIntrospection) markIntrospectionPerRequest(schema)
     // mercurius executes a query that fails to parse as GraphQL but parses
     // as JSON as a document AST: no token limit, any size. Not here.
-    if (looksLikeJson(source)) guard.refuseJson()
-    guard.scan(source)
+    if (looksLikeJson(source)) await guard.refuseJson(context)
+    await guard.scan(source, context)
     // The only hook that runs before mercurius coerces the variables.
-    guard.variables(context)
+    await guard.variables(context)
   })
 
-  if (o.maxTokens !== undefined) {
-    // For a document given as an AST (no text to scan): the count stops
-    // validation, the expensive part.
-    hooks.addHook('preValidation', async (_schema, document) => guard.tokens(document))
+  // With observers, a document mercurius has not validated yet is decided
+  // here, where the request is known: the spread's validation rules would
+  // refuse it first, without it (and without `onReject`). Rules never see a
+  // refused document; a cached valid one skips this hook, not preExecution.
+  const observed = o.onReject !== undefined || o.onAccept !== undefined
+  if (o.maxTokens !== undefined || (observed && !o.reportOnly)) {
+    hooks.addHook('preValidation', async (schema, document, context) => {
+      // For a document given as an AST (no text to scan): the count stops
+      // validation, the expensive part.
+      await guard.tokens(document, context)
+      if (observed && !o.reportOnly) {
+        await guard.check(schema, document, context, undefined, false)
+      }
+    })
   }
 
   hooks.addHook('preExecution', async (schema, document, context, variables) => {
@@ -289,8 +259,8 @@ export function installGraphqlGuards(
   // Subscriptions over WebSocket are parsed without parse options and never
   // validated by mercurius: this hook is the only check they get.
   hooks.addHook('preSubscriptionExecution', async (schema, document, context) => {
-    if (document.loc === undefined) guard.refuseJson()
-    guard.tokens(document)
+    if (document.loc === undefined) await guard.refuseJson(context)
+    await guard.tokens(document, context)
     await guard.check(schema, document, context, undefined)
   })
 }

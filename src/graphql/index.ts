@@ -11,8 +11,17 @@
 
 export type { AnalyzeOptions, DocumentAnalysis } from './analysis.js'
 export { analyzeDocument, computeComplexity, MAX_NESTING } from './analysis.js'
+export type {
+  ApolloGuardOptions,
+  ApolloGuardsListener,
+  ApolloGuardsPlugin,
+} from './apollo.js'
+export { apolloGraphqlGuards } from './apollo.js'
 export type { CheckContext } from './check.js'
 export { checkDocument } from './check.js'
+export type { GuardDecision } from './decision.js'
+export type { EnvelopGuardOptions, EnvelopGuardsPlugin } from './envelop.js'
+export { useGraphqlGuards } from './envelop.js'
 export type {
   FormatterContext,
   FormatterExecution,
@@ -44,9 +53,12 @@ export {
   STRONG_SENSITIVE_WORDS,
 } from './redact.js'
 export { createValidationRules } from './rules.js'
+export type { ServerGuardOptions } from './servers.js'
 export { stripFieldSuggestions } from './suggestions.js'
 export type { ResolvedTracingConfig, TracingConfig } from './tracing/config.js'
 export { TracingConfigSchema } from './tracing/config.js'
+export type { GraphQLTracerInstrumentationConfig } from './tracing/instrumentation.js'
+export { GraphQLTracerInstrumentation } from './tracing/instrumentation.js'
 export type { GraphqlTracingOptions, MercuriusTracingHooks } from './tracing/mercurius.js'
 export { graphqlTracing, mercuriusTracingHooks } from './tracing/mercurius.js'
 export { GraphQLTracer } from './tracing/tracer.js'

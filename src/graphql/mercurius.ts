@@ -46,10 +46,12 @@ export function mercuriusGuardOptions(options?: GraphqlGuardOptions): MercuriusG
   const o = parseGuardOptions('mercuriusGuardOptions', options)
   const runtime = graphqlRuntime('mercuriusGuardOptions')
   const out: MercuriusGuardOptions = {
-    validationRules: validationRulesFor(o),
+    // Under reportOnly nothing may refuse before the plugin reports: no
+    // rule, no parser limit (the plugin measures both per request).
+    validationRules: o.reportOnly ? [] : validationRulesFor(o),
     errorFormatter: errorFormatterFor(o),
     graphql: {
-      parseOptions: o.maxTokens === undefined ? {} : { maxTokens: o.maxTokens },
+      parseOptions: o.maxTokens === undefined || o.reportOnly ? {} : { maxTokens: o.maxTokens },
       // graphql-js's own default error cap, written out: mercurius replaces
       // the whole object, and suggestions are best never produced at all.
       validateOptions: { maxErrors: 100, hideSuggestions: o.blockFieldSuggestions },

@@ -7,6 +7,7 @@
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { parseOptions } from '../internal/options.js'
+import type { GuardDecision } from './decision.js'
 import { PersistedOperations } from './persisted.js'
 
 const fn = <T>(what: string) =>
@@ -123,6 +124,36 @@ export const GraphqlGuardOptionsSchema = z
       fn<(request: FastifyRequest, cost: number) => void | Promise<void>>(
         '(request, cost) => void',
       ).optional(),
+    /**
+     * Called with the request context (the Fastify request under mercurius,
+     * the server's context object under graphql-yoga and Apollo Server) and
+     * a {@link GuardDecision} for each operation every guard let through,
+     * once its cost is known. A throw (or a rejected promise) fails the
+     * operation: an observer that cannot run is not silently skipped.
+     */
+    onAccept: fn<(context: never, decision: GuardDecision) => void | Promise<void>>(
+      '(context, decision) => void',
+    ).optional(),
+    /**
+     * Called with the request context and a {@link GuardDecision} for each
+     * operation a guard refused (or, with `reportOnly`, would have refused),
+     * before the refusal is answered. A throw fails the operation.
+     */
+    onReject: fn<(context: never, decision: GuardDecision) => void | Promise<void>>(
+      '(context, decision) => void',
+    ).optional(),
+    /**
+     * Refuse nothing, report everything: every limit (depth, complexity,
+     * aliases, directives, tokens, introspection, persisted-only) is
+     * measured and a breach goes to `onReject` with `enforced: false`, but
+     * the operation runs. The nesting bound past `MAX_NESTING` and the
+     * JSON-document refusal stay enforced (they keep the server's own parser
+     * from overflowing or being bypassed), and so does `chargeCost` (a rate
+     * limit, not a guard). Needs the plugin, not only the spread, under
+     * mercurius: the spread then installs no validation rule.
+     * @default false
+     */
+    reportOnly: z.boolean().default(false),
     /** The manifest of persisted operations (hash → query). */
     persistedOperations: z.instanceof(PersistedOperations).optional(),
     /**

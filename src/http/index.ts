@@ -28,6 +28,7 @@ export {
   RequestTooLargeError,
   UnsupportedEncodingError,
 } from './errors.js'
+export type { StoreCircuitState } from './rate-limit/breaker.js'
 export { ipKey, normalizeIp } from './rate-limit/client-key.js'
 export { rateLimit } from './rate-limit/fastify.js'
 export type { PolicySet, RateLimitOutcome } from './rate-limit/limiter.js'

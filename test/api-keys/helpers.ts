@@ -135,14 +135,12 @@ export function fixture(options: Partial<ApiKeyManagerOptions> = {}): Fixture {
   }
 }
 
-/** Polls `predicate` (bounded: about 5 s), for changes that arrive asynchronously. */
-export async function eventually(predicate: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    if (await predicate()) return
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error('condition not met in time')
-}
+/**
+ * `vi.waitFor` options for changes that reach another instance
+ * asynchronously (a notification, a cache refresh): polled often, bounded
+ * generously, since the bound guards against a hang, not a slow machine.
+ */
+export const WAIT = { timeout: 15_000, interval: 20 } as const
 
 /** The code a promise rejects with, or 'resolved'. */
 export async function codeOf(p: Promise<unknown>): Promise<string> {

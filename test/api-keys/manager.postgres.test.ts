@@ -4,12 +4,12 @@
  * through LISTEN/NOTIFY; and with a real KMS client (Vault Transit, AWS
  * KMS and Cloud KMS through their emulators) validations make no KMS call.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ApiKeyManager, PostgresApiKeyStore } from '../../src/api-keys/index.js'
 import { KeyManager } from '../../src/kms/index.js'
 import { emulatedProvider, PROVIDER_NAMES } from '../helpers/kms-emulators.js'
 import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
-import { codeOf, countCalls, countingKms, eventually, schemasOf } from './helpers.js'
+import { codeOf, countCalls, countingKms, schemasOf, WAIT } from './helpers.js'
 
 const quiet = { warn: () => {}, error: () => {} }
 
@@ -39,19 +39,28 @@ describe.skipIf(!HAS_POSTGRES)('ApiKeyManager on PostgreSQL', () => {
     try {
       await Promise.all([a.initialize(), b.initialize()])
       const first = await a.create({ name: 'one', tier: 'pro' })
-      await eventually(async () => (await codeOf(b.validate(first.key))) === 'resolved')
+      await vi.waitFor(
+        async () => expect(await codeOf(b.validate(first.key))).toBe('resolved'),
+        WAIT,
+      )
       // Cached in b now: no read per validation.
       const reads = counted.calls.getKey ?? 0
       for (let i = 0; i < 50; i++) await b.validate(first.key)
       expect(counted.calls.getKey ?? 0).toBe(reads)
 
       await a.revoke(first.keyId, 'leaked')
-      await eventually(async () => (await codeOf(b.validate(first.key))) === 'ERR_API_KEY_REVOKED')
+      await vi.waitFor(
+        async () => expect(await codeOf(b.validate(first.key))).toBe('ERR_API_KEY_REVOKED'),
+        WAIT,
+      )
 
       const second = await a.create({ name: 'two' })
       expect((await b.validate(second.key)).keyId).toBe(second.keyId)
       const rotated = await a.rotate(second.keyId, { graceMinutes: 0 })
-      await eventually(async () => (await codeOf(b.validate(second.key))) === 'ERR_API_KEY_EXPIRED')
+      await vi.waitFor(
+        async () => expect(await codeOf(b.validate(second.key))).toBe('ERR_API_KEY_EXPIRED'),
+        WAIT,
+      )
       expect((await b.validate(rotated.key)).keyId).toBe(rotated.keyId)
 
       await a.flush()
@@ -80,7 +89,10 @@ describe.skipIf(!HAS_POSTGRES)('ApiKeyManager on PostgreSQL', () => {
       await b.initialize()
       await a.rotatePepper()
       const fresh = await a.create({ name: 'fresh' })
-      await eventually(async () => (await codeOf(b.validate(fresh.key))) === 'resolved')
+      await vi.waitFor(
+        async () => expect(await codeOf(b.validate(fresh.key))).toBe('resolved'),
+        WAIT,
+      )
       expect((await b.validate(old.key)).keyId).toBe(old.keyId)
       await b.flush()
       const { rows } = await db.pool.query({
@@ -136,6 +148,6 @@ describe.skipIf(!HAS_POSTGRES)('ApiKeyManager on PostgreSQL', () => {
         for (const s of stores) await s.close()
         await emulated.close()
       }
-    })
+    }, 60_000)
   })
 })

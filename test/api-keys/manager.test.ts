@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type ApiKeyLifecycleEvent,
   ApiKeyManager,
@@ -7,15 +7,7 @@ import {
   formatApiKey,
   parseApiKey,
 } from '../../src/api-keys/index.js'
-import {
-  codeOf,
-  DAY,
-  eventually,
-  expectConfigErrors,
-  type Fixture,
-  fixture,
-  T0,
-} from './helpers.js'
+import { codeOf, DAY, expectConfigErrors, type Fixture, fixture, T0, WAIT } from './helpers.js'
 
 let f: Fixture
 afterEach(async () => {
@@ -192,7 +184,7 @@ describe('ApiKeyManager: create and validate', () => {
     await other.initialize()
     const { key } = await create(f.manager)
     // The peer has not seen it yet; poll until the change arrives, then it validates.
-    await eventually(async () => (await codeOf(other.validate(key))) === 'resolved')
+    await vi.waitFor(async () => expect(await codeOf(other.validate(key))).toBe('resolved'), WAIT)
   })
 })
 
@@ -545,7 +537,10 @@ describe('ApiKeyManager: across processes (SQLite file)', () => {
     const peer = f.peer()
     expect((await peer.validate(key)).keyId).toBe(keyId)
     await f.manager.revoke(keyId, 'stop')
-    await eventually(async () => (await codeOf(peer.validate(key))) === 'ERR_API_KEY_REVOKED')
+    await vi.waitFor(
+      async () => expect(await codeOf(peer.validate(key))).toBe('ERR_API_KEY_REVOKED'),
+      WAIT,
+    )
   })
 })
 

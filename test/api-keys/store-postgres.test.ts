@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   type ApiKeyChange,
   ApiKeyStoreError,
@@ -6,7 +6,7 @@ import {
 } from '../../src/api-keys/index.js'
 import { rejection } from '../helpers/rejection.js'
 import { createPgSchema, DATABASE_URL, HAS_POSTGRES, type PgSchema } from '../helpers/services.js'
-import { expectConfigErrors, schemasOf } from './helpers.js'
+import { expectConfigErrors, schemasOf, WAIT } from './helpers.js'
 import { apiKeyRow, describeApiKeyStoreContract } from './store.contract.js'
 
 describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
@@ -63,7 +63,10 @@ describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
       values: [`listen_${schema}`.slice(0, 60)],
     })
     const row = apiKeyRow()
-    for (let i = 0; i < 200 && !seen.some((c) => c.keyId === row.keyId); i++) {
+    // Once the listener has reconnected, write until its notification arrives
+    // (a write racing the re-LISTEN is not seen; a repeated one is a
+    // duplicate, refused). Bounded by WAIT, not a fixed 200 × 25 ms.
+    await vi.waitFor(async () => {
       if (resets >= 2) {
         await writer
           .insertKey(row, {
@@ -76,10 +79,9 @@ describe.skipIf(!HAS_POSTGRES)('PostgresApiKeyStore', () => {
           })
           .catch(() => {})
       }
-      await new Promise((r) => setTimeout(r, 25))
-    }
+      expect(seen).toContainEqual({ event: 'created', keyId: row.keyId })
+    }, WAIT)
     expect(resets).toBeGreaterThanOrEqual(2) // once when lost, once after reconnecting
-    expect(seen).toContainEqual({ event: 'created', keyId: row.keyId })
     await listener.close()
     await writer.close()
   })

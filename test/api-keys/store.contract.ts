@@ -5,7 +5,7 @@
  * them, as across processes.
  */
 import { randomBytes } from 'node:crypto'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type ApiKeyChange,
   type ApiKeyRow,
@@ -13,6 +13,7 @@ import {
   type AuditEventInput,
   verifyAuditRecords,
 } from '../../src/api-keys/index.js'
+import { WAIT } from './helpers.js'
 
 export interface ApiKeyStoreHarness {
   /** A store over a keyspace no other test uses, not yet migrated. */
@@ -65,15 +66,6 @@ const audit = (
   at,
   detail: { note: 'x' },
 })
-
-/** Waits for `predicate` by polling (bounded: a few seconds), for cross-instance notifications. */
-async function eventually(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (predicate()) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 export function describeApiKeyStoreContract(
   name: string,
@@ -281,7 +273,7 @@ export function describeApiKeyStoreContract(
         { revokedAt: T0, reason: 'x' },
         audit('revoked', next.keyId),
       )
-      await eventually(() => seen.some((c) => c.event === 'revoked'), 'the revocation')
+      await vi.waitFor(() => expect(seen.map((c) => c.event)).toContain('revoked'), WAIT)
       expect(seen.filter((c) => c.event !== 'pepper')).toEqual([
         { event: 'created', keyId: a.keyId },
         { event: 'rotated', keyId: a.keyId },

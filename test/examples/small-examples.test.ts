@@ -35,11 +35,13 @@ describe('examples', () => {
     }
   })
 
-  it('graphql-yoga: the guards refuse depth and introspection, and hide suggestions', async () => {
+  it('graphql-yoga: the packaged plugin refuses depth, introspection and variable cost, and hides suggestions', async () => {
     const out = await example('graphql-yoga')
     expect(out).toMatch(/ok\s+→ 200 \{"data"/)
-    expect(out).toContain('ERR_GRAPHQL_DEPTH_LIMIT')
-    expect(out).toContain('ERR_GRAPHQL_INTROSPECTION_DISABLED')
+    expect(out).toMatch(/too deep\s+→ 400 .*ERR_GRAPHQL_DEPTH_LIMIT/)
+    expect(out).toMatch(/introspection→ 400 .*ERR_GRAPHQL_INTROSPECTION_DISABLED/)
+    expect(out).toMatch(/costly \$n\s+→ 400 .*ERR_GRAPHQL_COMPLEXITY_LIMIT/)
+    expect(out).toMatch(/refused\s+← ERR_GRAPHQL_DEPTH_LIMIT/)
     expect(out).not.toContain('Did you mean')
   })
 })

@@ -4,6 +4,7 @@
  */
 import { buildSchema, type GraphQLError, parse, specifiedRules, validate } from 'graphql'
 import { createValidationRules, type GraphqlGuardOptions } from '../../src/graphql/index.js'
+import { RateLimitExceededError, RateLimiter } from '../../src/http/index.js'
 
 export const SDL = `
   interface Node { id: ID! }
@@ -84,4 +85,24 @@ export function nested(depth: number): string {
   let body = 'name'
   for (let i = 0; i < depth - 2; i++) body = `friends { ${body} }`
   return `{ user(id: 1) { ${body} } }`
+}
+
+/**
+ * A `chargeCost` over a memory rate limiter of `max` units a minute (fixed
+ * clock): throws RateLimitExceededError once the budget is spent; `charged`
+ * lists every cost it was given.
+ */
+export function chargingLimiter(max: number) {
+  const limiter = new RateLimiter({ max, windowMs: 60_000, clock: () => 1_000_000 })
+  const charged: number[] = []
+  const charge = (_context: unknown, cost: number): void => {
+    charged.push(cost)
+    const set = limiter.globalPolicies
+    const info = limiter.consume('client', set, cost) as Exclude<
+      ReturnType<typeof limiter.consume>,
+      Promise<unknown>
+    >
+    if (!info.allowed) throw new RateLimitExceededError(info, limiter.headersFor(info, set))
+  }
+  return { charge, charged }
 }

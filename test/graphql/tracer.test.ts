@@ -412,6 +412,7 @@ describe('configuration', () => {
       traceResolvers: false,
       maxResolverSpans: 100,
       traceDataAccess: true,
+      ignoreTrivialResolveSpans: false,
       includeVariables: false,
       sanitizeVariables: true,
       sensitivePatterns: [...DEFAULT_SENSITIVE_PATTERNS],

@@ -17,6 +17,14 @@ import { startVaultEmulator } from '../../src/kms/testing/vault-emulator.js'
 
 export const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 
+/**
+ * The suites on all four providers count KMS calls and never wait on a
+ * timeout: a call cut at 1.5 s on a loaded machine (the emulators share the
+ * test's CPU) was retried or failed as ERR_KMS_PROVIDER_UNAVAILABLE, which
+ * said nothing about the code under test. The bound stays, against a hang.
+ */
+const PATIENT = { ...FAST, timeoutMs: 15_000 } as const
+
 export interface EmulatedProvider {
   readonly name: 'local' | 'vault' | 'aws' | 'gcp'
   readonly provider: BaseKmsProvider
@@ -34,7 +42,7 @@ export async function emulatedProvider(name: ProviderName): Promise<EmulatedProv
     case 'local':
       return {
         name,
-        provider: new LocalKmsProvider({ ...FAST, keys: { app: randomBytes(32) } }),
+        provider: new LocalKmsProvider({ ...PATIENT, keys: { app: randomBytes(32) } }),
         keyId: 'app',
         close: async () => {},
       }
@@ -44,7 +52,7 @@ export async function emulatedProvider(name: ProviderName): Promise<EmulatedProv
       const provider = new VaultKmsProvider({
         address: emulator.address,
         token: emulator.token,
-        ...FAST,
+        ...PATIENT,
       })
       return { name, provider, keyId: 'app', emulator, close: () => emulator.close() }
     }
@@ -60,7 +68,7 @@ export async function emulatedProvider(name: ProviderName): Promise<EmulatedProv
         region: emulator.region,
         endpoint: emulator.endpoint,
         credentials,
-        ...FAST,
+        ...PATIENT,
       })
       return {
         name,
@@ -75,7 +83,7 @@ export async function emulatedProvider(name: ProviderName): Promise<EmulatedProv
     }
     case 'gcp': {
       const emulator = await startGcpKmsEmulator({ keys: ['app'] })
-      const provider = new GcpKmsProvider({ ...emulator.providerOptions(), ...FAST })
+      const provider = new GcpKmsProvider({ ...emulator.providerOptions(), ...PATIENT })
       return {
         name,
         provider,

@@ -9,18 +9,31 @@
 import { randomBytes } from 'node:crypto'
 import { basename } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import pg from 'pg'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const IN_CI = process.env.CI === 'true'
+/** The three primaries of the Redis Cluster `.ci/run` starts on loopback. */
+export const REDIS_CLUSTER_PORTS = (process.env.REDIS_CLUSTER_PORTS ?? '7001,7002,7003')
+  .split(',')
+  .map(Number)
 
-/** Tries a Redis PING with a short timeout. */
+/**
+ * How long a reachability check waits. A stopped service refuses the
+ * connection at once, so this only bounds a service that accepts and stays
+ * silent; at 1 s a loaded machine (load average 19 on 2 cores) failed a
+ * running PostgreSQL's check, and with CI=true the whole file with it.
+ */
+const PROBE_TIMEOUT_MS = 15_000
+
+/** Tries a Redis PING, bounded by PROBE_TIMEOUT_MS. */
 export async function redisReachable(): Promise<boolean> {
   const client = new Redis(REDIS_URL, {
     lazyConnect: true,
-    connectTimeout: 1000,
+    connectTimeout: PROBE_TIMEOUT_MS,
+    commandTimeout: PROBE_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
@@ -36,9 +49,13 @@ export async function redisReachable(): Promise<boolean> {
   }
 }
 
-/** Tries `SELECT 1` with a short timeout. */
+/** Tries `SELECT 1`, bounded by PROBE_TIMEOUT_MS. */
 export async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 1000 })
+  const client = new pg.Client({
+    connectionString: DATABASE_URL,
+    connectionTimeoutMillis: PROBE_TIMEOUT_MS,
+    query_timeout: PROBE_TIMEOUT_MS,
+  })
   client.on('error', () => {})
   try {
     await client.connect()
@@ -51,7 +68,33 @@ export async function postgresReachable(): Promise<boolean> {
   }
 }
 
-const [redisUp, postgresUp] = await Promise.all([redisReachable(), postgresReachable()])
+/** Whether the Redis Cluster answers and reports `cluster_state:ok`. */
+export async function redisClusterReachable(): Promise<boolean> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port: REDIS_CLUSTER_PORTS[0] ?? 7001,
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return String(await client.cluster('INFO')).includes('cluster_state:ok')
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+const [redisUp, postgresUp, clusterUp] = await Promise.all([
+  redisReachable(),
+  postgresReachable(),
+  redisClusterReachable(),
+])
 
 function note(service: string, up: boolean): boolean {
   if (!up && !IN_CI) {
@@ -67,6 +110,49 @@ function note(service: string, up: boolean): boolean {
 export const HAS_REDIS = note('Redis', redisUp)
 /** True when PostgreSQL tests can run (never false in CI: that throws). */
 export const HAS_POSTGRES = note('PostgreSQL', postgresUp)
+/** True when Redis Cluster tests can run (never false in CI: that throws). */
+export const HAS_REDIS_CLUSTER = note(
+  `Redis Cluster (127.0.0.1:${REDIS_CLUSTER_PORTS.join(',')})`,
+  clusterUp,
+)
+
+/**
+ * A fail-fast ioredis `Cluster` client on the test cluster, ready (slots
+ * loaded). `natMap` lets a test reach a node through a proxy: the nodes
+ * announce their real ports, which the map rewrites.
+ */
+export async function readyRedisCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const cluster = new Cluster(
+    REDIS_CLUSTER_PORTS.map((port) => ({ host: '127.0.0.1', port })),
+    {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      ...options,
+      redisOptions: { maxRetriesPerRequest: 0, ...options.redisOptions },
+    },
+  )
+  cluster.on('error', () => {})
+  await cluster.connect()
+  return cluster
+}
+
+/** Deletes every key under a prefix on every primary of the cluster. */
+export async function dropRedisClusterPrefix(prefix: string): Promise<void> {
+  for (const port of REDIS_CLUSTER_PORTS) {
+    const client = redisClient({ enableOfflineQueue: true, port, host: '127.0.0.1' })
+    try {
+      let cursor = '0'
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+        cursor = next
+        // One DEL per key: keys of different slots cannot share a command.
+        for (const key of keys) await client.del(key)
+      } while (cursor !== '0')
+    } finally {
+      client.disconnect()
+    }
+  }
+}
 
 /** A key prefix unique to this test file and run. */
 export function redisPrefix(fileUrl: string): string {

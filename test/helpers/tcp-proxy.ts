@@ -11,19 +11,25 @@ export interface TcpProxy {
   blackhole(): void
   /** Forward again (data held while blackholed is dropped with its connection). */
   restore(): void
+  /** Hold every chunk `ms` before forwarding it (order kept): a slow, not a dead, peer. `0` ends it. */
+  delay(ms: number): void
   close(): Promise<void>
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>()
   let cut = false
+  let delayMs = 0
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost)
     const pair: [Socket, Socket] = [client, upstream]
     pairs.add(pair)
     const forward = (from: Socket, to: Socket) =>
       from.on('data', (chunk) => {
-        if (!cut) to.write(chunk)
+        if (cut) return
+        // Equal delays keep the order: timers of one duration fire in the order set.
+        if (delayMs > 0) setTimeout(() => !cut && !to.destroyed && to.write(chunk), delayMs)
+        else to.write(chunk)
       })
     forward(client, upstream)
     forward(upstream, client)
@@ -42,6 +48,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     port: address.port,
     blackhole() {
       cut = true
+    },
+    delay(ms: number) {
+      delayMs = ms
     },
     restore() {
       cut = false

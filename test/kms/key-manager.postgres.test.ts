@@ -41,7 +41,7 @@ describe.skipIf(!HAS_POSTGRES)('KeyManager on a shared PostgreSQL keyring', () =
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', fixture, DATABASE_URL, db.schema, keyFile, foreign],
-      { cwd: root, timeout: 30_000 },
+      { cwd: root, timeout: 120_000 },
     )
     return JSON.parse(stdout.trim().split('\n').at(-1)!)
   }
@@ -62,7 +62,8 @@ describe.skipIf(!HAS_POSTGRES)('KeyManager on a shared PostgreSQL keyring', () =
     expect(child2.decrypted).toBe('written by the test process')
     expect(await here.localDecrypt(child2.sealed, 'shared')).toMatch(/^written by \d+$/)
     here.dispose()
-  })
+    // A bound against a hang: two cold tsx processes on a loaded machine.
+  }, 120_000)
 
   it('a running manager adopts the DEK another one rotated to, at its next block', async () => {
     const a = managerOn(db.pool, { reserveBlock: 2 })

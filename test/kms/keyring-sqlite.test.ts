@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtempSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,6 +7,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteKeyringStore } from '../../src/kms/keyring/sqlite.js'
 import { KeyringStoreError } from '../../src/kms/keyring/store.js'
+import { runTogether } from '../helpers/processes.js'
 import { rejection } from '../helpers/rejection.js'
 import { describeKeyringStoreContract, keyringEntry } from './keyring.contract.js'
 
@@ -43,40 +42,11 @@ interface WorkerResult {
   granted: number[]
 }
 
-/**
- * Starts one process per argument list, waits until each has loaded and
- * printed `ready`, then releases them all at once (one line on stdin each),
- * so their migrations really race.
- */
-async function runTogether(argvs: string[][]): Promise<WorkerResult[]> {
-  const children = argvs.map((argv) =>
-    spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'inherit'], timeout: 30_000 }),
-  )
-  const outputs = children.map((child) => {
-    let out = ''
-    child.stdout.setEncoding('utf8')
-    const ready = new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk
-        if (out.startsWith('ready\n')) resolve()
-      })
-    })
-    const done = once(child, 'exit').then(([code]) => {
-      if (code !== 0) throw new Error(`worker exited with ${code}`)
-      return JSON.parse(out.slice('ready\n'.length).trim()) as WorkerResult
-    })
-    return { ready, done }
-  })
-  await Promise.all(outputs.map((o) => o.ready))
-  for (const child of children) child.stdin.end('go\n')
-  return Promise.all(outputs.map((o) => o.done))
-}
-
 describe('SqliteKeyringStore', () => {
   it('four processes starting on one fresh file: one migration, one active key, exactly 100 of 200 blocks granted', async () => {
     const filename = freshFile()
     const worker = fileURLToPath(new URL('./fixtures/sqlite-keyring-worker.ts', import.meta.url))
-    const results = await runTogether(
+    const results = await runTogether<WorkerResult>(
       Array.from({ length: 4 }, () => ['--import', 'tsx', worker, filename, '50']),
     )
     expect(new Set(results.map((r) => r.active)).size).toBe(1)
@@ -94,7 +64,7 @@ describe('SqliteKeyringStore', () => {
     } finally {
       check.close()
     }
-  }, 30_000)
+  }, 120_000)
 
   it('opens its own file in WAL mode with mode 0600, and closes it in close()', async () => {
     const filename = join(dir, `nested${++n}`, 'keyring.db')

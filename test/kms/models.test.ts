@@ -15,7 +15,7 @@ describe('KeyReference', () => {
     expect(Object.isFrozen(ref)).toBe(true)
     expect(() => {
       ;(ref as { keyId: string }).keyId = 'x'
-    }).toThrow()
+    }).toThrow(TypeError)
     expect(ref.purpose).toBe('encrypt_decrypt')
   })
 
@@ -151,7 +151,7 @@ describe('DataKeyPair', () => {
     pair.dispose()
     expect(held.every((b) => b === 0)).toBe(true)
     expect(pair.disposed).toBe(true)
-    expect(() => pair.plaintextKey).toThrow()
+    expect(() => pair.plaintextKey).toThrow(new TypeError('data key was disposed'))
     // The caller's buffer was copied, not adopted.
     expect(key.every((b) => b === 0xab)).toBe(true)
   })

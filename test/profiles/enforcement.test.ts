@@ -2,8 +2,11 @@
  * One test per profile setting per profile: each proves the setting is
  * enforced by what `applyTo` registered, on a real Fastify + mercurius app.
  */
+
+import type { LightMyRequestResponse } from 'fastify'
 import { buildSchema, parse } from 'graphql'
 import { describe, expect, it } from 'vitest'
+import { SecurityError } from '../../src/errors.js'
 import { analyzeDocument } from '../../src/graphql/index.js'
 import {
   defineProfile,
@@ -16,6 +19,20 @@ import { graphqlCodes, harness, queryOfDepth, schema } from './harness.js'
 
 const PROFILES: readonly SecurityProfile[] = [STANDARD, REGULATED, RESTRICTED]
 const MINUTE = 60_000
+/** The enforcer's injected time in every test that depends on time: no boundary sits near Date.now(). */
+const T0 = 1_800_000_000_000
+
+/**
+ * A refusal's HTTP answer: its status and the `code` of the typed error
+ * behind it, from the problem body (a refusal before GraphQL runs) or from
+ * each GraphQL error's `extensions.code`.
+ */
+function expectRefused(res: LightMyRequestResponse, status: number, code: string): void {
+  expect(res.statusCode, res.body).toBe(status)
+  const body = res.json() as { code?: unknown }
+  if (body.code !== undefined) expect(body).toMatchObject({ code })
+  else expect(graphqlCodes(res)).toEqual([code])
+}
 const gqlSchema = buildSchema(schema)
 
 for (const profile of PROFILES) {
@@ -24,9 +41,8 @@ for (const profile of PROFILES) {
       const h = await harness(profile)
       const res = await h.send({ method: 'GET', url: '/health', tls: false })
       if (profile.tlsRequired) {
-        expect(res.statusCode).toBe(426)
+        expectRefused(res, 426, 'ERR_PROFILE_TLS_REQUIRED')
         expect(res.headers.upgrade).toBe('TLS/1.2, HTTP/1.1')
-        expect(res.json()).toMatchObject({ code: 'ERR_PROFILE_TLS_REQUIRED' })
       } else {
         expect(res.statusCode).toBe(200)
       }
@@ -37,15 +53,16 @@ for (const profile of PROFILES) {
         tls: true,
         remoteAddress: '203.0.113.9',
       })
-      expect(spoofed.statusCode).toBe(profile.tlsRequired ? 426 : profile.mtlsRequired ? 403 : 200)
+      if (profile.tlsRequired) expectRefused(spoofed, 426, 'ERR_PROFILE_TLS_REQUIRED')
+      else if (profile.mtlsRequired) expectRefused(spoofed, 403, 'ERR_PROFILE_CLIENT_CERT_REQUIRED')
+      else expect(spoofed.statusCode).toBe(200)
     })
 
     it(`mtlsRequired=${profile.mtlsRequired}: no client certificate is ${profile.mtlsRequired ? 'answered 403' : 'served'}`, async () => {
       const h = await harness(profile)
       const res = await h.send({ method: 'GET', url: '/health', cert: false })
       if (profile.mtlsRequired) {
-        expect(res.statusCode).toBe(403)
-        expect(res.json()).toMatchObject({ code: 'ERR_PROFILE_CLIENT_CERT_REQUIRED' })
+        expectRefused(res, 403, 'ERR_PROFILE_CLIENT_CERT_REQUIRED')
       } else {
         expect(res.statusCode).toBe(200)
       }
@@ -57,20 +74,23 @@ for (const profile of PROFILES) {
     })
 
     it(`tokenExpiryMinutes=${profile.tokenExpiryMinutes}: an older token is answered 401`, async () => {
-      const h = await harness(profile)
-      const fresh = Date.now() - (profile.tokenExpiryMinutes - 1) * MINUTE
-      const stale = Date.now() - (profile.tokenExpiryMinutes + 1) * MINUTE
+      const h = await harness(profile, { enforcer: { clock: () => T0 } })
+      // The boundary to the millisecond, on the enforcer's clock: as old as
+      // the limit is still fresh, one millisecond older is expired.
+      const fresh = T0 - profile.tokenExpiryMinutes * MINUTE
+      const stale = fresh - 1
       expect(
         (await h.send({ method: 'GET', url: '/health', auth: `alice:token:${fresh}` })).statusCode,
       ).toBe(200)
       const res = await h.send({ method: 'GET', url: '/health', auth: `alice:token:${stale}` })
-      expect(res.statusCode).toBe(401)
-      expect(res.json()).toMatchObject({ code: 'ERR_AUTH_TOKEN_EXPIRED' })
+      expectRefused(res, 401, 'ERR_AUTH_TOKEN_EXPIRED')
       expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/)
       // A token without an issue time cannot be proven fresh.
-      expect(
-        (await h.send({ method: 'GET', url: '/health', auth: 'alice:token' })).statusCode,
-      ).toBe(401)
+      expectRefused(
+        await h.send({ method: 'GET', url: '/health', auth: 'alice:token' }),
+        401,
+        'ERR_AUTH_TOKEN_EXPIRED',
+      )
       // API keys have their own expiry: the token limit does not apply.
       expect(
         (await h.send({ method: 'GET', url: '/health', auth: `alice:apiKey:${stale}` })).statusCode,
@@ -142,19 +162,43 @@ for (const profile of PROFILES) {
         payload: body(profile.maxBodySize + 1),
         headers: { 'content-type': 'application/json' },
       })
-      expect(big.statusCode).toBe(413)
+      if (profile.errorDetail === 'minimal') expectRefused(big, 413, 'ERR_HTTP_BODY_TOO_LARGE')
+      else {
+        // The documented 413 shape (docs/http.md): the limit, no code field.
+        expect(big.statusCode).toBe(413)
+        expect(big.json()).toMatchObject({
+          detail: 'Request body too large',
+          max_size: profile.maxBodySize,
+        })
+      }
     })
 
     it(`rateLimit=${profile.rateLimit.max}/${profile.rateLimit.windowMs}ms per IP, before authentication`, async () => {
-      const h = await harness(profile)
+      let now = T0
+      const h = await harness(profile, { enforcer: { clock: () => now } })
       // Unauthenticated requests count too: credential guessing is limited.
       for (let i = 0; i < profile.rateLimit.max; i++) {
-        const res = await h.send({ method: 'GET', url: '/health', auth: 'invalid' })
-        expect(res.statusCode).toBe(401)
+        expectRefused(
+          await h.send({ method: 'GET', url: '/health', auth: 'invalid' }),
+          401,
+          'ERR_AUTH_REQUIRED',
+        )
       }
       const res = await h.send({ method: 'GET', url: '/health' })
-      expect(res.statusCode).toBe(429)
-      expect(res.headers['retry-after']).toBeDefined()
+      expectRefused(res, 429, 'ERR_HTTP_RATE_LIMITED')
+      // Retry-After is delay-seconds (RFC 9110 §10.2.3), the same figure as the body's.
+      const retryAfter = res.headers['retry-after']
+      expect(retryAfter).toMatch(/^[1-9]\d*$/)
+      const seconds = Number(retryAfter)
+      if (profile.errorDetail !== 'minimal')
+        expect(res.json()).toMatchObject({ retry_after: seconds })
+      // The window is what a client has to wait, at most twice over for a sliding window.
+      expect(seconds).toBeLessThanOrEqual((2 * profile.rateLimit.windowMs) / 1000)
+      // And it is the truth: one second short is still refused, on time is served.
+      now = T0 + (seconds - 1) * 1000
+      expectRefused(await h.send({ method: 'GET', url: '/health' }), 429, 'ERR_HTTP_RATE_LIMITED')
+      now = T0 + seconds * 1000
+      expect((await h.send({ method: 'GET', url: '/health' })).statusCode).toBe(200)
     })
 
     it(`auditLevel=${profile.auditLevel}`, async () => {
@@ -248,7 +292,7 @@ for (const profile of PROFILES) {
       const h = await harness(tiny)
       for (let i = 0; i < 5; i++)
         expect((await h.send({ method: 'GET', url: '/health' })).statusCode).toBe(200)
-      expect((await h.send({ method: 'GET', url: '/health' })).statusCode).toBe(429)
+      expectRefused(await h.send({ method: 'GET', url: '/health' }), 429, 'ERR_HTTP_RATE_LIMITED')
       // Another principal has its own budget.
       expect((await h.send({ method: 'GET', url: '/health', auth: 'bob' })).statusCode).toBe(200)
     })
@@ -257,20 +301,40 @@ for (const profile of PROFILES) {
 
 describe('cost-aware rate limiting', () => {
   it('charges a GraphQL operation its cost: cheap and expensive queries share one budget', async () => {
-    const profile = defineProfile(REGULATED, {
-      costRateLimit: true,
-      principalRateLimit: { max: 1000 },
-    })
-    const h = await harness(profile)
     const expensive = '{ users(first: 100) { id name } }'
     const cost = analyzeDocument(parse(expensive), { schema: gqlSchema }).complexity
     expect(cost).toBeGreaterThan(100)
-    const runs = Math.floor(1000 / cost)
-    for (let i = 0; i < runs; i++) expect((await h.gql(expensive)).statusCode).toBe(200)
-    const over = await h.gql(expensive)
-    expect(over.statusCode).toBe(429)
-    // The budget is spent for cheap queries too, and for REST.
-    expect((await h.send({ method: 'GET', url: '/health' })).statusCode).toBeLessThan(500)
+    // A budget of exactly three expensive operations; the per-IP limit far
+    // away, so every refusal below is the principal's budget.
+    const profile = defineProfile(REGULATED, {
+      costRateLimit: true,
+      rateLimit: { max: 10_000 },
+      principalRateLimit: { max: 3 * cost },
+    })
+    const h = await harness(profile, { enforcer: { clock: () => T0 } })
+    for (let i = 0; i < 3; i++) expect((await h.gql(expensive)).statusCode).toBe(200)
+    expectRefused(await h.gql(expensive), 429, 'ERR_HTTP_RATE_LIMITED')
+    // The budget is spent for cheap queries too (cost 1), and for REST (weight 1).
+    expectRefused(await h.gql('{ hello }'), 429, 'ERR_HTTP_RATE_LIMITED')
+    expectRefused(await h.send({ method: 'GET', url: '/health' }), 429, 'ERR_HTTP_RATE_LIMITED')
+    // Another principal's budget is untouched.
+    expect((await h.gql('{ hello }', { auth: 'bob' })).json()).toEqual({ data: { hello: 'world' } })
+  })
+
+  it('a cheap query fits in what an expensive one leaves', async () => {
+    const expensive = '{ users(first: 100) { id name } }'
+    const cost = analyzeDocument(parse(expensive), { schema: gqlSchema }).complexity
+    const profile = defineProfile(REGULATED, {
+      costRateLimit: true,
+      rateLimit: { max: 10_000 },
+      principalRateLimit: { max: cost + 2 },
+    })
+    const h = await harness(profile, { enforcer: { clock: () => T0 } })
+    expect((await h.gql(expensive)).statusCode).toBe(200)
+    // Two units left: two requests of weight 1, then the budget is spent.
+    expect((await h.gql('{ hello }')).json()).toEqual({ data: { hello: 'world' } })
+    expect((await h.send({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+    expectRefused(await h.send({ method: 'GET', url: '/health' }), 429, 'ERR_HTTP_RATE_LIMITED')
   })
 })
 
@@ -292,12 +356,15 @@ describe('persistedOperationsOnly', () => {
     const unknown = await h.gql('{ user { id } }')
     expect(unknown.json().data ?? null).toBeNull()
     expect(unknown.statusCode).toBeGreaterThanOrEqual(400)
+    expect(graphqlCodes(unknown)).toEqual(['ERR_GRAPHQL_PERSISTED_QUERY_REQUIRED'])
   })
 
   it('is refused at construction without a manifest', async () => {
     const { ProfileEnforcer } = await import('../../src/profiles/index.js')
-    expect(
-      () => new ProfileEnforcer(defineProfile(RESTRICTED, { persistedOperationsOnly: true })),
-    ).toThrow(/persistedOperations/)
+    const construct = () =>
+      new ProfileEnforcer(defineProfile(RESTRICTED, { persistedOperationsOnly: true }))
+    expect(construct).toThrow(SecurityError)
+    expect(construct).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
+    expect(construct).toThrow(/persistedOperations/)
   })
 })

@@ -1,7 +1,7 @@
 /**
  * `TracingConfig`: the options of {@link GraphQLTracer}, parsed once with zod.
  */
-import type { TracerProvider } from '@opentelemetry/api'
+import type { Span, TracerProvider } from '@opentelemetry/api'
 import { z } from 'zod'
 import { DEFAULT_SENSITIVE_PATTERNS } from '../redact.js'
 
@@ -26,6 +26,27 @@ export const TracingConfigSchema = z
      * @default true
      */
     traceDataAccess: z.boolean().default(true),
+    /**
+     * With `traceResolvers`: no span for a field without a resolver of its
+     * own (graphql-js's default resolver reads a property), as
+     * `@opentelemetry/instrumentation-graphql`'s option of that name.
+     * @default false
+     */
+    ignoreTrivialResolveSpans: z.boolean().default(false),
+    /**
+     * `(span, result) => void`, called with each operation span and its
+     * result (`{ errors }` for a refused operation) before the span ends,
+     * for attributes of your own; as `instrumentation-graphql`'s
+     * `responseHook`. A throw is recorded on the span and never fails the
+     * operation. Do not record values from `result.data` that may be secret.
+     * @default none
+     */
+    responseHook: z
+      .custom<(span: Span, result: { readonly errors?: readonly unknown[] | undefined }) => void>(
+        (v) => typeof v === 'function',
+        { message: 'must be a function (span, result) => void' },
+      )
+      .optional(),
     /**
      * Record the variables (JSON, attribute `graphql.variables`).
      * @default false

@@ -23,6 +23,7 @@ import {
   SpanKind,
   SpanStatusCode,
   type Tracer,
+  type TracerProvider,
   trace,
 } from '@opentelemetry/api'
 import type {
@@ -72,6 +73,7 @@ const ATTR_FIELD_NAME = 'graphql.field.name'
 const ATTR_FIELD_PATH = 'graphql.field.path'
 const ATTR_FIELD_TYPE = 'graphql.field.type'
 const ATTR_DROPPED = 'fraiseql.graphql.resolver_spans.dropped'
+const ATTR_HOOK_ERROR = 'fraiseql.graphql.response_hook.error'
 
 /** The name of an operation span whose type is unknown. */
 export const UNKNOWN_OPERATION = 'GraphQL Operation'
@@ -233,7 +235,9 @@ function fieldPath(info: GraphQLResolveInfo): { name: string; full: string } {
 export class GraphQLTracer {
   /** The parsed configuration (defaults applied, frozen). */
   readonly config: ResolvedTracingConfig
-  readonly #tracer: Tracer
+  #tracer: Tracer
+  /** Off: no span is started (an OpenTelemetry instrumentation's `disable()`). */
+  #enabled = true
   readonly #matcher: KeyMatcher
   readonly #facts = new WeakMap<DocumentNode, SensitiveFacts>()
   /** Schemas whose resolvers this tracer wrapped, and whether default resolvers were too. */
@@ -258,6 +262,19 @@ export class GraphQLTracer {
     this.#matcher = matcherFor(this.config.sensitivePatterns)
     // The global provider is a proxy: an SDK registered later still receives the spans.
     this.#tracer = (o.tracerProvider ?? trace.getTracerProvider()).getTracer(TRACER_NAME)
+  }
+
+  /**
+   * Sends later spans to `provider` (an OpenTelemetry SDK registering the
+   * tracer as an instrumentation calls this). @internal
+   */
+  useTracerProvider(provider: TracerProvider): void {
+    this.#tracer = provider.getTracer(TRACER_NAME)
+  }
+
+  /** Starts or stops making spans; off, every integration just runs. @internal */
+  setEnabled(enabled: boolean): void {
+    this.#enabled = enabled
   }
 
   /** graphql-js, on first need: constructing a tracer must work without it. */
@@ -330,7 +347,7 @@ export class GraphQLTracer {
         { path: [typeof fn !== 'function' ? 'fn' : 'name'], message: 'is required' },
       ])
     }
-    if (!this.config.traceDataAccess) return fn()
+    if (!this.config.traceDataAccess || !this.#enabled) return fn()
     const parent = context.active()
     const active = trace.getSpan(parent)
     if (active === undefined || !active.isRecording()) return fn()
@@ -385,8 +402,10 @@ export class GraphQLTracer {
       let run = args
       if (tracer.config.traceResolvers) {
         tracer.instrument(args.schema, false)
-        t.fieldResolver = (args.fieldResolver ?? undefined) as Resolver | undefined
-        run = { ...args, fieldResolver: tracer.#tracedDefault(args.fieldResolver) }
+        if (!tracer.config.ignoreTrivialResolveSpans) {
+          t.fieldResolver = (args.fieldResolver ?? undefined) as Resolver | undefined
+          run = { ...args, fieldResolver: tracer.#tracedDefault(args.fieldResolver) }
+        }
       }
       let result: unknown
       try {
@@ -425,6 +444,7 @@ export class GraphQLTracer {
     document?: DocumentNode,
     operationName?: string | null,
   ): OperationTrace | undefined {
+    if (!this.#enabled) return undefined
     let name = UNKNOWN_OPERATION
     let attributes: Attributes | undefined
     if (document !== undefined) {
@@ -548,6 +568,7 @@ export class GraphQLTracer {
     if (errors !== undefined && errors !== null && errors.length > 0) {
       this.#recordErrors(t, errorType(errors[0]), errors)
     }
+    this.#responseHook(t, result ?? {})
     this.#end(t)
   }
 
@@ -565,6 +586,7 @@ export class GraphQLTracer {
     const inner = (error as { errors?: unknown } | null | undefined)?.errors
     const errors = Array.isArray(inner) && inner.length > 0 ? inner : [error]
     this.#recordErrors(t, typeOf(error, errors[0]), errors)
+    this.#responseHook(t, { errors })
     this.#end(t)
   }
 
@@ -582,6 +604,24 @@ export class GraphQLTracer {
     }
   }
 
+  /**
+   * The user's `responseHook(span, result)`, before the span ends. Its
+   * failure never fails the operation it observes (tracing is not a
+   * protection): the span records it as `fraiseql.graphql.response_hook.error`
+   * (the error's type, never its message).
+   */
+  #responseHook(t: OperationTrace, result: Pick<ExecutionResult, 'errors'>): void {
+    const hook = this.config.responseHook as
+      | ((span: Span, result: Pick<ExecutionResult, 'errors'>) => void)
+      | undefined
+    if (hook === undefined) return
+    try {
+      hook(t.span, result)
+    } catch (err) {
+      t.span.setAttribute(ATTR_HOOK_ERROR, errorType(err))
+    }
+  }
+
   #end(t: OperationTrace): void {
     t.ended = true
     if (t.dropped > 0) t.span.setAttribute(ATTR_DROPPED, t.dropped)
@@ -596,7 +636,9 @@ export class GraphQLTracer {
    */
   instrumentForHooks(schema: GraphQLSchema): void {
     const o = this.config
-    if (o.traceResolvers || o.traceDataAccess) this.instrument(schema, o.traceResolvers)
+    if (o.traceResolvers || o.traceDataAccess) {
+      this.instrument(schema, o.traceResolvers && !o.ignoreTrivialResolveSpans)
+    }
   }
 
   /**
@@ -645,7 +687,6 @@ export class GraphQLTracer {
     field: GraphQLField<unknown, unknown> | undefined,
     fallback?: Resolver,
   ): Resolver {
-    const tracer = this.#tracer
     const spans = this.config.traceResolvers
     const cap = this.config.maxResolverSpans
     const fieldType = field === undefined ? undefined : String(field.type)
@@ -666,7 +707,7 @@ export class GraphQLTracer {
       }
       t.resolverSpans++
       const path = fieldPath(info)
-      const span = tracer.startSpan(
+      const span = self.#tracer.startSpan(
         path.name,
         {
           kind: SpanKind.INTERNAL,

@@ -1,7 +1,7 @@
 /**
  * The framework-free rate limiter both adapters (Fastify plugin, Express-style
- * middleware) sit on: policy sets, the store call with its timeout, the
- * insurance fallback during an outage, and the response headers.
+ * middleware) sit on: policy sets, the store call behind its circuit breaker,
+ * the insurance fallback with its share of each quota, and the response headers.
  */
 
 import { ConfigError, type SecurityError } from '../../errors.js'
@@ -12,10 +12,10 @@ import {
   type PolicyState,
   RateLimitExceededError,
   type RateLimitInfo,
-  RateLimitStoreError,
   RateLimitUnavailableError,
 } from '../errors.js'
 import { compilePathMatcher, type PathMatcher, pathOf } from '../paths.js'
+import { FALL_BACK, StoreCircuitBreaker, type StoreCircuitState } from './breaker.js'
 import { compileIpList, ipKey } from './client-key.js'
 import {
   MAX_QUOTA,
@@ -206,7 +206,7 @@ export interface HeaderTarget {
   header(name: string, value: string): unknown
 }
 
-type Circuit = { state: 'shared' } | { state: 'insurance'; nextProbeAt: number; probing: boolean }
+type ConsumeArgs = { policies: readonly RateLimitPolicy[]; weight: number; now: number }
 
 /**
  * @example
@@ -223,6 +223,9 @@ export class RateLimiter<Req = unknown> {
   readonly #store: RateLimitStore
   readonly #memory: MemoryStore | undefined
   readonly #insurance: MemoryStore
+  readonly #breaker: StoreCircuitBreaker
+  /** Each policy set's insurance quotas: `ceil(max / instances)`. */
+  readonly #shares = new WeakMap<PolicySet, readonly RateLimitPolicy[]>()
   readonly #isAllowedIp: (ip: string) => boolean
   readonly #routePlans = new WeakMap<object, Plan<Req>>()
   readonly #globalPlan: Plan<Req>
@@ -236,7 +239,6 @@ export class RateLimiter<Req = unknown> {
   readonly #onExceeded: ((r: Req, key: string) => void) | undefined
   readonly #errorResponseBuilder: ((r: Req, c: RateLimitErrorContext) => object) | undefined
   #logger: Logger
-  #circuit: Circuit = { state: 'shared' }
 
   constructor(options?: RateLimitConfig, logger?: Logger) {
     this.config = parseOptions('rateLimit', RateLimitConfigSchema, options, RATE_LIMIT_ALIASES)
@@ -246,6 +248,31 @@ export class RateLimiter<Req = unknown> {
     this.#store = c.store ?? new MemoryStore()
     this.#memory = this.#store instanceof MemoryStore ? this.#store : undefined
     this.#insurance = new MemoryStore()
+    this.#breaker = new StoreCircuitBreaker({
+      ...c.circuitBreaker,
+      timeoutMs: c.storeTimeoutMs,
+      retryIntervalMs: c.storeRetryIntervalMs,
+      clock: this.clock,
+      events: {
+        failed: (err, reason) =>
+          this.#logger.warn(
+            {
+              err: describeError(err),
+              reason,
+              store: storeName(this.#store),
+              fallback: c.onStoreError,
+            },
+            'rate-limit store failed',
+          ),
+        opened: (details) =>
+          this.#logger.warn(
+            { ...details, store: storeName(this.#store), fallback: c.onStoreError },
+            'rate-limit store circuit opened',
+          ),
+        closed: () =>
+          this.#logger.warn({ store: storeName(this.#store) }, 'rate-limit store recovered'),
+      },
+    })
     this.isExemptPath = compilePathMatcher(c.exemptPaths)
     this.#hasExemptPaths = c.exemptPaths.length > 0
     this.#ipv6Subnet = c.ipv6Subnet
@@ -446,58 +473,49 @@ export class RateLimiter<Req = unknown> {
     const request = { policies: set.policies, weight, now: this.clock() }
     const storeKey = set.scope === '' ? key : set.scope + key
     if (this.#memory !== undefined) return summarize(this.#memory.consumeSync(storeKey, request))
-    const circuit = this.#circuit
-    if (circuit.state === 'insurance') {
-      if (circuit.probing || request.now < circuit.nextProbeAt)
-        return this.#fallback(storeKey, request)
-      circuit.probing = true
-    }
-    return this.#consumeShared(storeKey, request)
+    if (!this.#breaker.admits(request.now)) return this.#fallback(storeKey, set, request)
+    return this.#consumeShared(storeKey, set, request)
   }
 
   async #consumeShared(
     storeKey: string,
-    request: { policies: readonly RateLimitPolicy[]; weight: number; now: number },
+    set: PolicySet,
+    request: ConsumeArgs,
   ): Promise<RateLimitInfo | undefined> {
-    try {
-      const states = await withTimeout(
-        this.#store.consume(storeKey, request),
-        this.config.storeTimeoutMs,
-      )
-      if (this.#circuit.state === 'insurance') {
-        this.#logger.warn({ store: storeName(this.#store) }, 'rate-limit store recovered')
-        this.#circuit = { state: 'shared' }
-      }
-      return summarize(states)
-    } catch (err) {
-      const now = this.clock()
-      const wasShared = this.#circuit.state === 'shared'
-      this.#circuit = {
-        state: 'insurance',
-        nextProbeAt: now + this.config.storeRetryIntervalMs,
-        probing: false,
-      }
-      this.#logger.warn(
-        {
-          err: describeError(err),
-          store: storeName(this.#store),
-          fallback: this.config.onStoreError,
-          wasShared,
-        },
-        'rate-limit store failed',
-      )
-      return this.#fallback(storeKey, request)
+    const states = await this.#breaker.call(this.#store.consume(storeKey, request))
+    if (states === FALL_BACK) return this.#fallback(storeKey, set, request)
+    const info = summarize(states)
+    // The insurance store also counts what this process admits through the
+    // shared store, so a fallback in the same window starts from its share
+    // already spent, not from zero.
+    if (info.allowed && this.config.onStoreError === 'insurance') {
+      this.#insurance.consumeSync(storeKey, { ...request, policies: this.#shareOf(set) })
     }
+    return info
+  }
+
+  /** The insurance quotas of a policy set: each policy's `ceil(max / instances)`. */
+  #shareOf(set: PolicySet): readonly RateLimitPolicy[] {
+    let share = this.#shares.get(set)
+    if (share === undefined) {
+      const n = this.config.instances
+      share = Object.freeze(set.policies.map((p) => ({ ...p, max: Math.ceil(p.max / n) })))
+      this.#shares.set(set, share)
+    }
+    return share
   }
 
   /** What `onStoreError` says to do while the shared store is unavailable. */
   #fallback(
     storeKey: string,
-    request: { policies: readonly RateLimitPolicy[]; weight: number; now: number },
+    set: PolicySet,
+    request: ConsumeArgs,
   ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
     switch (this.config.onStoreError) {
       case 'insurance':
-        return summarize(this.#insurance.consumeSync(storeKey, request))
+        return summarize(
+          this.#insurance.consumeSync(storeKey, { ...request, policies: this.#shareOf(set) }),
+        )
       case 'allow':
         return Promise.resolve(undefined)
       case 'deny':
@@ -530,9 +548,14 @@ export class RateLimiter<Req = unknown> {
     return headers
   }
 
-  /** Whether the limiter is currently serving from its insurance store. */
+  /** Whether the shared store's circuit is open or half-open (requests decided locally). */
   get degraded(): boolean {
-    return this.#circuit.state === 'insurance'
+    return this.#breaker.state !== 'closed'
+  }
+
+  /** The shared store's circuit: `closed` (in use), `open` (bypassed), `half-open` (one probe out). */
+  get storeCircuit(): StoreCircuitState {
+    return this.#breaker.state
   }
 
   async close(): Promise<void> {
@@ -543,25 +566,4 @@ export class RateLimiter<Req = unknown> {
 
 function storeName(store: RateLimitStore): string {
   return store.constructor?.name ?? 'store'
-}
-
-/** Rejects with a store error after `ms`; the timer never keeps the process alive. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new RateLimitStoreError(`store did not answer within ${ms} ms`)),
-      ms,
-    )
-    timer.unref?.()
-    promise.then(
-      (v) => {
-        clearTimeout(timer)
-        resolve(v)
-      },
-      (e: unknown) => {
-        clearTimeout(timer)
-        reject(e)
-      },
-    )
-  })
 }

@@ -4,6 +4,7 @@ import { parseDuration } from '../../internal/duration.js'
 import type { Logger } from '../../internal/logger.js'
 import type { RateLimitInfo } from '../errors.js'
 import { PathPatternSchema } from '../paths.js'
+import { StoreCircuitBreakerSchema } from './breaker.js'
 import { IpOrCidrSchema } from './client-key.js'
 import type { RateLimitStore } from './store.js'
 
@@ -191,22 +192,44 @@ export const RateLimitConfigSchema = z
      */
     store: storeSchema.optional(),
     /**
-     * Longest wait for the store before `onStoreError` applies.
+     * Longest wait for the store; a request whose call takes longer is decided
+     * as `onStoreError` says. One slow call does not open the circuit
+     * (see `circuitBreaker`).
      * @default 100
      */
     storeTimeoutMs: z.number().int().min(1).max(60_000).default(100),
     /**
-     * What a store failure or timeout does: `insurance` limits with a local
-     * memory store until the shared one recovers; `allow` lets the request
-     * through; `deny` answers 503. Every failure is logged.
+     * What a request does when the store call fails or times out, or while the
+     * circuit is open: `insurance` limits it with a local memory store whose
+     * quotas are each policy's `ceil(max / instances)`; `allow` lets it
+     * through; `deny` answers 503. Failures are logged once per run.
      * @default 'insurance'
      */
     onStoreError: z.enum(['insurance', 'allow', 'deny']).default('insurance'),
     /**
-     * During an outage, how often one request probes the shared store.
+     * While the circuit is open, how long before one request probes the store
+     * (half-open); its answer closes the circuit, its failure keeps it open.
      * @default 1000
      */
     storeRetryIntervalMs: z.number().int().min(1).max(3_600_000).default(1000),
+    /**
+     * When the shared store's circuit opens: `openAfterErrors` errors or
+     * `openAfterTimeouts` timeouts in a row, with no answer in between.
+     * @default { openAfterErrors: 3, openAfterTimeouts: 5, busyMaxWaitMs: 1000 }
+     */
+    circuitBreaker: StoreCircuitBreakerSchema.default({
+      openAfterErrors: 3,
+      openAfterTimeouts: 5,
+      busyMaxWaitMs: 1000,
+    }),
+    /**
+     * How many processes share the store. Each one's insurance budget is
+     * `ceil(max / instances)` of every policy (its own admissions through the
+     * shared store included), so a fleet that falls back admits about `max`,
+     * not `max` per process. Ignored with the memory store.
+     * @default 1
+     */
+    instances: z.number().int().min(1).max(10_000).default(1),
     /**
      * Units a request costs; later features charge GraphQL cost or tier weights.
      * @default () => 1

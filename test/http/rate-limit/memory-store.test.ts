@@ -16,22 +16,55 @@ describeRateLimitStoreContract(
 describe('MemoryStore', () => {
   const policy = { name: 'default', max: 5, windowMs: 1000 }
 
-  it('stays bounded: the least recently used counter is evicted past maxKeys', () => {
+  it('stays bounded past maxKeys, however many keys arrive', () => {
     const store = new MemoryStore({ maxKeys: 100 })
     for (let i = 0; i < 10_000; i++)
-      store.consumeSync(`client-${i}`, { policies: [policy], weight: 1, now: 0 })
+      store.consumeSync(`client-${i}`, { policies: [policy], weight: 1, now: i })
     expect(store.size).toBe(100)
   })
 
-  it('keeps a recently used key when evicting', () => {
+  it('when full, evicts the least recently used counter whose windows have passed', () => {
     const store = new MemoryStore({ maxKeys: 2 })
-    const hit = (key: string) => store.consumeSync(key, { policies: [policy], weight: 1, now: 10 })
+    const hit = (key: string, now: number) =>
+      store.consumeSync(key, { policies: [policy], weight: 1, now })
+    hit('a', 10)
+    hit('b', 20)
+    hit('a', 2_500) // a is now the most recent and live; b's windows (0 and 1) have passed at 2,500
+    hit('c', 2_600) // takes b's place
+    expect(store.has('b')).toBe(false)
+    expect(store.has('c')).toBe(true)
+    expect(hit('a', 2_700)[0]!.remaining).toBe(3)
+  })
+
+  it('when full of live counters, new keys share one overflow counter per policy set and evict nobody', () => {
+    const store = new MemoryStore({ maxKeys: 2 })
+    const other = { name: 'default', max: 2, windowMs: 1000 }
+    const hit = (key: string, p = policy) =>
+      store.consumeSync(key, { policies: [p], weight: 1, now: 10 })
     hit('a')
     hit('b')
-    hit('a') // a is now the most recent
-    hit('c') // evicts b
-    expect(hit('a')[0]!.remaining).toBe(2)
-    expect(hit('b')[0]!.remaining).toBe(4)
+    expect(hit('c')[0]!.remaining).toBe(4)
+    expect(hit('d')[0]!.remaining).toBe(3) // c and d share one counter
+    expect(hit('e', other)[0]!.remaining).toBe(1) // another policy set, its own overflow counter
+    expect([store.has('a'), store.has('b'), store.has('c')]).toEqual([true, true, false])
+    expect(hit('a')[0]!.remaining).toBe(3)
+  })
+
+  it('property: whatever the keys minted, a client over its limit stays refused until its window frees it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.array(fc.string({ maxLength: 6 }), { maxLength: 300 }),
+        (maxKeys, flood) => {
+          const store = new MemoryStore({ maxKeys })
+          const victim = { policies: [policy], weight: 1, now: 100 }
+          for (let i = 0; i < policy.max; i++) store.consumeSync('victim', victim)
+          for (const k of flood)
+            if (k !== 'victim') store.consumeSync(`f:${k}`, { ...victim, now: 200 })
+          return store.consumeSync('victim', { ...victim, now: 300 })[0]!.allowed === false
+        },
+      ),
+    )
   })
 
   it('creates no timers (nothing keeps the process alive)', () => {

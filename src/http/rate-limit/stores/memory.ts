@@ -7,8 +7,12 @@ import type { ConsumeRequest, RateLimitStore } from '../store.js'
 export const MemoryStoreOptionsSchema = z
   .object({
     /**
-     * Most clients (keys) kept; the least recently used is evicted first.
-     * Memory stays bounded however many distinct clients arrive.
+     * Most clients (keys) kept, so memory stays bounded however many distinct
+     * clients arrive. When full, a new client takes the place of a counter
+     * that no longer counts anything (its windows have passed); when every
+     * counter is live, new clients share one overflow counter per policy set
+     * until one frees up. A live counter is never evicted, so a flood of new
+     * keys cannot reset an existing client's count.
      * @default 100000
      */
     maxKeys: z.number().int().min(1).max(100_000_000).default(100_000),
@@ -16,6 +20,13 @@ export const MemoryStoreOptionsSchema = z
   .strict()
 
 export type MemoryStoreOptions = z.input<typeof MemoryStoreOptionsSchema>
+
+/**
+ * How many of the least recently used counters a new key looks at for one
+ * that counts nothing. In the LRU order the oldest counters are the first to
+ * expire, so a few suffice; a bound keeps a full store's miss O(1).
+ */
+const EVICTION_SCAN = 32
 
 /** One client's counters, one slot per policy, and its place in the LRU list. */
 interface Entry {
@@ -35,6 +46,12 @@ interface Entry {
  * timers (nothing keeps the process alive), expired windows reset lazily on
  * access. Also the insurance store shared stores fall back to during an outage.
  *
+ * At `maxKeys` it evicts only counters whose windows have passed (they count
+ * nothing, so no client gains from their loss). While every counter is live,
+ * keys it does not hold are charged on one overflow counter per policy set,
+ * shared by all of them: a flood of fresh keys exhausts that shared quota
+ * instead of evicting, and so resetting, anybody's count.
+ *
  * @example
  * ```ts
  * import { MemoryStore, rateLimit } from 'fraiseql-security/http'
@@ -44,6 +61,8 @@ interface Entry {
 export class MemoryStore implements RateLimitStore {
   readonly #maxKeys: number
   readonly #entries = new Map<string, Entry>()
+  /** The shared counters of keys that found the store full of live counters, by policy set. */
+  readonly #overflow = new Map<string, Entry>()
   #newest: Entry | undefined
   #oldest: Entry | undefined
 
@@ -56,6 +75,11 @@ export class MemoryStore implements RateLimitStore {
     return this.#entries.size
   }
 
+  /** Whether `key` has a counter of its own (false while it shares the overflow counter). */
+  has(key: string): boolean {
+    return this.#entries.has(key)
+  }
+
   consume(key: string, request: ConsumeRequest): Promise<readonly PolicyState[]> {
     return Promise.resolve(this.consumeSync(key, request))
   }
@@ -63,7 +87,7 @@ export class MemoryStore implements RateLimitStore {
   /** Synchronous form; the limiter uses it to skip a promise per request. */
   consumeSync(key: string, request: ConsumeRequest): PolicyState[] {
     const { policies, weight, now } = request
-    const entry = this.#entry(key, policies)
+    const entry = this.#entry(key, policies, now)
     const n = policies.length
     // First pass: roll windows over and decide; nothing is charged unless every policy fits.
     let allowed = true
@@ -109,20 +133,13 @@ export class MemoryStore implements RateLimitStore {
   }
 
   /** Finds or creates a client's entry, lays it out for `policies`, and marks it most recent. */
-  #entry(key: string, policies: readonly RateLimitPolicy[]): Entry {
+  #entry(key: string, policies: readonly RateLimitPolicy[], now: number): Entry {
     let entry = this.#entries.get(key)
     if (entry === undefined) {
-      if (this.#entries.size >= this.#maxKeys) this.#evictOldest()
-      const n = policies.length
-      entry = {
-        key,
-        policies,
-        index: new Array<number>(n).fill(Number.NaN),
-        current: new Array<number>(n).fill(0),
-        previous: new Array<number>(n).fill(0),
-        newer: undefined,
-        older: this.#newest,
+      if (this.#entries.size >= this.#maxKeys && !this.#evictIdle(now)) {
+        return this.#overflowEntry(policies)
       }
+      entry = newEntry(key, policies, this.#newest)
       if (this.#newest !== undefined) this.#newest.newer = entry
       this.#newest = entry
       this.#oldest ??= entry
@@ -161,18 +178,46 @@ export class MemoryStore implements RateLimitStore {
     entry.previous = previous
   }
 
-  #evictOldest(): void {
-    const oldest = this.#oldest
-    if (oldest === undefined) return
-    this.#entries.delete(oldest.key)
-    this.#oldest = oldest.newer
-    if (this.#oldest !== undefined) this.#oldest.older = undefined
-    else this.#newest = undefined
+  /** Evicts one of the least recently used counters if it counts nothing at `now`. */
+  #evictIdle(now: number): boolean {
+    let candidate = this.#oldest
+    for (let i = 0; i < EVICTION_SCAN && candidate !== undefined; i++) {
+      if (isIdle(candidate, now)) {
+        this.#unlink(candidate)
+        this.#entries.delete(candidate.key)
+        return true
+      }
+      candidate = candidate.newer
+    }
+    return false
+  }
+
+  #unlink(entry: Entry): void {
+    if (entry.older !== undefined) entry.older.newer = entry.newer
+    else this.#oldest = entry.newer
+    if (entry.newer !== undefined) entry.newer.older = entry.older
+    else this.#newest = entry.older
+  }
+
+  /**
+   * The counter keys share while the store is full of live counters. One per
+   * policy set, so a route's newcomers never charge another route's quota;
+   * policy sets come from configuration, never from clients, so the map stays small.
+   */
+  #overflowEntry(policies: readonly RateLimitPolicy[]): Entry {
+    const id = policies.map((p) => `${p.name}:${p.max}:${p.windowMs}`).join(',')
+    let entry = this.#overflow.get(id)
+    if (entry === undefined) {
+      entry = newEntry(`overflow:${id}`, policies, undefined)
+      this.#overflow.set(id, entry)
+    } else if (entry.policies !== policies) entry.policies = policies
+    return entry
   }
 
   /** Drops every counter. */
   clear(): void {
     this.#entries.clear()
+    this.#overflow.clear()
     this.#newest = undefined
     this.#oldest = undefined
   }
@@ -180,4 +225,38 @@ export class MemoryStore implements RateLimitStore {
   async close(): Promise<void> {
     this.clear()
   }
+}
+
+function newEntry(
+  key: string,
+  policies: readonly RateLimitPolicy[],
+  older: Entry | undefined,
+): Entry {
+  const n = policies.length
+  return {
+    key,
+    policies,
+    index: new Array<number>(n).fill(Number.NaN),
+    current: new Array<number>(n).fill(0),
+    previous: new Array<number>(n).fill(0),
+    newer: undefined,
+    older,
+  }
+}
+
+/**
+ * Whether a counter counts nothing at `now` for any of its policies, so
+ * dropping it changes no decision: each window is two or more windows old,
+ * or the windows still weighed hold zero.
+ */
+function isIdle(entry: Entry, now: number): boolean {
+  for (let i = 0; i < entry.policies.length; i++) {
+    const last = entry.index[i]!
+    if (Number.isNaN(last)) continue
+    const x = Math.floor(now / entry.policies[i]!.windowMs)
+    if (last < x - 1) continue
+    if (last === x - 1 ? entry.current[i] !== 0 : entry.current[i] !== 0 || entry.previous[i] !== 0)
+      return false
+  }
+  return true
 }

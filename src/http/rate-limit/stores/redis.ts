@@ -94,10 +94,16 @@ export const RedisStoreOptionsSchema = z
     ),
     /**
      * Prefix of every key. Keys are `<prefix>{<client>}:<policy>`; the hash tag
-     * keeps one client's policies in one cluster slot.
+     * keeps one client's policies in one cluster slot, so the script's keys
+     * never span slots. Braces would move the hash tag into the prefix (every
+     * client in one slot), so the prefix has none.
      * @default 'fsrl:'
      */
-    prefix: z.string().max(128).default('fsrl:'),
+    prefix: z
+      .string()
+      .max(128)
+      .refine((p) => !/[{}]/.test(p), 'must not contain "{" or "}" (the hash tag is the client)')
+      .default('fsrl:'),
     /**
      * `server` uses Redis `TIME`, so instances with skewed clocks agree;
      * `caller` uses the `now` passed in (tests with an injected clock).
@@ -112,7 +118,9 @@ export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>
 /**
  * Redis store: exactly one round trip per request (`EVALSHA`, falling back to
  * `EVAL` once when Redis answers `NOSCRIPT`, e.g. after a restart or
- * `SCRIPT FLUSH`); keys expire on their own after two windows.
+ * `SCRIPT FLUSH`); keys expire on their own after two windows. Takes an
+ * ioredis `Redis` or `Cluster` client: one request's keys share the client's
+ * hash tag, so a Redis Cluster runs the script on the one node that holds them.
  *
  * @example
  * ```ts
@@ -138,7 +146,8 @@ export class RedisStore implements RateLimitStore {
     const { policies, weight } = request
     const n = policies.length
     const args: Array<string | number> = new Array(n + 2 + 2 * n)
-    for (let i = 0; i < n; i++) args[i] = `${this.#prefix}{${key}}:${policies[i]!.name}`
+    const tagged = clientTag(this.#prefix, key)
+    for (let i = 0; i < n; i++) args[i] = tagged + policies[i]!.name
     args[n] = weight
     args[n + 1] = this.#callerTime ? request.now : ''
     for (let i = 0; i < n; i++) {
@@ -154,6 +163,16 @@ export class RedisStore implements RateLimitStore {
     }
     return decodeReply(reply, request)
   }
+}
+
+/**
+ * `<prefix>{<client>}:`: the part of a key before the policy name. An empty
+ * client would make `{}`, which Redis Cluster does not take as a hash tag
+ * (each policy's key would hash whole, to different slots: CROSSSLOT), so it
+ * is `<prefix>{:}` instead; no other client's key can end in `}<name>`.
+ */
+function clientTag(prefix: string, key: string): string {
+  return key === '' ? `${prefix}{:}` : `${prefix}{${key}}:`
 }
 
 function isNoScript(err: unknown): boolean {
