@@ -546,7 +546,16 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
             .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', at)]))
             .execute()
         }
+        const retired = new Map<number, boolean>()
         for (const r of batch.rehash) {
+          // A process that has not seen a retirement yet would rehash onto
+          // it; the row keeps its own version instead (the flush goes on).
+          let gone = retired.get(r.pepperVersion)
+          if (gone === undefined) {
+            gone = await this.#pepperRetired(trx, r.pepperVersion)
+            retired.set(r.pepperVersion, gone)
+          }
+          if (gone) continue
           await trx
             .updateTable('api_keys')
             .set({
@@ -717,6 +726,13 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
    * retirement cannot write a key no process could validate.
    */
   async #requirePepper(trx: Kysely<ApiKeysDb>, version: number): Promise<void> {
+    if (await this.#pepperRetired(trx, version)) {
+      throw new ApiKeyStoreError('the API-key pepper version was retired')
+    }
+  }
+
+  /** Whether `version` is missing while a newer one exists (versions only grow). */
+  async #pepperRetired(trx: Kysely<ApiKeysDb>, version: number): Promise<boolean> {
     const rows = await trx
       .selectFrom('api_key_peppers')
       .select('version')
@@ -725,9 +741,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
       .limit(1)
       .execute()
     const first = rows[0]
-    if (first !== undefined && int(first.version) !== version) {
-      throw new ApiKeyStoreError('the API-key pepper version was retired')
-    }
+    return first !== undefined && int(first.version) !== version
   }
 
   /** A write transaction holding the chain's lock. */

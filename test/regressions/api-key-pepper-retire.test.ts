@@ -76,6 +76,26 @@ describeOnBothDatabases('retiring an old pepper version', import.meta.url, (db) 
         }),
       ),
     ).toBe('ERR_API_KEY_STORE')
+
+    // A stale process's lazy rehash onto the retired version is skipped; the
+    // rest of its flush (the audit rows) is written.
+    await store.flush({
+      lastUsed: new Map(),
+      rehash: [
+        {
+          keyId: row.keyId,
+          hash: new Uint8Array(32),
+          pepperVersion: 2,
+          fromVersion: row.pepperVersion,
+          rowMac: new Uint8Array(32),
+          fromRowMac: row.rowMac ?? undefined,
+        },
+      ],
+      audit: [{ event: 'validated', keyId: row.keyId, actor: null, ip: null, at: 1, detail: {} }],
+    })
+    expect(await store.getKey(row.keyId)).toEqual(row)
+    expect((await store.lastAudit())?.keyId).toBe(row.keyId)
+    expect((await m.validate((await m.create({ name: 'after' })).key)).keyId).toBeDefined()
     await store.close()
     await m.close()
   })
