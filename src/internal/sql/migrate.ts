@@ -85,11 +85,29 @@ export async function runMigrations(
     migrationTableName: set.migrationTable,
     migrationLockTableName: `${set.migrationTable}_lock`,
   })
-  const { error, results } = await migrator.migrateToLatest()
+  let { error, results } = await migrator.migrateToLatest()
+  // The bookkeeping tables are created before Kysely takes its lock, and on
+  // PostgreSQL a `CREATE ... IF NOT EXISTS` racing another instance's can
+  // still fail (a unique violation in the catalog) before that instance has
+  // committed, so Kysely's own re-check misses it. The setup is idempotent:
+  // a run that failed there, with no migration applied, is simply run again.
+  for (let attempt = 1; attempt < SETUP_ATTEMPTS && isSetupFailure(error, results); attempt++) {
+    ;({ error, results } = await migrator.migrateToLatest())
+  }
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? '(setup)'
     const where = target.schema === undefined ? target.dialect : `schema ${target.schema}`
     const cause: SqlFailure = sanitizeSqlError(target.dialect, error)
     throw new SqlMigrationError(failed, where, cause)
   }
+}
+
+/** Runs of a migration whose bookkeeping setup failed (a race with another instance). */
+const SETUP_ATTEMPTS = 3
+
+function isSetupFailure(
+  error: unknown,
+  results: readonly { status: string }[] | undefined,
+): boolean {
+  return error !== undefined && (results === undefined || results.length === 0)
 }

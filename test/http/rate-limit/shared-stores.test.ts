@@ -175,6 +175,7 @@ describe.skipIf(!HAS_REDIS)('Redis outage', () => {
     expect(probe.headers.ratelimit).toMatch(/^"default";r=1;/)
     expect(warnings.map((w) => w.msg)).toEqual([
       'rate-limit store failed',
+      'rate-limit store circuit opened',
       'rate-limit store recovered',
     ])
   })
