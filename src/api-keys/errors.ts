@@ -123,6 +123,31 @@ export class ApiKeyTamperedError extends ApiKeyRejectedError {
   }
 }
 
+/**
+ * An anchor given to `verifyAuditChain()` that is malformed, or carries a
+ * checkpoint MAC this store's pepper did not make (a forged or foreign
+ * checkpoint). Says nothing about the expected MAC.
+ */
+export class ApiKeyAuditCheckpointError extends SecurityError {
+  static override readonly code = 'ERR_API_KEY_AUDIT_CHECKPOINT_INVALID'
+  constructor(message: string, options?: SecurityErrorOptions) {
+    super(message, options)
+  }
+}
+
+/**
+ * `retirePepper()` refused: a stored key still uses the version, it is the
+ * current version (new keys are hashed with it), or it is version 1 (it
+ * keys the audit chain). Answers 409.
+ */
+export class ApiKeyPepperInUseError extends SecurityError {
+  static override readonly code = 'ERR_API_KEY_PEPPER_IN_USE'
+  override readonly statusCode = 409
+  constructor(message: string, options?: SecurityErrorOptions) {
+    super(message, options)
+  }
+}
+
 /** An administrative call named a key id that does not exist. Answers 404. */
 export class ApiKeyNotFoundError extends SecurityError {
   static override readonly code = 'ERR_API_KEY_NOT_FOUND'

@@ -11,7 +11,11 @@
 export type { ApiKeyAdminRoutesOptions } from './admin.js'
 export { ApiKeyAdminRoutesOptionsSchema, apiKeyAdminRoutes } from './admin.js'
 export type {
+  AuditAnchor,
+  AuditChainFailure,
+  AuditChainKey,
   AuditChainReport,
+  AuditCheckpoint,
   AuditDetail,
   AuditEventInput,
   AuditEventType,
@@ -20,11 +24,13 @@ export type {
 export { auditHash, GENESIS_HASH, verifyAuditRecords } from './audit-chain.js'
 export type { ApiKeyRejectionReason } from './errors.js'
 export {
+  ApiKeyAuditCheckpointError,
   ApiKeyConflictError,
   ApiKeyExpiredError,
   ApiKeyIpNotAllowedError,
   ApiKeyMalformedError,
   ApiKeyNotFoundError,
+  ApiKeyPepperInUseError,
   ApiKeyRejectedError,
   ApiKeyRequestError,
   ApiKeyRevokedError,
@@ -99,5 +105,6 @@ export type {
   ApiKeyStore,
   ListApiKeysOptions,
   PepperRow,
+  RetirePepperOutcome,
   RotateOutcome,
 } from './store.js'

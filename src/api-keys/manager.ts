@@ -16,11 +16,13 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import { ConfigError } from '../errors.js'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
 import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
 import { RateLimiter } from '../http/rate-limit/limiter.js'
 import type { RateLimitStore } from '../http/rate-limit/store.js'
 import { type Clock, systemClock } from '../internal/clock.js'
+import { inProduction } from '../internal/environment.js'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
@@ -28,19 +30,27 @@ import { KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key
 import { EncryptedData } from '../kms/models.js'
 import { LocalKmsProvider } from '../kms/providers/local.js'
 import {
+  type AuditAnchor,
   type AuditChainReport,
   AuditChainVerifier,
+  type AuditCheckpoint,
   type AuditEventInput,
   type AuditRecord,
+  auditHash,
+  auditMac,
+  checkpointMac,
 } from './audit-chain.js'
 import {
+  ApiKeyAuditCheckpointError,
   ApiKeyConflictError,
   ApiKeyExpiredError,
   ApiKeyIpNotAllowedError,
   ApiKeyMalformedError,
   ApiKeyNotFoundError,
+  ApiKeyPepperInUseError,
   type ApiKeyRejectedError,
   type ApiKeyRejectionReason,
+  ApiKeyRequestError,
   ApiKeyRevokedError,
   ApiKeyStoreError,
   ApiKeyTamperedError,
@@ -66,7 +76,7 @@ import {
   sortPrefixes,
 } from './format.js'
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
-import { rowMac, rowMacKey, rowMacValid } from './row-mac.js'
+import { auditKeys, rowMac, rowMacKey, rowMacValid } from './row-mac.js'
 import { SqliteApiKeyStore } from './sqlite.js'
 import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
@@ -219,10 +229,38 @@ export const ApiKeyManagerOptionsSchema = z
     clock: fn<Clock>('() => ms').optional(),
     /**
      * Source of keys and peppers. For tests only (deterministic keys): a
-     * source that is not a CSPRNG makes every key and pepper guessable.
+     * source that is not a CSPRNG makes every key and pepper guessable, so
+     * it is refused (`ERR_CONFIG_INVALID`, path `randomBytes`) when
+     * `environment` (or `NODE_ENV`) is `production`.
      * @default crypto.randomBytes
      */
     randomBytes: fn<RandomBytes>('size => bytes').optional(),
+    /**
+     * The deployment environment, read as ProfileEnforcer reads it; in
+     * `production` (any case) a `randomBytes` option is refused.
+     * @default process.env.NODE_ENV
+     */
+    environment: z.string().min(1).max(64).optional(),
+    /**
+     * How often a signed audit checkpoint (`{ sequence, hash, at, mac }` of
+     * the chain's newest row) is emitted, when the chain grew since the last
+     * one: logged (`info`, else `warn`, message `api-key audit checkpoint`)
+     * and passed to `onCheckpoint`. Ship them to an append-only sink and pass
+     * the latest to `verifyAuditChain({ anchor })`: that is what detects a
+     * deleted tail. `false`: only on `checkpoint()` calls.
+     * @default 300000 (5 minutes)
+     */
+    auditCheckpointIntervalMs: z
+      .union([z.number().int().min(1000).max(86_400_000), z.literal(false)])
+      .default(300_000),
+    /**
+     * Receives every checkpoint (timer and `checkpoint()` calls), for a sink
+     * of your own (a WORM bucket, a ticket, another database). A rejection is
+     * logged at `error` by the timer and rethrown by `checkpoint()`.
+     * @default none (the log line only)
+     */
+    onCheckpoint:
+      fn<(checkpoint: AuditCheckpoint) => void | Promise<void>>('checkpoint => void').optional(),
     /** Where warnings go (failed flush, lost notifications). @default stderr */
     logger: LoggerOptionSchema.optional(),
   })
@@ -474,6 +512,11 @@ export class ApiKeyManager {
   /** Row-MAC subkeys by pepper version (row-mac.ts). */
   readonly #rowMacKeys = new Map<number, Pepper>()
   readonly #fingerprints = new KeyFingerprints()
+  /** Audit-chain link and checkpoint subkeys of pepper version 1 (row-mac.ts). */
+  #auditKeys: { chain: Pepper; checkpoint: Pepper } | undefined
+  #checkpointTimer: NodeJS.Timeout | undefined
+  /** The sequence of the last checkpoint emitted by the timer: one per growth of the chain. */
+  #checkpointedSeq = -1
   #currentPepper = 0
   #loadingPeppers: Promise<void> | undefined
 
@@ -498,6 +541,16 @@ export class ApiKeyManager {
 
   constructor(options: ApiKeyManagerOptions = {}) {
     const o = parseOptions('ApiKeyManager', ApiKeyManagerOptionsSchema, options)
+    // Precondition: an injected random source is a test fixture; production
+    // keys and peppers come from the CSPRNG only.
+    if (o.randomBytes !== undefined && inProduction(o.environment)) {
+      throw new ConfigError('ApiKeyManager', [
+        {
+          path: ['randomBytes'],
+          message: 'is for tests only: refused when environment (or NODE_ENV) is production',
+        },
+      ])
+    }
     this.#o = o
     this.#ownsStore = o.store === undefined
     this.#store = o.store ?? new SqliteApiKeyStore({ filename: ':memory:' })
@@ -576,6 +629,8 @@ export class ApiKeyManager {
     await this.#store.migrate()
     await this.#loadPeppers()
     if (this.#peppers.size === 0) await this.#addPepper(1, 'system')
+    this.#installAuditKeys()
+    await this.#keyLegacyChain()
     if (this.#o.retainEncryptedKey) await this.#keyManager.initialize()
     this.#unsubscribe = await this.#store.subscribe(
       (change) => this.#onChange(change),
@@ -585,7 +640,51 @@ export class ApiKeyManager {
       void this.flush().catch(() => {})
     }, this.#o.flushIntervalMs)
     this.#flushTimer.unref?.()
+    const every = this.#o.auditCheckpointIntervalMs
+    if (every !== false) {
+      this.#checkpointTimer = setInterval(() => void this.#timedCheckpoint(), every)
+      this.#checkpointTimer.unref?.()
+    }
     this.#ready = true
+  }
+
+  /**
+   * The chain is keyed from pepper version 1: the one every store has from
+   * its first start, and one `retirePepper()` refuses, so links written
+   * under any later pepper stay verifiable after that pepper is retired.
+   */
+  #installAuditKeys(): void {
+    if (this.#auditKeys !== undefined) return
+    const first = this.#pepperPlain.get(1)
+    if (first === undefined) {
+      throw new ApiKeyStoreError('API-key pepper version 1 (the audit chain key) is missing')
+    }
+    this.#auditKeys = auditKeys(first)
+    first.fill(0)
+    this.#pepperPlain.delete(1)
+    this.#store.useAuditKey(this.#auditKeys.chain)
+  }
+
+  /**
+   * A chain written before it was keyed ends in a SHA-256 row, which the
+   * verifier refuses (`unkeyed`: anyone could have written it). One keyed
+   * row after it authenticates the legacy prefix through its `prevHash`.
+   */
+  async #keyLegacyChain(): Promise<void> {
+    const last = await this.#store.lastAudit()
+    if (last === undefined || this.#auditKeys === undefined) return
+    if (auditMac(this.#auditKeys.chain, last.seq, last.prevHash, last) === last.hash) return
+    if (auditHash(last.seq, last.prevHash, last) !== last.hash) return
+    await this.#store.appendAudit([
+      {
+        event: 'pepper',
+        keyId: null,
+        actor: 'system',
+        ip: null,
+        at: this.#clock(),
+        detail: { version: 1, auditChain: 'keyed', legacyUntil: last.seq },
+      },
+    ])
   }
 
   /**
@@ -603,6 +702,7 @@ export class ApiKeyManager {
     await this.#initializing?.catch(() => {})
     this.#closed = true
     if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer)
+    if (this.#checkpointTimer !== undefined) clearInterval(this.#checkpointTimer)
     if (this.#ready) await this.flush().catch(() => {})
     this.#ready = false
     await this.#unsubscribe?.().catch(() => {})
@@ -610,6 +710,12 @@ export class ApiKeyManager {
     for (const pepper of this.#peppers.values()) pepper.dispose()
     for (const key of this.#rowMacKeys.values()) key.dispose()
     this.#rowMacKeys.clear()
+    this.#auditKeys?.chain.dispose()
+    this.#auditKeys?.checkpoint.dispose()
+    this.#auditKeys = undefined
+    this.#store.useAuditKey(undefined)
+    for (const plain of this.#pepperPlain.values()) plain.fill(0)
+    this.#pepperPlain.clear()
     this.#peppers.clear()
     this.#fingerprints.dispose()
     this.#keys.clear()
@@ -895,6 +1001,10 @@ export class ApiKeyManager {
   #loadPeppers(): Promise<void> {
     this.#loadingPeppers ??= (async () => {
       const rows = await this.#store.listPeppers()
+      const listed = new Set(rows.map((r) => r.version))
+      for (const version of [...this.#peppers.keys()]) {
+        if (!listed.has(version)) this.#dropPepper(version)
+      }
       for (const row of rows) {
         if (this.#peppers.has(row.version)) continue
         const wrapped = EncryptedData.fromJSON(JSON.parse(row.wrapped))
@@ -903,6 +1013,7 @@ export class ApiKeyManager {
           if (plain.length !== 32) throw new ApiKeyStoreError('API-key pepper has the wrong length')
           this.#peppers.set(row.version, new Pepper(plain))
           this.#rowMacKeys.set(row.version, rowMacKey(plain))
+          this.#keepForAuditKeys(row.version, plain)
         } finally {
           plain.fill(0)
         }
@@ -914,8 +1025,22 @@ export class ApiKeyManager {
     return this.#loadingPeppers
   }
 
+  /** Pepper 1's plaintext, copied until `#installAuditKeys` derives from it and zeroes it. */
+  readonly #pepperPlain = new Map<number, Buffer>()
+
+  #keepForAuditKeys(version: number, plain: Uint8Array): void {
+    if (version !== 1 || this.#auditKeys !== undefined) return
+    this.#pepperPlain.get(1)?.fill(0)
+    this.#pepperPlain.set(1, Buffer.from(plain))
+  }
+
   async #addPepper(version: number, actor: string): Promise<void> {
     const plain = Buffer.from(this.#random(32))
+    // The first pepper's own audit row is the chain's first: keyed by it.
+    // If another process wins version 1, that row is not written and the
+    // key is replaced by the winner's below (#installAuditKeys).
+    const tentative = version === 1 && this.#auditKeys === undefined ? auditKeys(plain) : undefined
+    if (tentative !== undefined) this.#store.useAuditKey(tentative.chain)
     try {
       if (plain.length !== 32) throw new ApiKeyStoreError('randomBytes returned the wrong length')
       const wrapped = await wrapReserved(this.#keyManager, plain, pepperContext(version))
@@ -928,10 +1053,16 @@ export class ApiKeyManager {
         // Ours won the version: keep it without a KMS round trip to unwrap it again.
         this.#peppers.set(version, new Pepper(plain))
         this.#rowMacKeys.set(version, rowMacKey(plain))
+        this.#keepForAuditKeys(version, plain)
         if (version > this.#currentPepper) this.#currentPepper = version
       }
     } finally {
       plain.fill(0)
+      if (tentative !== undefined) {
+        this.#store.useAuditKey(undefined)
+        tentative.chain.dispose()
+        tentative.checkpoint.dispose()
+      }
     }
     // Another process's, if it won the version; and any version added meanwhile.
     await this.#loadPeppers()
@@ -947,6 +1078,69 @@ export class ApiKeyManager {
     const before = this.#currentPepper
     await this.#addPepper(before + 1, context.actor ?? 'system')
     return { version: this.#currentPepper }
+  }
+  /**
+   * Retires an old pepper version once no stored key uses it: deletes its
+   * wrapped row (audited as a `pepper` event with `retired: true`) and
+   * wipes this process's copy; other processes drop theirs on the change
+   * notification. Keys still hashed under it are moved by the lazy rehash
+   * of their next validation. Refuses, with
+   * `ERR_API_KEY_PEPPER_IN_USE`, while any key row (revoked ones too: they
+   * must still be refused as revoked) uses it, for the current version,
+   * and for version 1, which keys the audit chain. Retiring a version that
+   * does not exist (any more) returns `retired: false`.
+   *
+   * @example
+   * ```ts
+   * await manager.rotatePepper()            // version 2
+   * // ... once every key has validated or been rotated since:
+   * await manager.retirePepper(1)           // refused: version 1 keys the audit chain
+   * ```
+   */
+  async retirePepper(
+    version: number,
+    context: ApiKeyActionContext = {},
+  ): Promise<{ version: number; retired: boolean }> {
+    await this.initialize()
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new ApiKeyRequestError('version must be a pepper version (an integer from 1)')
+    }
+    await this.#loadPeppers()
+    // Precondition: never the key of new hashes or of the audit chain.
+    if (version === this.#currentPepper) {
+      throw new ApiKeyPepperInUseError('the current pepper version cannot be retired')
+    }
+    if (version === 1) {
+      throw new ApiKeyPepperInUseError('pepper version 1 keys the audit chain and is kept')
+    }
+    // Queued rehashes move keys off the old version: write them first.
+    await this.flush()
+    const outcome = await this.#store.retirePepper(
+      version,
+      this.#auditOf(
+        'pepper',
+        null,
+        { ...context, actor: context.actor ?? 'system' },
+        this.#clock(),
+        {
+          version,
+          retired: true,
+        },
+      ),
+    )
+    if (outcome === 'in-use') {
+      throw new ApiKeyPepperInUseError('a stored key still uses this pepper version')
+    }
+    this.#dropPepper(version)
+    return { version, retired: outcome === 'retired' }
+  }
+
+  /** Wipes a retired version's pepper and row-MAC subkey. */
+  #dropPepper(version: number): void {
+    this.#peppers.get(version)?.dispose()
+    this.#peppers.delete(version)
+    this.#rowMacKeys.get(version)?.dispose()
+    this.#rowMacKeys.delete(version)
   }
 
   // ------------------------------------------------------------ administration
@@ -1246,13 +1440,86 @@ export class ApiKeyManager {
   }
 
   /**
-   * Re-reads the whole audit log in order and checks every link of the hash
-   * chain; reports the `seq` of the first broken one. Flushes queued events first.
+   * Re-reads the whole audit log in order and checks every keyed link of
+   * the chain; reports the `seq` of the first broken one. Flushes queued
+   * events first. With `anchor` (the newest checkpoint from your
+   * append-only sink, or any `{ sequence, hash }` you recorded), a deleted
+   * tail (`truncated`) or a rewritten chain (`anchor`) is reported too; an
+   * anchor carrying a `mac` that is not ours throws
+   * `ERR_API_KEY_AUDIT_CHECKPOINT_INVALID`.
+   *
+   * @example
+   * ```ts
+   * const report = await manager.verifyAuditChain({ anchor: latestShippedCheckpoint })
+   * if (!report.ok) alert(`audit log altered at row ${report.brokenAt} (${report.reason})`)
+   * ```
    */
-  async verifyAuditChain(): Promise<AuditChainReport> {
+  async verifyAuditChain(
+    options: { readonly anchor?: AuditAnchor | AuditCheckpoint } = {},
+  ): Promise<AuditChainReport> {
     await this.initialize()
+    const keys = this.#auditKeysOrThrow()
+    const anchor = options.anchor
+    if (anchor !== undefined) {
+      if (
+        !Number.isSafeInteger(anchor.sequence) ||
+        anchor.sequence < 1 ||
+        typeof anchor.hash !== 'string'
+      ) {
+        throw new ApiKeyAuditCheckpointError('the anchor needs a sequence from 1 and a hash')
+      }
+      if ('mac' in anchor && !this.verifyCheckpoint(anchor)) {
+        throw new ApiKeyAuditCheckpointError('the anchor is not a checkpoint this pepper signed')
+      }
+    }
     await this.flush()
-    return verifyAuditChain(this.#store)
+    return readAndVerify(this.#store, new AuditChainVerifier({ key: keys.chain, anchor }))
+  }
+
+  /**
+   * Takes a signed checkpoint of the chain's newest row now (flushing
+   * queued events first), logs it and passes it to `onCheckpoint`; rejects
+   * if `onCheckpoint` does. Undefined while the log is empty.
+   */
+  async checkpoint(): Promise<AuditCheckpoint | undefined> {
+    await this.initialize()
+    const keys = this.#auditKeysOrThrow()
+    await this.flush()
+    const last = await this.#store.lastAudit()
+    if (last === undefined) return undefined
+    const body = { sequence: last.seq, hash: last.hash, at: this.#clock() }
+    const checkpoint: AuditCheckpoint = { ...body, mac: checkpointMac(keys.checkpoint, body) }
+    const log = this.#logger.info ?? this.#logger.warn
+    log.call(this.#logger, { auditCheckpoint: checkpoint }, 'api-key audit checkpoint')
+    await this.#o.onCheckpoint?.(checkpoint)
+    return checkpoint
+  }
+
+  /** Whether `checkpoint` carries this store's checkpoint MAC (constant time). */
+  verifyCheckpoint(checkpoint: AuditCheckpoint): boolean {
+    const keys = this.#auditKeysOrThrow()
+    if (typeof checkpoint.mac !== 'string' || !/^[0-9a-f]{64}$/.test(checkpoint.mac)) return false
+    const expected = checkpointMac(keys.checkpoint, checkpoint)
+    return hashesEqual(Buffer.from(expected, 'hex'), Buffer.from(checkpoint.mac, 'hex'))
+  }
+
+  #auditKeysOrThrow(): { chain: Pepper; checkpoint: Pepper } {
+    if (this.#auditKeys === undefined)
+      throw new ApiKeyStoreError('ApiKeyManager is not initialized')
+    return this.#auditKeys
+  }
+
+  /** The timer's checkpoint: only when the chain grew since the last one. */
+  async #timedCheckpoint(): Promise<void> {
+    try {
+      const last = await this.#store.lastAudit()
+      if (last === undefined || last.seq === this.#checkpointedSeq) return
+      const checkpoint = await this.checkpoint()
+      if (checkpoint !== undefined) this.#checkpointedSeq = checkpoint.sequence
+    } catch (err) {
+      // The next tick retries: the sequence is not marked as checkpointed.
+      this.#logger.error({ err: describeError(err) }, 'could not emit an api-key audit checkpoint')
+    }
   }
 
   /** Audit rows after `afterSeq` (never a key or hash). */
@@ -1504,7 +1771,7 @@ export class ApiKeyManager {
 
   #auditOf(
     event: AuditEventInput['event'],
-    keyId: string,
+    keyId: string | null,
     context: ApiKeyActionContext,
     at: number,
     detail: AuditEventInput['detail'],
@@ -1570,7 +1837,10 @@ function lifecycleEvent(k: {
 
 /**
  * Reads a store's whole audit log in order and checks the hash chain; the
- * report names the `seq` of the first broken link.
+ * report names the `seq` of the first broken link. Without the pepper it
+ * checks plain SHA-256 links only: the chain of a store used on its own.
+ * An `ApiKeyManager` keys its chain, so verify that one with
+ * `manager.verifyAuditChain()` (a keyed row here reports `hash`).
  *
  * @example
  * ```ts
@@ -1578,8 +1848,18 @@ function lifecycleEvent(k: {
  * if (!report.ok) alert(`audit log altered at row ${report.brokenAt} (${report.reason})`)
  * ```
  */
-export async function verifyAuditChain(store: ApiKeyStore): Promise<AuditChainReport> {
-  const verifier = new AuditChainVerifier()
+export async function verifyAuditChain(
+  store: ApiKeyStore,
+  options: { readonly anchor?: AuditAnchor } = {},
+): Promise<AuditChainReport> {
+  return readAndVerify(store, new AuditChainVerifier({ anchor: options.anchor }))
+}
+
+/** Feeds the whole log to `verifier`, 1000 rows a read. */
+async function readAndVerify(
+  store: ApiKeyStore,
+  verifier: AuditChainVerifier,
+): Promise<AuditChainReport> {
   let after = 0
   for (;;) {
     const rows = await store.readAudit(after, 1000)

@@ -20,14 +20,31 @@ import { hashesEqual, Pepper } from './hash.js'
 import type { ApiKeyRow } from './store.js'
 
 const ROW_MAC_INFO = 'fraiseql-security api-key row mac v1'
+/** The audit chain's links (audit-chain.ts). */
+const AUDIT_CHAIN_INFO = 'fraiseql-security api-key audit chain v1'
+/** Checkpoints: their own subkey, so a checkpoint MAC is never a valid link or the reverse. */
+const AUDIT_CHECKPOINT_INFO = 'fraiseql-security api-key audit checkpoint v1'
 
-/** The row-MAC key of one pepper version. `pepper` is not kept; zero it as usual. */
-export function rowMacKey(pepper: Uint8Array): Pepper {
-  const sub = Buffer.from(hkdfSync('sha256', pepper, new Uint8Array(0), ROW_MAC_INFO, 32))
+/** An HKDF-SHA256 (RFC 5869) subkey of a pepper, one per `info` label. */
+function pepperSubkey(pepper: Uint8Array, info: string): Pepper {
+  const sub = Buffer.from(hkdfSync('sha256', pepper, new Uint8Array(0), info, 32))
   try {
     return new Pepper(sub)
   } finally {
     sub.fill(0)
+  }
+}
+
+/** The row-MAC key of one pepper version. `pepper` is not kept; zero it as usual. */
+export function rowMacKey(pepper: Uint8Array): Pepper {
+  return pepperSubkey(pepper, ROW_MAC_INFO)
+}
+
+/** The audit-chain link key and the checkpoint key, from pepper version 1. */
+export function auditKeys(pepper: Uint8Array): { chain: Pepper; checkpoint: Pepper } {
+  return {
+    chain: pepperSubkey(pepper, AUDIT_CHAIN_INFO),
+    checkpoint: pepperSubkey(pepper, AUDIT_CHECKPOINT_INFO),
   }
 }
 

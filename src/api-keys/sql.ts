@@ -16,6 +16,7 @@ import { LazySqlHandle } from '../internal/sql/lazy-handle.js'
 import type { SqlDialect, SqlMigrationSet } from '../internal/sql/migrate.js'
 import {
   AUDIT_EVENT_TYPES,
+  type AuditChainKey,
   type AuditDetail,
   type AuditEventInput,
   type AuditEventType,
@@ -30,6 +31,7 @@ import type {
   ApiKeyStore,
   ListApiKeysOptions,
   PepperRow,
+  RetirePepperOutcome,
   RotateOutcome,
 } from './store.js'
 
@@ -365,6 +367,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   readonly #chainLock: string
   readonly #pollIntervalMs: number
   readonly #unsubscribers = new Set<() => Promise<void>>()
+  #auditKey: AuditChainKey | undefined
 
   protected constructor(init: SqlApiKeyStoreInit) {
     this.#handle = new LazySqlHandle<ApiKeysDb>({
@@ -421,6 +424,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   async insertKey(row: ApiKeyRow, audit: AuditEventInput): Promise<boolean> {
     return this.op('add a key', (h) =>
       this.#write(h, async (trx) => {
+        await this.#requirePepper(trx, row.pepperVersion)
         const inserted = await trx
           .insertInto('api_keys')
           .values(toDb(row))
@@ -485,6 +489,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
             .executeTakeFirst()
           return exists === undefined ? 'missing' : 'conflict'
         }
+        await this.#requirePepper(trx, change.replacement.pepperVersion)
         await trx.insertInto('api_keys').values(toDb(change.replacement)).execute()
         await this.#append(trx, audit)
         await this.notify(trx, [
@@ -541,7 +546,16 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
             .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', at)]))
             .execute()
         }
+        const retired = new Map<number, boolean>()
         for (const r of batch.rehash) {
+          // A process that has not seen a retirement yet would rehash onto
+          // it; the row keeps its own version instead (the flush goes on).
+          let gone = retired.get(r.pepperVersion)
+          if (gone === undefined) {
+            gone = await this.#pepperRetired(trx, r.pepperVersion)
+            retired.set(r.pepperVersion, gone)
+          }
+          if (gone) continue
           await trx
             .updateTable('api_keys')
             .set({
@@ -581,6 +595,22 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
   async appendAudit(events: readonly AuditEventInput[]): Promise<void> {
     if (events.length === 0) return
     await this.op('append audit events', (h) => this.#write(h, (trx) => this.#append(trx, events)))
+  }
+
+  async lastAudit(): Promise<AuditRecord | undefined> {
+    const row = await this.op('read the audit log', (h) =>
+      h.db
+        .selectFrom('api_key_audit_log')
+        .selectAll()
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst(),
+    )
+    return row === undefined ? undefined : toAudit(row)
+  }
+
+  useAuditKey(key: AuditChainKey | undefined): void {
+    this.#auditKey = key
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -666,6 +696,54 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     await this.#handle.close()
   }
 
+  async retirePepper(version: number, audit: AuditEventInput): Promise<RetirePepperOutcome> {
+    return this.op('retire a pepper', (h) =>
+      this.#write(h, async (trx) => {
+        const used = await trx
+          .selectFrom('api_keys')
+          .select('key_id')
+          .where('pepper_version', '=', version)
+          .limit(1)
+          .executeTakeFirst()
+        if (used !== undefined) return 'in-use'
+        const deleted = await trx
+          .deleteFrom('api_key_peppers')
+          .where('version', '=', version)
+          .returning('version')
+          .executeTakeFirst()
+        if (deleted === undefined) return 'missing'
+        await this.#append(trx, [audit])
+        await this.notify(trx, [{ event: 'pepper', keyId: null }])
+        return 'retired'
+      }),
+    )
+  }
+
+  /**
+   * Precondition of every key write: its pepper version was not retired
+   * (missing while a newer one exists; versions only grow). The chain lock
+   * orders it with `retirePepper`, so a process that has not yet seen a
+   * retirement cannot write a key no process could validate.
+   */
+  async #requirePepper(trx: Kysely<ApiKeysDb>, version: number): Promise<void> {
+    if (await this.#pepperRetired(trx, version)) {
+      throw new ApiKeyStoreError('the API-key pepper version was retired')
+    }
+  }
+
+  /** Whether `version` is missing while a newer one exists (versions only grow). */
+  async #pepperRetired(trx: Kysely<ApiKeysDb>, version: number): Promise<boolean> {
+    const rows = await trx
+      .selectFrom('api_key_peppers')
+      .select('version')
+      .where((eb) => eb.or([eb('version', '=', version), eb('version', '>', version)]))
+      .orderBy('version')
+      .limit(1)
+      .execute()
+    const first = rows[0]
+    return first !== undefined && int(first.version) !== version
+  }
+
   /** A write transaction holding the chain's lock. */
   #write<T>(h: SqlDatabase<ApiKeysDb>, fn: (trx: Kysely<ApiKeysDb>) => Promise<T>): Promise<T> {
     return h.transaction(fn, { advisoryLock: this.#chainLock })
@@ -683,6 +761,7 @@ export abstract class SqlApiKeyStore implements ApiKeyStore {
     const records = chainEvents(
       last === undefined ? undefined : { seq: int(last.seq), hash: last.hash },
       events,
+      this.#auditKey,
     )
     // Bounded batches: SQLite allows 32,766 bound parameters per statement.
     for (let i = 0; i < records.length; i += 500) {

@@ -3,7 +3,7 @@
  * shared SQL layer (sql.ts); a store of your own passes the same contract
  * suite. The store never sees a key: only its HMAC.
  */
-import type { AuditEventInput, AuditRecord } from './audit-chain.js'
+import type { AuditChainKey, AuditEventInput, AuditRecord } from './audit-chain.js'
 
 /** One row of `api_keys`, as the store reads and writes it. */
 export interface ApiKeyRow {
@@ -82,6 +82,9 @@ export interface ListApiKeysOptions {
   readonly offset?: number
 }
 
+/** Outcome of {@link ApiKeyStore.retirePepper}. */
+export type RetirePepperOutcome = 'retired' | 'missing' | 'in-use'
+
 /** Outcome of {@link ApiKeyStore.rotateKey}. */
 export type RotateOutcome = 'rotated' | 'missing' | 'conflict'
 
@@ -93,6 +96,13 @@ export interface ApiKeyStore {
   listPeppers(): Promise<PepperRow[]>
   /** Adds a pepper unless its version exists; true when this call added it. */
   addPepper(row: PepperRow, audit: AuditEventInput): Promise<boolean>
+
+  /**
+   * Deletes a pepper version unless a key row still uses it (checked in the
+   * same transaction, under the chain's lock), appending `audit`. Key
+   * writes refuse a version that no longer exists.
+   */
+  retirePepper(version: number, audit: AuditEventInput): Promise<RetirePepperOutcome>
 
   /** Adds a key unless its id exists (true when added), with its audit event, atomically. */
   insertKey(row: ApiKeyRow, audit: AuditEventInput): Promise<boolean>
@@ -141,6 +151,14 @@ export interface ApiKeyStore {
   appendAudit(events: readonly AuditEventInput[]): Promise<void>
   /** Audit rows with `seq > afterSeq`, in order, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]>
+  /** The newest audit row, undefined for an empty log. */
+  lastAudit(): Promise<AuditRecord | undefined>
+  /**
+   * The key every later append MACs its link with (HMAC-SHA256, see
+   * audit-chain.ts). `ApiKeyManager` sets it at start, before it writes;
+   * without one a store chains with plain SHA-256, which anyone can forge.
+   */
+  useAuditKey(key: AuditChainKey | undefined): void
 
   /**
    * Calls `onChange` for every key change made by any process sharing the

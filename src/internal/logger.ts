@@ -8,6 +8,8 @@ import { z } from 'zod'
 export interface Logger {
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
+  /** Routine records (audit checkpoints); loggers without it get them at `warn`. */
+  info?(obj: object, msg?: string): void
 }
 
 /** A logger option (pino, `app.log`, `console` fit). */
@@ -18,6 +20,7 @@ export const LoggerOptionSchema = z.custom<Logger>(
 
 /** Writes one structured line to stderr; used when the caller gave no logger. */
 export const stderrLogger: Logger = {
+  info: (obj, msg) => writeLine('info', obj, msg),
   warn: (obj, msg) => writeLine('warn', obj, msg),
   error: (obj, msg) => writeLine('error', obj, msg),
 }

@@ -430,6 +430,9 @@ describe('ApiKeyManager: audit chain', () => {
   it('verifyAuditChain reports the first altered, relinked or missing row', async () => {
     for (let i = 0; i < 5; i++) await create(f.manager, { name: `k${i}` })
     expect(await f.manager.verifyAuditChain()).toMatchObject({ ok: true, checked: 6 })
+    const original = f.db
+      .prepare('select detail, hash from api_key_audit_log where seq = 4')
+      .get() as { detail: string; hash: string }
     f.db.prepare(`update api_key_audit_log set detail = '{"name":"evil"}' where seq = 4`).run()
     expect(await f.manager.verifyAuditChain()).toEqual({
       ok: false,
@@ -437,16 +440,20 @@ describe('ApiKeyManager: audit chain', () => {
       brokenAt: 4,
       reason: 'hash',
     })
-    // Rehashing the altered row does not help: the next row's link breaks.
+    // Rehashing the altered row with SHA-256 does not help: after a keyed
+    // row, a legacy SHA-256 row is a downgrade (the chain is keyed).
     const rows = await f.manager.auditLog()
     const { auditHash } = await import('../../src/api-keys/index.js')
     const forgedHash = auditHash(4, rows[3]!.prevHash, rows[3]!)
     f.db.prepare('update api_key_audit_log set hash = ? where seq = 4').run(forgedHash)
     expect(await f.manager.verifyAuditChain()).toMatchObject({
       ok: false,
-      brokenAt: 5,
-      reason: 'link',
+      brokenAt: 4,
+      reason: 'hash',
     })
+    f.db
+      .prepare('update api_key_audit_log set detail = ?, hash = ? where seq = 4')
+      .run(original.detail, original.hash)
     f.db.prepare('delete from api_key_audit_log where seq = 5').run()
     expect(await f.manager.verifyAuditChain()).toMatchObject({
       ok: false,

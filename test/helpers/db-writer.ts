@@ -10,7 +10,13 @@ import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe } from 'vitest'
 import { PostgresApiKeyStore, SqliteApiKeyStore } from '../../src/api-keys/index.js'
 import type { ApiKeyStore } from '../../src/api-keys/store.js'
-import { type KeyringStore, PostgresKeyringStore, SqliteKeyringStore } from '../../src/kms/index.js'
+import {
+  KeyManager,
+  type KeyringStore,
+  LocalKmsProvider,
+  PostgresKeyringStore,
+  SqliteKeyringStore,
+} from '../../src/kms/index.js'
 import { createPgSchema, HAS_POSTGRES, type PgSchema } from './services.js'
 
 export interface AttackedDatabase {
@@ -91,4 +97,20 @@ export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
     return (err as { code?: string }).code
   }
   throw new Error('expected a rejection')
+}
+
+/** A logger that drops everything. */
+export const quiet = { warn: () => {}, error: () => {} }
+
+/**
+ * The application's KMS: a local provider with a fresh key, held by the
+ * legitimate processes and never by the attacker.
+ */
+export function applicationKeyManager(): KeyManager {
+  return new KeyManager({
+    providers: { local: new LocalKmsProvider({ keys: { app: randomBytes(32) } }) },
+    defaultProvider: 'local',
+    defaultKeyId: 'app',
+    logger: quiet,
+  })
 }

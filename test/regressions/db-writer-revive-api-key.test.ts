@@ -6,22 +6,19 @@
  * security-relevant columns under a pepper subkey; an edited row is refused
  * (`ERR_API_KEY_TAMPERED`) and audited, and the other keys keep working.
  */
-import { randomBytes } from 'node:crypto'
 import { expect, it } from 'vitest'
 import { ApiKeyManager } from '../../src/api-keys/index.js'
-import { KeyManager, LocalKmsProvider } from '../../src/kms/index.js'
-import { codeOf, describeOnBothDatabases } from '../helpers/db-writer.js'
+import {
+  applicationKeyManager,
+  codeOf,
+  describeOnBothDatabases,
+  quiet,
+} from '../helpers/db-writer.js'
 
-const quiet = { warn: () => {}, error: () => {} }
 const TEN_YEARS = 10 * 365 * 86_400_000
 
 describeOnBothDatabases('an API-key row edited in the database', import.meta.url, (db) => {
-  const keyManager = new KeyManager({
-    providers: { local: new LocalKmsProvider({ keys: { app: randomBytes(32) } }) },
-    defaultProvider: 'local',
-    defaultKeyId: 'app',
-    logger: quiet,
-  })
+  const keyManager = applicationKeyManager()
   const manager = () => new ApiKeyManager({ store: db().apiKeyStore(), keyManager, logger: quiet })
 
   const attacks: Array<[string, string, (now: number) => unknown[]]> = [

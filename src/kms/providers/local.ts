@@ -5,10 +5,12 @@
  * user could read or replace it) or are generated in memory. Versioned:
  * rotation adds a version, older ones still decrypt.
  */
+
 import { z } from 'zod'
 import { ConfigError } from '../../errors.js'
 import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
+import { inProduction } from '../../internal/environment.js'
 import { type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
 import {
@@ -112,11 +114,6 @@ const KeyFileSchema = z.object({
 
 /** Loggers that heard the start-up warning: one line per logger, however many providers. */
 const warned = new WeakSet<Logger>()
-
-/** `NODE_ENV=production`, read the way frameworks do but forgiving of case and spaces. */
-function inProduction(): boolean {
-  return process.env.NODE_ENV?.trim().toLowerCase() === 'production'
-}
 
 /** What to say about an unsafe key file, and how to fix it. */
 function unsafeKeyFile(file: string, problem: UnsafeFile): InsecureKeyFileError {
