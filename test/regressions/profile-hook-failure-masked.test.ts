@@ -8,6 +8,10 @@
  * validation error once serialized). A failure's text is now masked on that
  * route as everywhere else; mercurius's own fixed messages (a mutation over
  * GET) and GraphQL rejections keep theirs.
+ *
+ * And it answers 500: masked, it still went out as 200 `{ data: null }`,
+ * which monitoring and retrying clients read as success. A resolver's error
+ * keeps GraphQL's 200 with its path.
  */
 import Fastify from 'fastify'
 import mercurius from 'mercurius'
@@ -62,6 +66,7 @@ describe('a failure on the GraphQL route is masked, with or without the spread',
             headers: { authorization: 'Bearer alice', 'x-fail': '1' },
             payload: { query: '{ hello }' },
           })
+          expect(res.statusCode).toBe(500)
           expect(res.body).not.toContain('hunter2')
           expect(res.body).not.toContain('down')
           const body = res.json() as { errors?: { message: string }[]; code?: string }
@@ -75,6 +80,18 @@ describe('a failure on the GraphQL route is masked, with or without the spread',
             payload: { query: '{ hello }' },
           })
           expect(ok.json()).toEqual({ data: { hello: 'world' } })
+          expect(ok.statusCode).toBe(200)
+          const field = await app.inject({
+            method: 'POST',
+            url: '/graphql',
+            headers: { authorization: 'Bearer alice' },
+            payload: { query: '{ secret }' },
+          })
+          expect(field.statusCode).toBe(200)
+          expect(field.json()).toMatchObject({
+            data: { secret: null },
+            errors: [{ path: ['secret'] }],
+          })
         })
       }
     }
