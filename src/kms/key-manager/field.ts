@@ -12,7 +12,7 @@
  * | ---------------------------------------------- | -------------------------------------------------- |
  * | a `Uint8Array` (or `Buffer`), top level        | its bytes (`valueType: 'bytes'`, `encoding: 'binary'`) |
  * | a well-formed string                           | its UTF-8 (`'string'`, `'utf-8'`)                  |
- * | a string with a lone surrogate                 | JSON, whose `\uXXXX` escapes keep it (`'json'`)    |
+ * | a string with a lone surrogate                 | JSON, whose `\ud800`-style escapes keep it (`'json'`)    |
  * | `null`, a boolean, a finite number (`-0` too), a string, an array, a plain object of these | JSON (`'json'`, `'utf-8'`) |
  */
 import { SecurityError } from '../../errors.js'
