@@ -70,26 +70,27 @@ export type {
   SecretScanningPublicKey,
 } from './leak.js'
 export { githubSecretScanning, SecretScanningOptionsSchema } from './leak.js'
+export { ApiKeyManager, verifyAuditChain } from './manager.js'
 export type {
-  ApiKeyActionContext,
   ApiKeyManagerOptions,
-  ApiKeyRecord,
-  ApiKeyStatus,
-  ApiKeyValidation,
   CreateApiKeyInput,
-  CreatedApiKey,
-  LifecycleReport,
   RotateApiKeyInput,
-  RotatedApiKey,
-  ValidateContext,
-} from './manager.js'
+} from './manager-options.js'
 export {
-  ApiKeyManager,
   ApiKeyManagerOptionsSchema,
   CreateApiKeySchema,
   RotateApiKeySchema,
-  verifyAuditChain,
-} from './manager.js'
+} from './manager-options.js'
+export type {
+  ApiKeyActionContext,
+  ApiKeyRecord,
+  ApiKeyStatus,
+  ApiKeyValidation,
+  CreatedApiKey,
+  LifecycleReport,
+  RotatedApiKey,
+  ValidateContext,
+} from './manager-types.js'
 export type { PostgresApiKeyStoreOptions } from './postgres.js'
 export {
   API_KEY_CHANNEL,

@@ -15,20 +15,16 @@
  * store's `subscribe` (PostgreSQL `LISTEN/NOTIFY`, SQLite polling).
  */
 import { isIP } from 'node:net'
-import { z } from 'zod'
-import { ConfigError } from '../errors.js'
+import type { z } from 'zod'
 import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
-import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
+import { compileIpList, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
 import { RateLimiter } from '../http/rate-limit/limiter.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
-import { type Clock, systemClock } from '../internal/clock.js'
-import { inProduction } from '../internal/environment.js'
-import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
+import type { Clock } from '../internal/clock.js'
+import { describeError, type Logger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
-import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
-import { KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
+import type { RandomBytes } from '../internal/random.js'
+import { type KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
 import { EncryptedData } from '../kms/models.js'
-import { LocalKmsProvider } from '../kms/providers/local.js'
 import {
   type AuditAnchor,
   type AuditChainReport,
@@ -63,317 +59,37 @@ import {
   LifecycleEmitter,
 } from './events.js'
 import {
-  DEFAULT_PREFIXES,
   formatApiKey,
   KEY_ID_LENGTH,
   keyIdOf,
-  MAX_PREFIX_LENGTH,
-  MAX_REGION_LENGTH,
-  PREFIX_PATTERN,
-  REGION_PATTERN,
   SECRET_LENGTH,
   scanApiKey,
   sortPrefixes,
 } from './format.js'
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
+import {
+  type ApiKeyCacheOptionsSchema,
+  type ApiKeyManagerOptions,
+  type CreateApiKeyInput,
+  CreateApiKeySchema,
+  DAY_MS,
+  type ResolvedApiKeyManagerOptions,
+  type RotateApiKeyInput,
+  RotateApiKeySchema,
+  resolveApiKeyManagerOptions,
+} from './manager-options.js'
+import type {
+  ApiKeyActionContext,
+  ApiKeyRecord,
+  ApiKeyValidation,
+  CreatedApiKey,
+  LifecycleReport,
+  RotatedApiKey,
+  ValidateContext,
+} from './manager-types.js'
 import { auditKeys, rowMac, rowMacKey, rowMacValid } from './row-mac.js'
-import { SqliteApiKeyStore } from './sqlite.js'
 import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
-
-const DAY_MS = 24 * 60 * 60 * 1000
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
-
-const PrefixSchema = z
-  .string()
-  .max(MAX_PREFIX_LENGTH)
-  .regex(PREFIX_PATTERN, 'must be lowercase letters and digits, "_"-separated')
-const RegionSchema = z
-  .string()
-  .min(1)
-  .max(MAX_REGION_LENGTH)
-  .regex(REGION_PATTERN, 'must match [a-z0-9]+(_[a-z0-9]+)*')
-const PermissionSchema = z.string().min(1).max(200)
-const TierSchema = z.string().min(1).max(64)
-
-export const ApiKeyCacheOptionsSchema = z
-  .object({
-    /**
-     * How long a key read from the store is trusted without a change
-     * notification (a safety net: notifications invalidate it at once).
-     * @default 300000
-     */
-    ttlMs: z.number().int().min(0).max(DAY_MS).default(300_000),
-    /**
-     * How long an unknown key id is remembered as unknown, so forged ids
-     * with valid checksums do not each cost a database read. A key created
-     * meanwhile clears its entry through the change notification.
-     * @default 60000
-     */
-    negativeTtlMs: z.number().int().min(0).max(DAY_MS).default(60_000),
-    /** Keys kept; the oldest is dropped past this. @default 100000 */
-    maxEntries: z.number().int().min(1).max(10_000_000).default(100_000),
-    /** Unknown ids kept; the oldest is dropped past this. @default 100000 */
-    maxNegativeEntries: z.number().int().min(0).max(10_000_000).default(100_000),
-  })
-  .strict()
-
-export const FailedAttemptsSchema = z
-  .object({
-    /** Failed validations per client (IP; IPv6 per /64) per window. @default 20 */
-    max: z.number().int().min(1).max(1_000_000).default(20),
-    /** @default 60000 */
-    windowMs: z
-      .number()
-      .int()
-      .min(1)
-      .max(7 * DAY_MS)
-      .default(60_000),
-    /** Shared rate-limit store (Redis, PostgreSQL) to count across processes. @default memory */
-    store: z
-      .custom<RateLimitStore>(
-        (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-        { message: 'must implement consume(key, { policies, weight, now })' },
-      )
-      .optional(),
-  })
-  .strict()
-
-export const ApiKeyManagerOptionsSchema = z
-  .object({
-    /**
-     * Where keys live. Default: SQLite in memory (keys die with the
-     * process); give a {@link SqliteApiKeyStore} on a file or a
-     * `PostgresApiKeyStore` for anything real.
-     */
-    store: z
-      .custom<ApiKeyStore>(
-        (v) => typeof (v as Partial<ApiKeyStore> | null)?.getKey === 'function',
-        { message: 'must be an ApiKeyStore' },
-      )
-      .optional(),
-    /**
-     * Wraps the pepper (one KMS call to create it, one per pepper version to
-     * unwrap it at start). Default: a `KeyManager` over an in-memory
-     * `LocalKmsProvider`, with a warning: a persistent store then holds a
-     * pepper no later process can unwrap.
-     */
-    keyManager: z.instanceof(KeyManager).optional(),
-    /**
-     * Accepted key prefixes, matched longest first; the first is the default for `create`.
-     * @default ['fraiseql_live', 'fraiseql_test']
-     */
-    prefixes: z
-      .array(PrefixSchema)
-      .min(1)
-      .max(16)
-      .refine((p) => new Set(p).size === p.length, 'must be unique')
-      .default([...DEFAULT_PREFIXES]),
-    /** Region of keys created without one. @default 'global' */
-    defaultRegion: RegionSchema.default('global'),
-    /** Lifetime of keys created without `expiresInDays`. @default 90 */
-    defaultExpiresInDays: z.number().int().min(1).max(3650).default(90),
-    /** Grace period of `rotate` without `graceMinutes`. @default 60 */
-    defaultGraceMinutes: z
-      .number()
-      .int()
-      .min(0)
-      .max(30 * 24 * 60)
-      .default(60),
-    /**
-     * Share of a key's lifetime after which `shouldRotate` is true and
-     * `rotationRecommended` fires (day 72 of 90).
-     * @default 0.8
-     */
-    rotationThreshold: z.number().gt(0).lt(1).default(0.8),
-    /** `expiringSoon` fires this many days before expiry. @default 7 */
-    expiringSoonDays: z.number().int().min(0).max(365).default(7),
-    cache: ApiKeyCacheOptionsSchema.optional(),
-    /**
-     * Failed validations counted per client IP; past the limit a lookup that
-     * would read the database answers 429 instead. `false` turns it off.
-     */
-    failedAttempts: z.union([FailedAttemptsSchema, z.literal(false)]).optional(),
-    /**
-     * How often queued work (last use, audit rows, rehashes) is written.
-     * @default 1000
-     */
-    flushIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
-    /**
-     * Queued audit aggregates kept between flushes; past it, further
-     * events are counted in one overflow row.
-     * @default 10000
-     */
-    maxPendingAudit: z.number().int().min(1).max(1_000_000).default(10_000),
-    /**
-     * `rejected` rows with an address range written per flush. Rejections
-     * are counted per (reason, key, /24 or /64 network); past this many
-     * networks in one flush, the rest are counted in one row per reason, so
-     * a flood from any number of addresses writes at most this plus one row
-     * per reason (and one overflow row) per `flushIntervalMs`.
-     * @default 100
-     */
-    maxRejectedRowsPerFlush: z.number().int().min(1).max(100_000).default(100),
-    /** Write aggregated `validated` rows to the audit log. @default true */
-    auditValidations: z.boolean().default(true),
-    /**
-     * Also keep each key sealed with `KeyManager.localEncrypt` (AAD = its
-     * id), readable again with `reveal()`. Off by default: a key that
-     * cannot be read back cannot leak from the database.
-     * @default false
-     */
-    retainEncryptedKey: z.boolean().default(false),
-    /** @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
-    /**
-     * Source of keys and peppers. For tests only (deterministic keys): a
-     * source that is not a CSPRNG makes every key and pepper guessable, so
-     * it is refused (`ERR_CONFIG_INVALID`, path `randomBytes`) when
-     * `environment` (or `NODE_ENV`) is `production`.
-     * @default crypto.randomBytes
-     */
-    randomBytes: fn<RandomBytes>('size => bytes').optional(),
-    /**
-     * The deployment environment, read as ProfileEnforcer reads it; in
-     * `production` (any case) a `randomBytes` option is refused.
-     * @default process.env.NODE_ENV
-     */
-    environment: z.string().min(1).max(64).optional(),
-    /**
-     * How often a signed audit checkpoint (`{ sequence, hash, at, mac }` of
-     * the chain's newest row) is emitted, when the chain grew since the last
-     * one: logged (`info`, else `warn`, message `api-key audit checkpoint`)
-     * and passed to `onCheckpoint`. Ship them to an append-only sink and pass
-     * the latest to `verifyAuditChain({ anchor })`: that is what detects a
-     * deleted tail. `false`: only on `checkpoint()` calls.
-     * @default 300000 (5 minutes)
-     */
-    auditCheckpointIntervalMs: z
-      .union([z.number().int().min(1000).max(86_400_000), z.literal(false)])
-      .default(300_000),
-    /**
-     * Receives every checkpoint (timer and `checkpoint()` calls), for a sink
-     * of your own (a WORM bucket, a ticket, another database). A rejection is
-     * logged at `error` by the timer and rethrown by `checkpoint()`.
-     * @default none (the log line only)
-     */
-    onCheckpoint:
-      fn<(checkpoint: AuditCheckpoint) => void | Promise<void>>('checkpoint => void').optional(),
-    /** Where warnings go (failed flush, lost notifications). @default stderr */
-    logger: LoggerOptionSchema.optional(),
-  })
-  .strict()
-
-export type ApiKeyManagerOptions = z.input<typeof ApiKeyManagerOptionsSchema>
-type Resolved = z.output<typeof ApiKeyManagerOptionsSchema>
-
-export const CreateApiKeySchema = z
-  .object({
-    /** A label for people (`"billing service"`). */
-    name: z.string().min(1).max(200),
-    /** Region written into the key (`eu_west_1`). @default the manager's `defaultRegion` */
-    region: RegionSchema.optional(),
-    /** Rate-limit tier. @default 'default' */
-    tier: TierSchema.default('default'),
-    /** @default [] */
-    permissions: z.array(PermissionSchema).max(200).default([]),
-    /** @default the manager's `defaultExpiresInDays` (90) */
-    expiresInDays: z.number().int().min(1).max(3650).optional(),
-    /** One of the manager's prefixes (`fraiseql_test` for a test key). @default the first */
-    prefix: PrefixSchema.optional(),
-    /** IPs/CIDRs the key may be used from (IPv4 and IPv6). @default anywhere */
-    allowedIps: z.array(IpOrCidrSchema).max(100).optional(),
-  })
-  .strict()
-
-export type CreateApiKeyInput = z.input<typeof CreateApiKeySchema>
-
-export const RotateApiKeySchema = z
-  .object({
-    /** How long the old key keeps working. @default the manager's `defaultGraceMinutes` (60) */
-    graceMinutes: z
-      .number()
-      .int()
-      .min(0)
-      .max(30 * 24 * 60)
-      .optional(),
-    /** Lifetime of the new key. @default the old key's lifetime */
-    expiresInDays: z.number().int().min(1).max(3650).optional(),
-  })
-  .strict()
-
-export type RotateApiKeyInput = z.input<typeof RotateApiKeySchema>
-
-/** Who asked, for the audit log. */
-export interface ApiKeyActionContext {
-  /** The admin principal (API key id, user id). */
-  readonly actor?: string
-  /** The client address. */
-  readonly ip?: string
-}
-
-/** Facts about the request a key arrives with. */
-export interface ValidateContext {
-  /** The client address (`request.ip`): per-key allowlists and failed-attempt counting. */
-  readonly ip?: string
-}
-
-/** What a valid key grants. */
-export interface ApiKeyValidation {
-  readonly keyId: string
-  readonly tier: string
-  readonly permissions: readonly string[]
-  readonly expiresAt: Date
-  /** True past `rotationThreshold` (80 %) of the key's lifetime. */
-  readonly shouldRotate: boolean
-}
-
-export type ApiKeyStatus = 'active' | 'grace' | 'rotated' | 'expired' | 'revoked'
-
-/** A key as administrators see it: never the key, never its hash. */
-export interface ApiKeyRecord {
-  readonly keyId: string
-  readonly name: string
-  readonly prefix: string
-  readonly region: string
-  /** The key's first characters, to recognise it (`fraiseql_live_eu_Ab12Cd34Ef56_x9Qz`). */
-  readonly start: string
-  readonly tier: string
-  readonly permissions: readonly string[]
-  readonly allowedIps: readonly string[] | null
-  readonly status: ApiKeyStatus
-  readonly createdAt: Date
-  readonly expiresAt: Date
-  readonly rotatedAt: Date | null
-  readonly graceUntil: Date | null
-  readonly replacedBy: string | null
-  readonly revokedAt: Date | null
-  readonly revokedReason: string | null
-  readonly lastUsedAt: Date | null
-  readonly createdBy: string | null
-  readonly shouldRotate: boolean
-}
-
-/** A new key: `key` is shown this once and cannot be read back. */
-export interface CreatedApiKey {
-  readonly key: string
-  readonly keyId: string
-  readonly record: ApiKeyRecord
-}
-
-export interface RotatedApiKey extends CreatedApiKey {
-  /** The old key, now in its grace period. */
-  readonly previous: ApiKeyRecord
-}
-
-/** What `checkLifecycle()` found (and emitted). */
-export interface LifecycleReport {
-  readonly rotationRecommended: string[]
-  readonly expiringSoon: string[]
-  readonly expired: string[]
-}
 
 /** A key in the cache, with everything validation needs precomputed. */
 interface CachedKey {
@@ -488,7 +204,7 @@ let warnedDefaultKms = false
  * ```
  */
 export class ApiKeyManager {
-  readonly #o: Resolved
+  readonly #o: ResolvedApiKeyManagerOptions
   readonly #store: ApiKeyStore
   readonly #ownsStore: boolean
   readonly #keyManager: KeyManager
@@ -540,38 +256,20 @@ export class ApiKeyManager {
   #closed = false
 
   constructor(options: ApiKeyManagerOptions = {}) {
-    const o = parseOptions('ApiKeyManager', ApiKeyManagerOptionsSchema, options)
-    // Precondition: an injected random source is a test fixture; production
-    // keys and peppers come from the CSPRNG only.
-    if (o.randomBytes !== undefined && inProduction(o.environment)) {
-      throw new ConfigError('ApiKeyManager', [
-        {
-          path: ['randomBytes'],
-          message: 'is for tests only: refused when environment (or NODE_ENV) is production',
-        },
-      ])
-    }
+    const setup = resolveApiKeyManagerOptions(options)
+    const o = setup.options
     this.#o = o
-    this.#ownsStore = o.store === undefined
-    this.#store = o.store ?? new SqliteApiKeyStore({ filename: ':memory:' })
-    this.#defaultKms = o.keyManager === undefined
-    this.#keyManager =
-      o.keyManager ??
-      new KeyManager({
-        providers: { local: new LocalKmsProvider({ logger: o.logger ?? stderrLogger }) },
-        defaultProvider: 'local',
-        defaultKeyId: 'api-key-pepper',
-      })
+    this.#ownsStore = setup.ownsStore
+    this.#store = setup.store
+    this.#defaultKms = setup.defaultKms
+    this.#keyManager = setup.keyManager
     this.#prefixes = sortPrefixes(o.prefixes)
-    this.#clock = o.clock ?? systemClock
-    this.#random = o.randomBytes ?? secureRandomBytes
-    this.#logger = o.logger ?? stderrLogger
-    this.#cacheOptions = parseOptions('ApiKeyManager', ApiKeyCacheOptionsSchema, o.cache ?? {})
+    this.#clock = setup.clock
+    this.#random = setup.random
+    this.#logger = setup.logger
+    this.#cacheOptions = setup.cache
     this.#events = new LifecycleEmitter(this.#logger)
-    const failed =
-      o.failedAttempts === false
-        ? undefined
-        : parseOptions('ApiKeyManager', FailedAttemptsSchema, o.failedAttempts ?? {})
+    const failed = setup.failedAttempts
     this.#failures =
       failed === undefined
         ? undefined

@@ -1,4 +1,4 @@
-import type { ApiKeyStatus } from './manager.js'
+import type { ApiKeyStatus } from './manager-types.js'
 import type { ApiKeyRow } from './store.js'
 
 /**
