@@ -22,6 +22,7 @@ export type {
   AuditRecord,
 } from './audit-chain.js'
 export { auditHash, GENESIS_HASH, verifyAuditRecords } from './audit-chain.js'
+export { verifyAuditChain } from './audit-log.js'
 export type { ApiKeyRejectionReason } from './errors.js'
 export {
   ApiKeyAuditCheckpointError,
@@ -70,7 +71,7 @@ export type {
   SecretScanningPublicKey,
 } from './leak.js'
 export { githubSecretScanning, SecretScanningOptionsSchema } from './leak.js'
-export { ApiKeyManager, verifyAuditChain } from './manager.js'
+export { ApiKeyManager } from './manager.js'
 export type {
   ApiKeyManagerOptions,
   CreateApiKeyInput,
