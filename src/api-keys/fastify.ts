@@ -19,11 +19,12 @@ import {
   RateLimitPolicySchema,
   type RateLimitStore,
 } from '../http/index.js'
+import { AuthenticationRequiredError, ForbiddenError } from '../internal/auth-errors.js'
 import type { Clock } from '../internal/clock.js'
 import { routeConfigOf } from '../internal/fastify-route.js'
 import { parseOptions } from '../internal/options.js'
 import { ensureErrorReply, sendError } from '../internal/reply/fastify.js'
-import { type AuthContext, AuthenticationRequiredError, ForbiddenError } from '../profiles/index.js'
+import type { AuthContext } from '../profiles/index.js'
 import { ApiKeyRejectedError } from './errors.js'
 import { ApiKeyManager, type ApiKeyValidation } from './manager.js'
 
