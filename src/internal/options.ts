@@ -1,12 +1,12 @@
 /**
  * What every option schema shares: parsing once, and the schemas of the
- * injected function options (clock, randomness, callbacks; the logger's
- * is `LoggerOptionSchema` in logger.ts), so each
- * one is checked and described the same way everywhere.
+ * injected options (clock, randomness, logger, callbacks), defined here
+ * once so each one is checked and described the same way everywhere.
  */
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import type { Clock } from './clock.js'
+import type { Logger } from './logger.js'
 import type { RandomBytes } from './random.js'
 
 /** Names users bring from other libraries, mapped to ours (`timeWindow` is @fastify/rate-limit's). */
@@ -90,3 +90,9 @@ export const ClockOptionSchema = fn<Clock>('() => epoch ms')
 
 /** Injected randomness: `size` cryptographically secure bytes. */
 export const RandomBytesOptionSchema = fn<RandomBytes>('size => bytes')
+
+/** A logger option (pino, `app.log`, `console` fit). */
+export const LoggerOptionSchema = z.custom<Logger>(
+  (v) => typeof (v as Partial<Logger> | null)?.warn === 'function',
+  { message: 'must be a logger (warn and error)' },
+)

@@ -16,7 +16,7 @@ import { SecurityError } from '../../errors.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
-import { parseOptions } from '../../internal/options.js'
+import { ClockOptionSchema, LoggerOptionSchema, parseOptions } from '../../internal/options.js'
 import type { BaseKmsProvider } from '../base-provider.js'
 import {
   ContextRequiredError,
@@ -122,9 +122,6 @@ interface ReservedAccess {
   unwrap(km: KeyManager, encrypted: EncryptedData, context: EncryptionContext): Promise<Uint8Array>
 }
 let reservedAccess: ReservedAccess
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 export const KeyManagerLimitsSchema = z
   .object({
@@ -233,11 +230,9 @@ export const KeyManagerOptionsSchema = z
      */
     acceptUnboundFields: z.boolean().optional(),
     /** @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Where warnings go (memory keyring, failed background rotation). @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
   .refine((o) => Object.hasOwn(o.providers, o.defaultProvider), {
