@@ -17,12 +17,10 @@ import {
   RateLimitExceededError,
   RateLimiter,
   RateLimitPolicySchema,
-  type RateLimitStore,
 } from '../http/index.js'
 import { AuthenticationRequiredError, ForbiddenError } from '../internal/auth-errors.js'
-import type { Clock } from '../internal/clock.js'
 import { routeConfigOf } from '../internal/fastify-route.js'
-import { parseOptions } from '../internal/options.js'
+import { ClockOptionSchema, parseOptions, RateLimitStoreOptionSchema } from '../internal/options.js'
 import { ensureErrorReply, sendError } from '../internal/reply/fastify.js'
 import type { AuthContext } from '../profiles/index.js'
 import { ApiKeyRejectedError } from './errors.js'
@@ -114,14 +112,9 @@ export const ApiKeyAuthOptionsSchema = z
         tiers: z.record(z.string(), QuotaSchema).default({}),
         default: QuotaSchema.optional(),
         /** Shared store (Redis, PostgreSQL). @default memory */
-        store: z
-          .custom<RateLimitStore>(
-            (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-            { message: 'must implement consume(key, { policies, weight, now })' },
-          )
-          .optional(),
+        store: RateLimitStoreOptionSchema.optional(),
         /** @default Date.now */
-        clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+        clock: ClockOptionSchema.optional(),
       })
       .strict()
       .optional(),

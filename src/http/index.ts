@@ -41,8 +41,12 @@ export type { RateLimitPolicy, WindowCounters } from './rate-limit/sliding-windo
 export { fits, retryAfterMs, toPolicyState, windowOf } from './rate-limit/sliding-window.js'
 export type { ConsumeRequest, RateLimitStore, TimeSource } from './rate-limit/store.js'
 export type { MemoryStoreOptions } from './rate-limit/stores/memory.js'
-export { MemoryStore } from './rate-limit/stores/memory.js'
+export { MemoryStore, MemoryStoreOptionsSchema } from './rate-limit/stores/memory.js'
 export type { PostgresStoreOptions } from './rate-limit/stores/postgres.js'
-export { PostgresStore } from './rate-limit/stores/postgres.js'
+export { PostgresStore, PostgresStoreOptionsSchema } from './rate-limit/stores/postgres.js'
 export type { RedisClientLike, RedisStoreOptions } from './rate-limit/stores/redis.js'
-export { RedisStore, SLIDING_WINDOW_LUA } from './rate-limit/stores/redis.js'
+export {
+  RedisStore,
+  RedisStoreOptionsSchema,
+  SLIDING_WINDOW_LUA,
+} from './rate-limit/stores/redis.js'

@@ -16,7 +16,7 @@ import { SecurityError } from '../../errors.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
-import { parseOptions } from '../../internal/options.js'
+import { ClockOptionSchema, LoggerOptionSchema, parseOptions } from '../../internal/options.js'
 import { provideReservedAccess } from '../../internal/reserved-access.js'
 import type { BaseKmsProvider } from '../base-provider.js'
 import {
@@ -112,9 +112,6 @@ function sameContext(a: EncryptionContext, b: EncryptionContext): boolean {
   if (ak.length !== Object.keys(b).length) return false
   return ak.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
 }
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 export const KeyManagerLimitsSchema = z
   .object({
@@ -223,11 +220,9 @@ export const KeyManagerOptionsSchema = z
      */
     acceptUnboundFields: z.boolean().optional(),
     /** @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Where warnings go (memory keyring, failed background rotation). @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
   .refine((o) => Object.hasOwn(o.providers, o.defaultProvider), {
