@@ -22,9 +22,9 @@ import type {
   ApiKeyTamperedError,
   ApiKeyUnknownError,
   LeakSignatureError,
-} from './api-keys/errors.js'
+} from './api-keys/index.js'
 import type { ConfigError, SecurityError, SecurityErrorCode } from './errors.js'
-import type { GraphqlRejectedError, GraphqlRejectionCode } from './graphql/errors.js'
+import type { GraphqlRejectedError, GraphqlRejectionCode } from './graphql/index.js'
 import type {
   BodyTimeoutError,
   InvalidCompressedBodyError,
@@ -34,36 +34,32 @@ import type {
   RateLimitUnavailableError,
   RequestTooLargeError,
   UnsupportedEncodingError,
-} from './http/errors.js'
+} from './http/index.js'
 import type { MissingDependencyError } from './internal/optional-import.js'
 import type {
+  AadRequiredError,
   ContextRequiredError,
+  DataKeyExhaustedError,
   DecryptionError,
   EncryptionError,
   InsecureKeyFileError,
   InvalidEncryptedDataError,
   InvalidKeyReferenceError,
   KeyDisabledError,
+  KeyManagerNotInitializedError,
   KeyNotFoundError,
   KeyRotationError,
+  KeyringRollbackError,
+  KeyringStoreError,
+  KeyringTamperedError,
   KmsAccessDeniedError,
   KmsConfigurationError,
   KmsError,
   ProviderConnectionError,
   ReservedContextError,
   UnknownProviderError,
-} from './kms/errors.js'
-import type { UnsupportedFieldValueError } from './kms/key-manager/field.js'
-import type {
-  AadRequiredError,
-  DataKeyExhaustedError,
-  KeyManagerNotInitializedError,
-} from './kms/key-manager/key-manager.js'
-import type {
-  KeyringRollbackError,
-  KeyringStoreError,
-  KeyringTamperedError,
-} from './kms/keyring/store.js'
+  UnsupportedFieldValueError,
+} from './kms/index.js'
 import type {
   AuthenticationRequiredError,
   BatchTooLargeError,
@@ -74,14 +70,14 @@ import type {
   TokenExpiredError,
   TokenNotYetValidError,
   UnknownProfileError,
-} from './profiles/errors.js'
+} from './profiles/index.js'
 import type {
   LockfileNotFoundError,
   MalformedLockfileError,
   MalformedManifestError,
   SBOMError,
   UnsupportedLockfileError,
-} from './sbom/errors.js'
+} from './sbom/index.js'
 
 /** Refuses a key that is not a code, or a value that is not a `SecurityError`. */
 type CodeMap<T extends { [K in keyof T]: K extends SecurityErrorCode ? SecurityError : never }> = T
