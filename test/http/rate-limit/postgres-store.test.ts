@@ -39,7 +39,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
     const { rows } = await db.pool.query(
       `SELECT count(*)::int AS n FROM "${db.schema}".fraiseql_rate_limit_migrations`,
     )
-    expect(rows[0].n).toBe(2)
+    expect(rows[0].n).toBe(3)
   })
 
   it('migrates a fresh schema when several stores start together', async () => {
