@@ -275,7 +275,7 @@ export class RateLimiter<Req = unknown> {
   readonly #requestWasSuccessful: SuccessTest<Req> | undefined
   /** The charge behind each admitting answer, while refunds are on. */
   readonly #charges = new WeakMap<RateLimitInfo, RateLimitCharge>()
-  /** Refunds (and success tests) still running: `close()` waits for them. */
+  /** Refunds (and async success tests) of finished responses still running: `close()` waits for them. */
   readonly #pending = new Set<Promise<void>>()
   #logger: Logger
 
@@ -600,22 +600,14 @@ export class RateLimiter<Req = unknown> {
     reply: unknown,
   ): void {
     const { skipSuccessfulRequests, skipFailedRequests } = this.config
-    let release: () => void = () => {}
-    const done = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    this.#track(done)
     const decide = (succeeded: boolean) => {
       if (succeeded ? skipSuccessfulRequests : skipFailedRequests) this.#track(this.refund(charge))
-      release()
     }
-    const keep = (err: unknown) => {
+    const keep = (err: unknown) =>
       this.#logger.warn(
         { err: describeError(err) },
         'rate-limit requestWasSuccessful failed; the charge is kept',
       )
-      release()
-    }
     const cleanup = finished(response, (err) => {
       cleanup()
       // A response cut off before its end (client gone, stream error) failed,
@@ -629,7 +621,7 @@ export class RateLimiter<Req = unknown> {
       } catch (e) {
         return keep(e)
       }
-      if (verdict instanceof Promise) verdict.then((v) => decide(v === true), keep)
+      if (verdict instanceof Promise) this.#track(verdict.then((v) => decide(v === true), keep))
       else decide(verdict === true)
     })
   }
@@ -675,7 +667,10 @@ export class RateLimiter<Req = unknown> {
     p.finally(() => this.#pending.delete(p))
   }
 
-  /** Resolves once every refund started so far has settled (tests, graceful shutdown). */
+  /**
+   * Resolves once the refunds of every response finished so far have settled
+   * (tests, graceful shutdown); responses still being written are not waited for.
+   */
   async refundsSettled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending])
   }
