@@ -11,6 +11,7 @@ describeRateLimitStoreContract(
     key: () => `k${n++}`,
   }),
   { describe, it, expect },
+  { refund: true },
 )
 
 describe('MemoryStore', () => {

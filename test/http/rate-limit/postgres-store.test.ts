@@ -30,6 +30,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
       return { store, key: () => randomUUID(), close: () => store.close() }
     },
     { describe, it, expect },
+    { refund: true },
   )
 
   it('migrates idempotently, and two processes migrating at once do not race', async () => {
