@@ -6,8 +6,8 @@
  * (key, address) or per (reason, key, network), then one overflow count.
  */
 import { isIP } from 'node:net'
-import { ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
 import type { Clock } from '../internal/clock.js'
+import { ipKey, normalizeIp } from '../internal/ip-address.js'
 import { describeError, type Logger } from '../internal/logger.js'
 import type { AuditEventInput } from './audit-chain.js'
 import type { ApiKeyRejectionReason } from './errors.js'

@@ -5,10 +5,9 @@
  * delays the 401 it follows: the store's answer is applied when it arrives.
  */
 import type { z } from 'zod'
-import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
-import { ipKey } from '../http/rate-limit/client-key.js'
-import { RateLimiter } from '../http/rate-limit/limiter.js'
+import { RateLimitExceededError, RateLimiter, type RateLimitInfo } from '../http/index.js'
 import type { Clock } from '../internal/clock.js'
+import { ipKey } from '../internal/ip-address.js'
 import type { Logger } from '../internal/logger.js'
 import type { FailedAttemptsSchema } from './manager-options.js'
 

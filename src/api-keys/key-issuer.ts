@@ -9,7 +9,7 @@ import type { z } from 'zod'
 import type { Clock } from '../internal/clock.js'
 import { parseOptions } from '../internal/options.js'
 import type { RandomBytes } from '../internal/random.js'
-import type { KeyManager } from '../kms/key-manager/key-manager.js'
+import type { KeyManager } from '../kms/index.js'
 import {
   ApiKeyConflictError,
   ApiKeyNotFoundError,

@@ -4,7 +4,7 @@
  * before the row MAC existed. None of them is on the validation hot path.
  */
 import type { Clock } from '../internal/clock.js'
-import type { KeyManager } from '../kms/key-manager/key-manager.js'
+import type { KeyManager } from '../kms/index.js'
 import { ApiKeyStoreError } from './errors.js'
 import type { LifecycleEmitter } from './events.js'
 import { KEY_ID_LENGTH, keyIdOf, scanApiKey } from './format.js'

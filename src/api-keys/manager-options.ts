@@ -6,15 +6,19 @@
  */
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { IpOrCidrSchema } from '../http/rate-limit/client-key.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { inProduction } from '../internal/environment.js'
-import { type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
-import { fn, parseOptions, RandomBytesOptionSchema } from '../internal/options.js'
+import { IpOrCidrSchema } from '../internal/ip-address.js'
+import { type Logger, stderrLogger } from '../internal/logger.js'
+import {
+  fn,
+  LoggerOptionSchema,
+  parseOptions,
+  RandomBytesOptionSchema,
+  RateLimitStoreOptionSchema,
+} from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
-import { KeyManager } from '../kms/key-manager/key-manager.js'
-import { LocalKmsProvider } from '../kms/providers/local.js'
+import { KeyManager, LocalKmsProvider } from '../kms/index.js'
 import type { AuditCheckpoint } from './audit-chain.js'
 import {
   DEFAULT_PREFIXES,
@@ -75,12 +79,7 @@ export const FailedAttemptsSchema = z
       .max(7 * DAY_MS)
       .default(60_000),
     /** Shared rate-limit store (Redis, PostgreSQL) to count across processes. @default memory */
-    store: z
-      .custom<RateLimitStore>(
-        (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-        { message: 'must implement consume(key, { policies, weight, now })' },
-      )
-      .optional(),
+    store: RateLimitStoreOptionSchema.optional(),
   })
   .strict()
 

@@ -6,8 +6,8 @@
  */
 import type { Clock } from '../internal/clock.js'
 import type { RandomBytes } from '../internal/random.js'
-import { type KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
-import { EncryptedData } from '../kms/models.js'
+import { unwrapReserved, wrapReserved } from '../internal/reserved-access.js'
+import { EncryptedData, type KeyManager } from '../kms/index.js'
 import { ApiKeyPepperInUseError, ApiKeyRequestError, ApiKeyStoreError } from './errors.js'
 import { Pepper } from './hash.js'
 import type { ApiKeyActionContext } from './manager-types.js'

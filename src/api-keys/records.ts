@@ -3,11 +3,11 @@
  * lifecycle event payload and the audit event of an administrative action.
  * Pure functions: what they need of the manager's state is passed in.
  */
-import { normalizeIp } from '../http/rate-limit/client-key.js'
+import { apiKeyStatus } from '../internal/api-key-status.js'
+import { normalizeIp } from '../internal/ip-address.js'
 import type { AuditEventInput } from './audit-chain.js'
 import type { ApiKeyLifecycleEvent } from './events.js'
 import type { ApiKeyActionContext, ApiKeyRecord } from './manager-types.js'
-import { apiKeyStatus } from './status.js'
 import type { ApiKeyRow } from './store.js'
 
 /**

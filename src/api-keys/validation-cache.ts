@@ -8,8 +8,8 @@
  */
 
 import type { z } from 'zod'
-import { compileIpList } from '../http/rate-limit/client-key.js'
 import type { Clock } from '../internal/clock.js'
+import { compileIpList } from '../internal/ip-address.js'
 import type { PendingAudit } from './audit-queue.js'
 import type { ApiKeyCacheOptionsSchema } from './manager-options.js'
 import { DAY_MS } from './manager-options.js'

@@ -6,8 +6,8 @@
  * `validated` / `rejected` audit rows and lazy rehashes go to the
  * write-behind queue.
  */
-import { normalizeIp } from '../http/rate-limit/client-key.js'
 import type { Clock } from '../internal/clock.js'
+import { normalizeIp } from '../internal/ip-address.js'
 import { type AuditQueue, auditNetwork } from './audit-queue.js'
 import {
   ApiKeyExpiredError,
