@@ -44,12 +44,11 @@ export {
   FAULT_APPLICABILITY,
   recordingSleep,
 } from './provider-contract.js'
+export type { VaultCapability, VaultPolicy } from './vault/policy.js'
 export type {
-  VaultCapability,
   VaultEmulatorKeyOptions,
   VaultEmulatorKeyType,
   VaultEmulatorOptions,
   VaultEmulatorRequest,
-  VaultPolicy,
 } from './vault-emulator.js'
 export { startVaultEmulator, VaultEmulator } from './vault-emulator.js'
