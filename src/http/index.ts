@@ -7,6 +7,7 @@
  */
 
 export { humanReadableSize } from '../internal/format.js'
+export { ipKey, normalizeIp } from '../internal/ip-address.js'
 export type { ErrorReplyOptions } from '../internal/reply/fastify.js'
 export { errorReply } from '../internal/reply/fastify.js'
 export type { HttpAnswer } from '../internal/reply/index.js'
@@ -29,7 +30,6 @@ export {
   UnsupportedEncodingError,
 } from './errors.js'
 export type { StoreCircuitState } from './rate-limit/breaker.js'
-export { ipKey, normalizeIp } from './rate-limit/client-key.js'
 export { rateLimit } from './rate-limit/fastify.js'
 export type { PolicySet, RateLimitOutcome } from './rate-limit/limiter.js'
 export { RateLimiter } from './rate-limit/limiter.js'

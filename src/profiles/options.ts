@@ -5,9 +5,9 @@
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { type ComplexityOptions, GraphQLTracer, PersistedOperations } from '../graphql/index.js'
-import { PathPatternSchema } from '../http/paths.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
+import type { RateLimitStore } from '../http/index.js'
 import { ClockOptionSchema, fn } from '../internal/options.js'
+import { PathPatternSchema } from '../internal/path-matcher.js'
 import type { AuditSink } from './audit.js'
 import { QuotaSchema } from './profile.js'
 

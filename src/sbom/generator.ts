@@ -11,6 +11,7 @@ import { z } from 'zod'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
+import { MAX_EPOCH_SECONDS, sourceDateEpochFrom } from '../internal/source-date-epoch.js'
 import { MalformedManifestError } from './errors.js'
 import { isJsonObject, readJsonFile } from './json-file.js'
 import type { License } from './license.js'
@@ -39,7 +40,7 @@ import {
   personFrom,
   referencesFrom,
 } from './npm.js'
-import { MAX_EPOCH_SECONDS, sourceDateEpochFrom, uuidV4, uuidV5 } from './reproducible.js'
+import { uuidV4, uuidV5 } from './reproducible.js'
 import { type SBOMOutputOptions, serializeSBOM } from './serialize.js'
 import { sbomTool } from './tool.js'
 

@@ -1,11 +1,11 @@
 import { z } from 'zod'
 import type { Clock } from '../../internal/clock.js'
 import { parseDuration } from '../../internal/duration.js'
+import { IpOrCidrSchema } from '../../internal/ip-address.js'
 import type { Logger } from '../../internal/logger.js'
+import { PathPatternSchema } from '../../internal/path-matcher.js'
 import type { RateLimitInfo } from '../errors.js'
-import { PathPatternSchema } from '../paths.js'
 import { StoreCircuitBreakerSchema } from './breaker.js'
-import { IpOrCidrSchema } from './client-key.js'
 import type { RateLimitStore } from './store.js'
 
 const fn = <T>(what: string) =>
