@@ -30,8 +30,8 @@ import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../internal/i
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
+import { unwrapReserved, wrapReserved } from '../internal/reserved-access.js'
 import { EncryptedData, KeyManager, LocalKmsProvider } from '../kms/index.js'
-import { unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
 import {
   type AuditAnchor,
   type AuditChainReport,

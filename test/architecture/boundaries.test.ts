@@ -31,10 +31,6 @@ const ENTRIES = publishedEntries(pkg.exports)
  * matches an import fails the test, so it cannot go stale.
  */
 const KNOWN_CROSSINGS: Readonly<Record<string, string>> = {
-  // The privileged path to KeyManager's reserved contexts (API-key peppers):
-  // it reaches a private method through a static block, so it cannot leave
-  // the KeyManager's module without a public way in.
-  'api-keys/manager.ts -> kms/key-manager/key-manager.ts': 'reserved-context channel',
   // The enforcer installs the GraphQL guards, socket checks, error levelling
   // and tracer on mercurius instances it finds later: the guards' own
   // installer, not a public plugin.
