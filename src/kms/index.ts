@@ -93,10 +93,11 @@ export type {
   GcpInt64,
   GcpInt64Value,
   GcpKmsClient,
-  GcpKmsProviderOptions,
   GcpSecondsAndNanos,
-} from './providers/gcp.js'
-export { GCP_ALGORITHM, GcpKmsProvider, GcpKmsProviderOptionsSchema } from './providers/gcp.js'
+} from './providers/gcp/client.js'
+export type { GcpKmsProviderOptions } from './providers/gcp/options.js'
+export { GcpKmsProviderOptionsSchema } from './providers/gcp/options.js'
+export { GCP_ALGORITHM, GcpKmsProvider } from './providers/gcp.js'
 export type { LocalKmsProviderOptions } from './providers/local.js'
 export {
   LOCAL_ALGORITHM,
