@@ -82,6 +82,8 @@ export { DataKeyPair, EncryptedData, KEY_PURPOSES, KEY_STATES, KeyReference } fr
 export type {
   AwsCredentials,
   AwsCredentialsProvider,
+  AwsKmsClient,
+  AwsKmsCommand,
   AwsKmsProviderOptions,
 } from './providers/aws.js'
 export { AWS_ALGORITHM, AwsKmsProvider } from './providers/aws.js'
@@ -99,7 +101,7 @@ export type {
 export { GCP_ALGORITHM, GcpKmsProvider } from './providers/gcp.js'
 export type { LocalKmsProviderOptions } from './providers/local.js'
 export { LOCAL_ALGORITHM, LocalKmsProvider } from './providers/local.js'
-export type { VaultKmsProviderOptions } from './providers/vault.js'
+export type { VaultKmsClient, VaultKmsProviderOptions } from './providers/vault.js'
 export {
   VAULT_KEY_NAME,
   VaultKmsProvider,
