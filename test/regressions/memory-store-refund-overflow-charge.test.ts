@@ -5,7 +5,7 @@
  * the client's own count below what it charged and leave the shared counter
  * charged for every newcomer.
  */
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryStore, rateLimit } from '../../src/http/index.js'
 
@@ -24,7 +24,7 @@ describe('memory store refunds of overflow charges', () => {
       windowMs: 60_000,
       store,
       skipSuccessfulRequests: true,
-      keyGenerator: (request) => String(request.headers['x-client']),
+      keyGenerator: (request: FastifyRequest) => String(request.headers['x-client']),
       clock: () => 1_000,
     })
     const gates = new Map<string, () => void>()

@@ -204,10 +204,17 @@ export interface RateLimitCharge {
   readonly windows: readonly number[]
   /** `memory`: the limiter's own memory store; `shared`: the configured store; `insurance`: the fallback. */
   readonly store: 'memory' | 'shared' | 'insurance'
+  /**
+   * With `memory` and `insurance`: the charge went to the store's shared
+   * overflow counter (the store was full of live counters), not the key's own.
+   */
+  readonly overflow?: boolean
   /** A shared charge's copy in the insurance store (its share quotas and windows), if one was made. */
   readonly insurance?: {
     readonly policies: readonly RateLimitPolicy[]
     readonly windows: readonly number[]
+    /** The copy went to the insurance store's overflow counter. */
+    readonly overflow?: boolean
   }
 }
 
@@ -536,7 +543,8 @@ export class RateLimiter<Req = unknown> {
     if (this.#memory !== undefined) {
       const states = this.#memory.consumeSync(storeKey, request)
       const info = summarize(states)
-      if (this.#refunds) this.#record(info, storeKey, request, states, 'memory')
+      if (this.#refunds)
+        this.#record(info, storeKey, request, states, 'memory', !this.#memory.has(storeKey))
       return info
     }
     if (!this.#breaker.admits(request.now)) return this.#fallback(storeKey, set, request)
@@ -558,9 +566,14 @@ export class RateLimiter<Req = unknown> {
     if (info.allowed && this.config.onStoreError === 'insurance') {
       const mirror = { ...request, policies: this.#shareOf(set) }
       const mirrored = this.#insurance.consumeSync(storeKey, mirror)
-      if (this.#refunds) copy = { policies: mirror.policies, windows: windowsOf(mirrored, mirror) }
+      if (this.#refunds)
+        copy = {
+          policies: mirror.policies,
+          windows: windowsOf(mirrored, mirror),
+          ...(this.#insurance.has(storeKey) ? {} : { overflow: true }),
+        }
     }
-    if (this.#refunds) this.#record(info, storeKey, request, states, 'shared', copy)
+    if (this.#refunds) this.#record(info, storeKey, request, states, 'shared', false, copy)
     return info
   }
 
@@ -571,6 +584,7 @@ export class RateLimiter<Req = unknown> {
     request: ConsumeArgs,
     states: readonly PolicyState[],
     store: RateLimitCharge['store'],
+    overflow: boolean,
     insurance?: RateLimitCharge['insurance'],
   ): void {
     if (!info.allowed || request.weight <= 0) return
@@ -580,6 +594,7 @@ export class RateLimiter<Req = unknown> {
       weight: request.weight,
       windows: windowsOf(states, request),
       store,
+      ...(overflow ? { overflow } : {}),
       ...(insurance === undefined ? {} : { insurance }),
     }
     this.#charges.set(info, charge)
@@ -639,17 +654,22 @@ export class RateLimiter<Req = unknown> {
       weight: charge.weight,
       windows: charge.windows,
     }
+    const counter = charge.overflow === true ? 'overflow' : 'own'
     switch (charge.store) {
       case 'memory':
-        this.#memory?.refundSync(charge.key, request)
+        this.#memory?.refundSync(charge.key, request, counter)
         return Promise.resolve()
       case 'insurance':
-        this.#insurance.refundSync(charge.key, request)
+        this.#insurance.refundSync(charge.key, request, counter)
         return Promise.resolve()
       case 'shared': {
         const copy = charge.insurance
         if (copy !== undefined)
-          this.#insurance.refundSync(charge.key, { ...copy, weight: charge.weight })
+          this.#insurance.refundSync(
+            charge.key,
+            { policies: copy.policies, windows: copy.windows, weight: charge.weight },
+            copy.overflow === true ? 'overflow' : 'own',
+          )
         if (!this.#breaker.admits(this.clock())) return Promise.resolve()
         let call: Promise<void>
         try {
@@ -697,7 +717,8 @@ export class RateLimiter<Req = unknown> {
         const local = { ...request, policies: this.#shareOf(set) }
         const states = this.#insurance.consumeSync(storeKey, local)
         const info = summarize(states)
-        if (this.#refunds) this.#record(info, storeKey, local, states, 'insurance')
+        if (this.#refunds)
+          this.#record(info, storeKey, local, states, 'insurance', !this.#insurance.has(storeKey))
         return info
       }
       case 'allow':

@@ -143,16 +143,22 @@ export class MemoryStore implements RateLimitStore {
   }
 
   /**
-   * Synchronous form of {@link refund}. A key the store no longer holds on its
-   * own was charged on the overflow counter of its policy set (or its counter
-   * was evicted, which only happens once it counts nothing): the refund goes
-   * there. The counter is neither created, moved in the LRU list nor rolled
-   * over to another window.
+   * Synchronous form of {@link refund}. `counter` says where the charge went,
+   * as {@link has} told right after the charging `consumeSync`: `own` (the
+   * key's counter; none once it was evicted, which only happens once the
+   * charge counts nothing) or `overflow` (the shared counter of its policy
+   * set). Left out, as through {@link refund}: the key's own counter while
+   * the store holds it, else the overflow counter. The counter is neither
+   * created, moved in the LRU list nor rolled over to another window.
    */
-  refundSync(key: string, request: RefundRequest): void {
+  refundSync(key: string, request: RefundRequest, counter?: 'own' | 'overflow'): void {
     const { policies, weight, windows } = request
     if (!(weight > 0)) return
-    const entry = this.#entries.get(key) ?? this.#overflow.get(overflowId(policies))
+    // A charge made on the overflow counter never comes off a counter the key
+    // got later (that would lower its count below what it was charged), nor a
+    // charge of the key's own counter off the overflow counter.
+    const own = counter === 'overflow' ? undefined : this.#entries.get(key)
+    const entry = own ?? (counter === 'own' ? undefined : this.#overflow.get(overflowId(policies)))
     if (entry === undefined) return
     const sameLayout = entry.policies === policies
     for (let i = 0; i < policies.length; i++) {
