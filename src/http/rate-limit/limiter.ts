@@ -566,7 +566,10 @@ export class RateLimiter<Req = unknown> {
     if (info.allowed && this.config.onStoreError === 'insurance') {
       const mirror = { ...request, policies: this.#shareOf(set) }
       const mirrored = this.#insurance.consumeSync(storeKey, mirror)
-      if (this.#refunds)
+      // Only a copy the share counted (a memory store charges all policies
+      // or none) can be taken back; refunding a refused one would leave the
+      // insurance store below what this instance admitted.
+      if (this.#refunds && mirrored.every((s) => s.allowed))
         copy = {
           policies: mirror.policies,
           windows: windowsOf(mirrored, mirror),
