@@ -282,6 +282,8 @@ export class RateLimiter<Req = unknown> {
   readonly #requestWasSuccessful: SuccessTest<Req> | undefined
   /** The charge behind each admitting answer, while refunds are on. */
   readonly #charges = new WeakMap<RateLimitInfo, RateLimitCharge>()
+  /** Charges already taken back: a second refund would take back other requests' charges. */
+  readonly #refunded = new WeakSet<RateLimitCharge>()
   /** Refunds (and async success tests) of finished responses still running: `close()` waits for them. */
   readonly #pending = new Set<Promise<void>>()
   #logger: Logger
@@ -645,13 +647,17 @@ export class RateLimiter<Req = unknown> {
   }
 
   /**
-   * Takes a charge back from the store it went into. Resolves once done;
+   * Takes a charge back from the store it went into, once: the same charge
+   * handed back again changes nothing. Resolves once done;
    * never rejects: a shared store's failure is decided by its circuit breaker
    * (logged, counted towards opening the circuit) and the charge stays, which
    * errs on the side of limiting. While the circuit is open the shared store
    * is not called.
    */
   refund(charge: RateLimitCharge): Promise<void> {
+    // Precondition: each charge comes back once, however often an adapter hands it back.
+    if (this.#refunded.has(charge)) return Promise.resolve()
+    this.#refunded.add(charge)
     const request: RefundRequest = {
       policies: charge.policies,
       weight: charge.weight,
