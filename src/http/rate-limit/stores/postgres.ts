@@ -184,6 +184,11 @@ function refundFunctionDdl(schema: string): string {
      $fn$`
 }
 
+/** A prepared statement named after a digest of its text (which names the schema). */
+function namedStatement(prefix: string, text: string): { name: string; text: string } {
+  return { name: `${prefix}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text }
+}
+
 interface ConsumeRow {
   allowed: boolean
   policy_ok: boolean
@@ -227,16 +232,19 @@ export class PostgresStore implements RateLimitStore {
     // unhandled 'error' before the insurance store could answer.
     watchBorrowedPool(o.pool, this.#logger)
     this.#durable = o.durable
-    // A named statement is parsed and planned once per connection.
-    const schemaId = createHash('sha256').update(o.schema).digest('hex').slice(0, 16)
-    this.#statement = {
-      name: `fsrl_consume_${schemaId}`,
-      text: `SELECT allowed, policy_ok, prev, curr, elapsed, win FROM ${quoteIdent(o.schema)}.${FUNCTION}($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
-    }
-    this.#refundStatement = {
-      name: `fsrl_refund_${schemaId}`,
-      text: `SELECT ${quoteIdent(o.schema)}.${REFUND_FUNCTION}($1::text[], $2::bigint[], $3::bigint)`,
-    }
+    // A named statement is parsed and planned once per connection. Its name
+    // follows from its text: node-postgres refuses a name a connection has
+    // prepared with another text, and a pool can be shared with another
+    // version of this package whose statement differs (0003 added `win`).
+    const q = quoteIdent(o.schema)
+    this.#statement = namedStatement(
+      'fsrl_consume',
+      `SELECT allowed, policy_ok, prev, curr, elapsed, win FROM ${q}.${FUNCTION}($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
+    )
+    this.#refundStatement = namedStatement(
+      'fsrl_refund',
+      `SELECT ${q}.${REFUND_FUNCTION}($1::text[], $2::bigint[], $3::bigint)`,
+    )
     if (o.pruneIntervalMs > 0) {
       this.#pruneTimer = setInterval(() => {
         this.prune().catch((err: unknown) =>
