@@ -11,6 +11,7 @@ import { inProduction } from '../internal/environment.js'
 import { IpOrCidrSchema } from '../internal/ip-address.js'
 import { type Logger, stderrLogger } from '../internal/logger.js'
 import {
+  ClockOptionSchema,
   fn,
   LoggerOptionSchema,
   parseOptions,
@@ -168,7 +169,7 @@ export const ApiKeyManagerOptionsSchema = z
      */
     retainEncryptedKey: z.boolean().default(false),
     /** @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /**
      * Source of keys and peppers. For tests only (deterministic keys): a
      * source that is not a CSPRNG makes every key and pepper guessable, so
