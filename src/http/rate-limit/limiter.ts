@@ -609,7 +609,8 @@ export class RateLimiter<Req = unknown> {
    * Called by the adapters for an admitted request: once `response` has
    * finished, takes `charge` back if the response falls in a skipped category
    * (`skipSuccessfulRequests`, `skipFailedRequests`). A response that errored
-   * or was cut off before it finished is a failure. Never throws; the
+   * or was cut off before it finished keeps its charge under either option.
+   * Never throws; the
    * response is already gone, so a failing success test or store is logged
    * (and a store failure counts towards opening the circuit) instead.
    */
@@ -630,9 +631,11 @@ export class RateLimiter<Req = unknown> {
       )
     const cleanup = finished(response, (err) => {
       cleanup()
-      // A response cut off before its end (client gone, stream error) failed,
-      // whatever its status line said.
-      if (err !== undefined && err !== null) return decide(false)
+      // A response cut off before its end (client gone, stream error) keeps
+      // its charge whatever its status line said: the client chooses when to
+      // hang up, so refunding it under skipFailedRequests would let a client
+      // make the server work without limit (express-rate-limit refunds it).
+      if (err !== undefined && err !== null) return
       const test = this.#requestWasSuccessful
       if (test === undefined) return decide(response.statusCode < 400)
       let verdict: boolean | Promise<boolean>

@@ -143,8 +143,9 @@ export const RateLimitConfigSchema = z
     skipSuccessfulRequests: z.boolean().default(false),
     /**
      * Take back the charge of a request whose response failed: a status the
-     * `requestWasSuccessful` test refuses, or a response that errored or was
-     * cut off (the client closed the connection) before it finished.
+     * `requestWasSuccessful` test refuses. A response that errored or was cut
+     * off (the client closed the connection) before it finished is never
+     * refunded: the client chooses when to hang up.
      * @default false
      */
     skipFailedRequests: z.boolean().default(false),
