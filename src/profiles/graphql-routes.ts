@@ -15,10 +15,11 @@
  *   else), the Apollo plugin the path it was given (Apollo Server does not
  *   know where it is mounted), once its server started.
  * - Routes declared after `applyTo` are listed from `onRoute`, and the
- *   enforcer's `onReady` refuses one left unguarded, naming it. A route
- *   declared before `applyTo` is not listed there, so the same test runs
- *   again on each request, before the handler: unguarded, the request is
- *   refused and the server never sees it.
+ *   enforcer's `onReady` refuses one left unguarded, naming it. Fastify
+ *   lists no route declared before (and keeps only a bound copy of its
+ *   handler, whose source says nothing): there `config: { graphql: true }`
+ *   is tested again on each request, before the handler, and an unguarded
+ *   request is refused before the server sees it.
  * - A guarded request runs its handler inside an AsyncLocalStorage holding
  *   the Fastify request: the plugins find it there whatever context the
  *   server builds (Apollo's `contextValue` holds none by default).
@@ -107,7 +108,8 @@ export class GraphqlRoutes {
     const url = route.url
     if (url === undefined) return { kind: 'none' }
     if (this.#claims.has(normalized(url))) return { kind: 'guarded' }
-    const server = graphqlServerOf(route.handler, route.config)
+    // `route.handler` is Fastify's bound copy: only the config can say.
+    const server = graphqlServerOf(undefined, route.config)
     return server === undefined ? { kind: 'none' } : { kind: 'unguarded', server, url }
   }
 
