@@ -11,8 +11,8 @@
  */
 import { ApolloServer } from '@apollo/server'
 import fastifyApollo from '@as-integrations/fastify'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { createSchema, createYoga, type Plugin } from 'graphql-yoga'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { createSchema, createYoga } from 'graphql-yoga'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { ProfileEnforcer, STANDARD } from '../../src/profiles/index.js'
 import { authenticate, graphqlCodes, queryOfDepth, resolvers, schema } from '../profiles/harness.js'
@@ -31,13 +31,13 @@ function setup(): { app: FastifyInstance; enforcer: ProfileEnforcer } {
 
 function yogaRoute(
   app: FastifyInstance,
-  plugins: Plugin[],
+  plugins: readonly object[],
   endpoint = PATH,
   config?: { graphql: true },
 ): void {
-  const yoga = createYoga({
+  const yoga = createYoga<{ req: FastifyRequest; reply: FastifyReply }>({
     schema: createSchema({ typeDefs: schema, resolvers }),
-    plugins,
+    plugins: plugins as never,
     graphqlEndpoint: endpoint,
     logging: false,
   })
