@@ -10,13 +10,13 @@ import type { DocumentNode, GraphQLSchema } from 'graphql'
 import { isFailure, relevelResponse } from '../../graphql/error-formatter.js'
 import { GraphqlRejectedError, rejection } from '../../graphql/errors.js'
 import { installGraphqlGuards } from '../../graphql/fastify.js'
+import type { PersistedOperations } from '../../graphql/index.js'
 import {
   type HookContext,
   isMercuriusRoute,
   requestedOperationName,
 } from '../../graphql/mercurius-context.js'
 import { parseGuardOptions } from '../../graphql/options.js'
-import type { PersistedOperations } from '../../graphql/persisted.js'
 import { graphqlRuntime } from '../../graphql/runtime.js'
 import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
 import { guardWebSockets } from '../../graphql/websocket.js'

@@ -18,13 +18,17 @@
 import type { FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql'
 import { SECURITY_ERROR_CODES } from '../../errors.js'
-import { type ApolloGuardsListener, apolloGraphqlGuards } from '../../graphql/apollo.js'
-import { checkDocument } from '../../graphql/check.js'
-import { type EnvelopGuardsPlugin, useGraphqlGuards } from '../../graphql/envelop.js'
 import { relevelSerializedErrors } from '../../graphql/error-formatter.js'
+import {
+  type ApolloGuardsListener,
+  apolloGraphqlGuards,
+  checkDocument,
+  type EnvelopGuardsPlugin,
+  type ServerGuardOptions,
+  useGraphqlGuards,
+} from '../../graphql/index.js'
 import { parseGuardOptions, type ResolvedGuardOptions } from '../../graphql/options.js'
 import { graphqlRuntime } from '../../graphql/runtime.js'
-import type { ServerGuardOptions } from '../../graphql/servers.js'
 import { GraphqlUnguardedError } from '../errors.js'
 import type { GraphqlRoutes } from '../graphql-routes.js'
 import { notesOf } from './audit-notes.js'
