@@ -424,8 +424,11 @@ export class ProfileEnforcer {
    * but those switched off (each named in a warning on `app.log`).
    * Call it once, before `listen`. mercurius may be registered before or
    * after it, on the app or in any plugin: the GraphQL steps attach to every
-   * mercurius instance whenever it appears. Where one cannot (a route at
-   * `graphqlPath` that no mercurius serves, a tracer with no mercurius),
+   * mercurius instance whenever it appears; graphql-yoga and Apollo Server
+   * routes declared after it must carry {@link graphqlYogaPlugin} /
+   * {@link apolloPlugin}. Where a step cannot be installed (a route at
+   * `graphqlPath` that nothing of the enforcer serves, a yoga or Apollo
+   * route at any path no plugin claimed, a tracer with no server),
    * `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
    */
   async applyTo(app: FastifyInstance): Promise<void> {
