@@ -3,7 +3,6 @@
  * and `console` all fit. Messages are constant strings; data goes in the
  * object so log pipelines can redact it by key.
  */
-import { z } from 'zod'
 
 export interface Logger {
   warn(obj: object, msg?: string): void
@@ -12,11 +11,9 @@ export interface Logger {
   info?(obj: object, msg?: string): void
 }
 
-/** A logger option (pino, `app.log`, `console` fit). */
-export const LoggerOptionSchema = z.custom<Logger>(
-  (v) => typeof (v as Partial<Logger> | null)?.warn === 'function',
-  { message: 'must be a logger (warn and error)' },
-)
+// Defined with the other option schemas in options.ts; re-exported for the
+// modules that still import it from here.
+export { LoggerOptionSchema } from './options.js'
 
 /** Writes one structured line to stderr; used when the caller gave no logger. */
 export const stderrLogger: Logger = {

@@ -5,7 +5,7 @@
  */
 import type { TLSSocket } from 'node:tls'
 import type { FastifyRequest } from 'fastify'
-import { compileIpList } from '../http/rate-limit/client-key.js'
+import { compileIpList } from '../internal/ip-address.js'
 
 /** Which peers may vouch for TLS and client certificates through forwarded headers. */
 export type TrustProxy = boolean | readonly string[] | ((ip: string) => boolean)

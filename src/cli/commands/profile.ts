@@ -3,8 +3,7 @@
  * table (or JSON), and what enforces each one.
  */
 import { parseArgs } from 'node:util'
-import { ProfileEnforcer } from '../../profiles/enforcer.js'
-import { PROFILES, type SecurityProfile } from '../../profiles/profile.js'
+import { PROFILES, ProfileEnforcer, type SecurityProfile } from '../../profiles/index.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
 

@@ -1,15 +1,15 @@
 import { z } from 'zod'
-import type { Clock } from '../../internal/clock.js'
 import { parseDuration } from '../../internal/duration.js'
-import type { Logger } from '../../internal/logger.js'
+import { IpOrCidrSchema } from '../../internal/ip-address.js'
+import {
+  ClockOptionSchema,
+  fn,
+  LoggerOptionSchema,
+  RateLimitStoreOptionSchema,
+} from '../../internal/options.js'
+import { PathPatternSchema } from '../../internal/path-matcher.js'
 import type { RateLimitInfo } from '../errors.js'
-import { PathPatternSchema } from '../paths.js'
 import { StoreCircuitBreakerSchema } from './breaker.js'
-import { IpOrCidrSchema } from './client-key.js'
-import type { RateLimitStore } from './store.js'
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 /** 10^7 units and 7 days keep every integer comparison below 2^53 (see sliding-window.ts). */
 export const MAX_QUOTA = 10_000_000
@@ -79,11 +79,6 @@ export const RateLimitPolicySchema = z
 const uniqueNames = (policies: ReadonlyArray<{ name: string }>) =>
   new Set(policies.map((p) => p.name)).size === policies.length
 
-const storeSchema = z.custom<RateLimitStore>(
-  (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-  { message: 'must implement consume(key, { policies, weight, now })' },
-)
-
 /** The quota fields a route can override through its `config.rateLimit`. */
 export const RateLimitRouteConfigSchema = z
   .object({
@@ -136,6 +131,34 @@ export const RateLimitConfigSchema = z
      * @default undefined
      */
     skip: fn<(request: never) => boolean | Promise<boolean>>('request => boolean').optional(),
+    /**
+     * Take back the charge of a request whose response succeeded (see
+     * `requestWasSuccessful`), as express-rate-limit does: only failures
+     * count, e.g. failed logins. The request is still charged when it arrives,
+     * so a burst of concurrent requests cannot pass `max` while their
+     * responses are pending; the refund follows the response. Needs a store
+     * with `refund` (every bundled store has it).
+     * @default false
+     */
+    skipSuccessfulRequests: z.boolean().default(false),
+    /**
+     * Take back the charge of a request whose response failed: a status the
+     * `requestWasSuccessful` test refuses, or a response that errored or was
+     * cut off (the client closed the connection) before it finished.
+     * @default false
+     */
+    skipFailedRequests: z.boolean().default(false),
+    /**
+     * `(request, reply) => boolean` (sync or async), called once the response
+     * has finished: whether it counts as a success for `skipSuccessfulRequests`
+     * / `skipFailedRequests`. `reply` is the Fastify reply, or the
+     * `ServerResponse` with the middleware. A throw or rejection keeps the
+     * charge. A response that did not finish is a failure without asking.
+     * @default (request, reply) => reply.statusCode < 400
+     */
+    requestWasSuccessful: fn<(request: never, reply: never) => boolean | Promise<boolean>>(
+      '(request, reply) => boolean',
+    ).optional(),
     /**
      * Called for each request the limiter counts and lets through, with its key.
      * A throw fails the request (the error reaches your error handler).
@@ -190,7 +213,7 @@ export const RateLimitConfigSchema = z
     /**
      * Where counters live. Default: a process-local {@link MemoryStore}.
      */
-    store: storeSchema.optional(),
+    store: RateLimitStoreOptionSchema.optional(),
     /**
      * Longest wait for the store; a request whose call takes longer is decided
      * as `onStoreError` says. One slow call does not open the circuit
@@ -263,11 +286,9 @@ export const RateLimitConfigSchema = z
      */
     hook: z.enum(['onRequest', 'preHandler']).default('onRequest'),
     /** Clock in ms; inject it in tests. @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Where store failures are logged. @default the Fastify logger, or stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
 

@@ -17,6 +17,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql'
+import type { z } from 'zod'
 import { SECURITY_ERROR_CODES } from '../../errors.js'
 import { relevelSerializedErrors } from '../../graphql/error-formatter.js'
 import {
@@ -24,11 +25,12 @@ import {
   apolloGraphqlGuards,
   checkDocument,
   type EnvelopGuardsPlugin,
+  GraphqlGuardOptionsSchema,
   type ServerGuardOptions,
   useGraphqlGuards,
 } from '../../graphql/index.js'
-import { parseGuardOptions, type ResolvedGuardOptions } from '../../graphql/options.js'
-import { graphqlRuntime } from '../../graphql/runtime.js'
+import { graphqlRuntime } from '../../internal/graphql-runtime.js'
+import { parseOptions } from '../../internal/options.js'
 import { GraphqlUnguardedError } from '../errors.js'
 import type { GraphqlRoutes } from '../graphql-routes.js'
 import { notesOf } from './audit-notes.js'
@@ -59,6 +61,8 @@ export interface ProfileApolloPlugin {
   serverWillStart(service: { readonly schema: GraphQLSchema }): Promise<void>
   requestDidStart(requestContext: never): Promise<ApolloGuardsListener>
 }
+
+type ResolvedGuardOptions = z.output<typeof GraphqlGuardOptionsSchema>
 
 const OUR_CODES: ReadonlySet<string> = new Set(SECURITY_ERROR_CODES)
 
@@ -133,7 +137,7 @@ function common(context: StepContext, routes: GraphqlRoutes, component: string) 
       : {}),
     ...(tracer === undefined ? {} : { tracer }),
   }
-  const levels = parseGuardOptions('ProfileEnforcer', {
+  const levels = parseOptions('ProfileEnforcer', GraphqlGuardOptionsSchema, {
     errorDetail: p.errorDetail,
     blockFieldSuggestions: p.blockFieldSuggestions,
   })

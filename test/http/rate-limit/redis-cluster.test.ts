@@ -53,6 +53,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER)('RedisStore on a Redis Cluster', () => {
       key: () => randomUUID(),
     }),
     { describe, it, expect },
+    { refund: true },
   )
 
   it('spreads clients over the primaries while one client’s policies share a slot', async () => {

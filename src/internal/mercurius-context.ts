@@ -65,3 +65,13 @@ export function isMercuriusRoute(request: FastifyRequest): boolean {
   }
   return known
 }
+
+/** Whether `value` is mercurius's `app.graphql` (the function with its hooks and schema API). */
+export function isMercurius(value: unknown): value is object {
+  const g = value as { addHook?: unknown; replaceSchema?: unknown } | null | undefined
+  return (
+    typeof value === 'function' &&
+    typeof g?.addHook === 'function' &&
+    typeof g.replaceSchema === 'function'
+  )
+}
