@@ -82,6 +82,8 @@ export { DataKeyPair, EncryptedData, KEY_PURPOSES, KEY_STATES, KeyReference } fr
 export type {
   AwsCredentials,
   AwsCredentialsProvider,
+  AwsKmsClient,
+  AwsKmsCommand,
   AwsKmsProviderOptions,
 } from './providers/aws.js'
 export { AWS_ALGORITHM, AwsKmsProvider, AwsKmsProviderOptionsSchema } from './providers/aws.js'
@@ -104,7 +106,7 @@ export {
   LocalKmsProvider,
   LocalKmsProviderOptionsSchema,
 } from './providers/local.js'
-export type { VaultKmsProviderOptions } from './providers/vault.js'
+export type { VaultKmsClient, VaultKmsProviderOptions } from './providers/vault.js'
 export {
   VAULT_KEY_NAME,
   VaultKmsProvider,
