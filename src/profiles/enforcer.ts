@@ -25,6 +25,7 @@ import {
   TlsRequiredError,
 } from './errors.js'
 import { compilePeerTrust, type TrustProxy, tlsVersionAtLeast, tlsVersionName } from './gates.js'
+import { GraphqlRoutes } from './graphql-routes.js'
 import {
   type ProfileEnforcerOptions,
   ProfileEnforcerOptionsSchema,
@@ -35,6 +36,12 @@ import { parseProfile, type SecurityProfile } from './profile.js'
 import { notesOf } from './steps/audit-notes.js'
 import { PrincipalBudget } from './steps/principal-budget.js'
 import { STEPS } from './steps/registry.js'
+import {
+  apolloPluginFor,
+  type ProfileApolloPlugin,
+  type ProfileYogaPlugin,
+  yogaPluginFor,
+} from './steps/server-plugins.js'
 import type { EnforcerStep, LimiterConfig, StepContext } from './steps/step.js'
 
 declare module 'fastify' {
@@ -184,6 +191,7 @@ export class ProfileEnforcer {
       isPublic: compilePathMatcher(o.publicPaths),
       persisted: this.#persisted,
       tracer,
+      routes: new GraphqlRoutes(),
       budget: new PrincipalBudget(o.tiers, profile.costRateLimit),
       refuse: (request: FastifyRequest, reply: FastifyReply, error: Error & { code: string }) => {
         notesOf(request).code = error.code
@@ -350,6 +358,57 @@ export class ProfileEnforcer {
     return mercuriusGuardOptions(guard)
   }
 
+  /**
+   * The profile's GraphQL settings as a graphql-yoga plugin, for yoga on a
+   * Fastify route of the app given to {@link applyTo}: every limit of
+   * {@link getQueryValidatorConfig}, introspection for `request.auth`,
+   * persisted-only, cost charged to the principal, the audit's operations
+   * and fields, errors at the profile's `errorDetail`, and the tracer. It
+   * guards the path yoga serves (`graphqlEndpoint`); `app.ready()` rejects
+   * with `ERR_PROFILE_GRAPHQL_UNGUARDED` while a yoga route is left without it.
+   *
+   * @example
+   * ```ts
+   * const yoga = createYoga({ schema, plugins: [enforcer.graphqlYogaPlugin()] })
+   * await enforcer.applyTo(app)
+   * app.route({
+   *   url: yoga.graphqlEndpoint,
+   *   method: ['GET', 'POST', 'OPTIONS'],
+   *   handler: (req, reply) => yoga.handleNodeRequestAndResponse(req, reply, { req, reply }),
+   * })
+   * ```
+   */
+  graphqlYogaPlugin(): ProfileYogaPlugin {
+    return yogaPluginFor(this.#context, this.#context.routes)
+  }
+
+  /**
+   * {@link graphqlYogaPlugin} for Apollo Server. Apollo does not know where
+   * it is mounted: `path` is the Fastify path it serves (`fastifyApollo`'s
+   * `path`), claimed once the server started. `app.ready()` rejects with
+   * `ERR_PROFILE_GRAPHQL_UNGUARDED` while an Apollo route is left unclaimed.
+   *
+   * @example
+   * ```ts
+   * const apollo = new ApolloServer({ typeDefs, resolvers, plugins: [enforcer.apolloPlugin()] })
+   * await apollo.start()
+   * await enforcer.applyTo(app)
+   * await app.register(fastifyApollo(apollo)) // serves /graphql
+   * ```
+   */
+  apolloPlugin(options: { path?: string } = {}): ProfileApolloPlugin {
+    const path = options.path ?? this.#options.graphqlPath
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new ConfigError('ProfileEnforcer.apolloPlugin', [
+        {
+          path: ['path'],
+          message: "must be the path Apollo Server is mounted at, e.g. '/graphql'",
+        },
+      ])
+    }
+    return apolloPluginFor(this.#context, this.#context.routes, path)
+  }
+
   #guardOptions(): GraphqlGuardOptions {
     const config = this.getQueryValidatorConfig()
     config.errorDetail = this.profile.errorDetail
@@ -365,8 +424,11 @@ export class ProfileEnforcer {
    * but those switched off (each named in a warning on `app.log`).
    * Call it once, before `listen`. mercurius may be registered before or
    * after it, on the app or in any plugin: the GraphQL steps attach to every
-   * mercurius instance whenever it appears. Where one cannot (a route at
-   * `graphqlPath` that no mercurius serves, a tracer with no mercurius),
+   * mercurius instance whenever it appears; graphql-yoga and Apollo Server
+   * routes declared after it must carry {@link graphqlYogaPlugin} /
+   * {@link apolloPlugin}. Where a step cannot be installed (a route at
+   * `graphqlPath` that nothing of the enforcer serves, a yoga or Apollo
+   * route at any path no plugin claimed, a tracer with no server),
    * `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
    */
   async applyTo(app: FastifyInstance): Promise<void> {

@@ -97,8 +97,9 @@ export class UnknownProfileError extends SecurityError {
 
 /**
  * A GraphQL step of a profile that cannot be installed: a route serves
- * GraphQL that no mercurius serves (so no guard can reach it), or a tracer
- * has nothing to trace.
+ * GraphQL (at `graphqlPath`, or graphql-yoga / Apollo Server at any path)
+ * that neither mercurius nor a plugin of the enforcer guards (so no guard
+ * can reach it), or a tracer has nothing to trace.
  * `app.ready()` rejects with it, so the app never starts protecting less
  * than its profile says. The message says what to do.
  */

@@ -47,3 +47,4 @@ export {
   SecurityProfileSchema,
   STANDARD,
 } from './profile.js'
+export type { ProfileApolloPlugin, ProfileYogaPlugin } from './steps/server-plugins.js'

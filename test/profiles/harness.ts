@@ -1,14 +1,20 @@
 /**
- * A real Fastify + mercurius app under a profile, for `app.inject()` tests.
+ * A real Fastify app serving GraphQL through mercurius, graphql-yoga or
+ * Apollo Server (each mounted the way its users do) under a profile, for
+ * `app.inject()` tests.
  * Requests go through a "trusted proxy" (inject's 127.0.0.1) that vouches
  * for TLS and the client certificate unless a test says otherwise, so each
  * test exercises one setting at a time.
  */
+
+import { ApolloServer } from '@apollo/server'
+import fastifyApollo from '@as-integrations/fastify'
 import Fastify, {
   type FastifyInstance,
   type InjectOptions,
   type LightMyRequestResponse,
 } from 'fastify'
+import { createSchema, createYoga } from 'graphql-yoga'
 import mercurius from 'mercurius'
 import { onTestFinished } from 'vitest'
 import { SecurityError } from '../../src/errors.js'
@@ -87,11 +93,17 @@ export interface Harness {
   ): Promise<LightMyRequestResponse>
 }
 
+/** The GraphQL servers the enforcer protects; the table-driven tests run over each. */
+export const SERVERS = ['mercurius', 'graphql-yoga', 'apollo'] as const
+export type GraphqlServerName = (typeof SERVERS)[number]
+
 export interface HarnessOptions {
   enforcer?: ProfileEnforcerOptions
+  /** The server of /graphql. @default 'mercurius' */
+  server?: GraphqlServerName
   /** Spread `enforcer.mercuriusOptions()` into mercurius (the pinned usage). @default true */
   spread?: boolean
-  /** Register mercurius at all. @default true */
+  /** Register the GraphQL server at all. @default true */
   mercurius?: boolean
 }
 
@@ -114,7 +126,8 @@ export async function harness(
     publicPaths: ['/public/*'],
     ...options.enforcer,
   })
-  if (options.mercurius !== false) {
+  const server = options.server ?? 'mercurius'
+  if (options.mercurius !== false && server === 'mercurius') {
     await app.register(mercurius, {
       schema,
       resolvers,
@@ -134,6 +147,7 @@ export async function harness(
     throw new Error('connection string postgres://admin:hunter2@db/prod')
   })
   await enforcer.applyTo(app)
+  if (options.mercurius !== false && server !== 'mercurius') await mount(app, enforcer, server)
   await app.ready()
 
   const send: Harness['send'] = ({ auth = 'alice', tls = true, cert = true, headers, ...rest }) =>
@@ -151,9 +165,53 @@ export async function harness(
       method: 'POST',
       url: '/graphql',
       auth,
+      // GraphQL over HTTP's media type: with it graphql-yoga answers a
+      // refusal 4xx (to plain application/json it answers 200).
+      headers: { accept: 'application/graphql-response+json, application/json' },
       payload: Array.isArray(query) ? query : { query, variables, extensions },
     })
   return { app, enforcer, audit, send, gql }
+}
+
+/** graphql-yoga or Apollo Server on /graphql, with the enforcer's plugin, mounted after applyTo. */
+async function mount(
+  app: FastifyInstance,
+  enforcer: ProfileEnforcer,
+  server: Exclude<GraphqlServerName, 'mercurius'>,
+): Promise<void> {
+  if (server === 'graphql-yoga') {
+    const yoga = createYoga<{ req: unknown; reply: unknown }>({
+      schema: createSchema({ typeDefs: schema, resolvers }),
+      plugins: [enforcer.graphqlYogaPlugin()],
+      // The profile's maxBatchSize is the limit under test, not yoga's own.
+      batching: { limit: 1000 },
+      logging: false,
+    })
+    app.route({
+      url: yoga.graphqlEndpoint,
+      method: ['GET', 'POST', 'OPTIONS'],
+      // graphql-yoga's Fastify recipe: its Response (a ponyfill Fastify
+      // does not recognize as one) copied onto the reply.
+      handler: async (req, reply) => {
+        const response = await yoga.handleNodeRequestAndResponse(req, reply, { req, reply })
+        for (const [name, value] of response.headers) reply.header(name, value)
+        reply.status(response.status)
+        return reply.send(response.body)
+      },
+    })
+    return
+  }
+  const apollo = new ApolloServer({
+    typeDefs: schema,
+    resolvers,
+    plugins: [enforcer.apolloPlugin()],
+    allowBatchedHttpRequests: true,
+  })
+  await apollo.start()
+  onTestFinished(async () => {
+    await apollo.stop()
+  })
+  await app.register(fastifyApollo(apollo))
 }
 
 /** The `extensions.code` of each GraphQL error in a response. */

@@ -168,3 +168,46 @@ describe('validateRequestContext', () => {
     })
   })
 })
+
+describe('the graphql-yoga and Apollo Server plugins', () => {
+  it('list graphqlGuards in registeredStack once a claimed server is mounted', async () => {
+    for (const server of ['graphql-yoga', 'apollo'] as const) {
+      const h = await harness(STANDARD, { server })
+      expect(h.enforcer.registeredStack.map((s) => s.name)).toContain('graphqlGuards')
+    }
+  })
+
+  it('refuse an operation that reaches the server outside a route of the app (no request to apply the profile to)', async () => {
+    const { createSchema, createYoga } = await import('graphql-yoga')
+    const enforcer = new ProfileEnforcer(STANDARD)
+    const yoga = createYoga({
+      schema: createSchema({ typeDefs: schema, resolvers }),
+      plugins: [enforcer.graphqlYogaPlugin()],
+      logging: false,
+    })
+    // yoga's own fetch API: no Fastify route, so no request, auth or budget.
+    const res = await yoga.fetch('http://127.0.0.1/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ hello }' }),
+    })
+    expect(res.status).toBe(500)
+    expect(JSON.stringify(await res.json())).not.toContain('world')
+  })
+
+  it('apolloPlugin() refuses a path that is not one', () => {
+    expect(() => new ProfileEnforcer(STANDARD).apolloPlugin({ path: 'graphql' })).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+    )
+  })
+
+  it('are refused with graphqlGuards switched off: there are no guards to give', () => {
+    const enforcer = new ProfileEnforcer(STANDARD, {
+      tracer: false,
+      steps: { graphqlGuards: { enabled: false } },
+    })
+    for (const make of [() => enforcer.graphqlYogaPlugin(), () => enforcer.apolloPlugin()]) {
+      expect(make).toThrow(expect.objectContaining({ code: 'ERR_PROFILE_GRAPHQL_UNGUARDED' }))
+    }
+  })
+})

@@ -6,10 +6,14 @@
  * guards hold.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
+import type { DocumentNode, GraphQLSchema } from 'graphql'
 import { isFailure, relevelResponse } from '../../graphql/error-formatter.js'
 import { installGraphqlGuards } from '../../graphql/fastify.js'
-import { GraphqlGuardOptionsSchema, GraphqlRejectedError } from '../../graphql/index.js'
+import {
+  GraphqlGuardOptionsSchema,
+  GraphqlRejectedError,
+  type PersistedOperations,
+} from '../../graphql/index.js'
 import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
 import { guardWebSockets } from '../../graphql/websocket.js'
 import { rejection } from '../../internal/graphql-rejection.js'
@@ -21,9 +25,9 @@ import {
 } from '../../internal/mercurius-context.js'
 import { parseOptions } from '../../internal/options.js'
 import { BatchTooLargeError, GraphqlUnguardedError } from '../errors.js'
-import { selectedFields } from '../field-access.js'
+import type { GraphqlServer } from '../graphql-routes.js'
 import { watchMercurius } from '../mercurius-watch.js'
-import { notesOf } from './audit-notes.js'
+import { noteOperations } from './operation-notes.js'
 import type { EnforcerStep, StepContext } from './step.js'
 
 /** The part of mercurius's `app.graphql` the enforcer uses. */
@@ -73,9 +77,16 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
   // or prefix); the preParsing hook of attach() holds it for app.graphql().
   // Each item is an operation: the request paid one unit on arrival, the
   // other items pay theirs here, refused or not.
+  const { routes, persisted } = context
   app.addHook('preValidation', async (request, reply) => {
     const body = request.body
-    if (!Array.isArray(body) || !isMercuriusRoute(request)) return
+    const served = routes.link(request).kind === 'guarded'
+    // graphql-yoga and Apollo Server know no manifest: a hash it holds is
+    // given its query here, which the guards then check like any other.
+    if (served && persisted !== undefined) {
+      for (const item of Array.isArray(body) ? body : [body]) withManifestQuery(item, persisted)
+    }
+    if (!Array.isArray(body) || !(served || isMercuriusRoute(request))) return
     if (body.length > maxBatch) return context.refuse(request, reply, new BatchTooLargeError())
     if (body.length < 2) return
     try {
@@ -125,6 +136,20 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
     typeof graphql === 'function' && guarded.has(graphql) ? socketRules : undefined,
   )
 
+  // graphql-yoga and Apollo Server routes: each request on one runs with
+  // its Fastify request findable by the enforcer's plugins, or is refused
+  // before the server sees it when no plugin claimed its path (a route
+  // declared before applyTo, which onReady cannot list).
+  routes.watch(app)
+  app.addHook('preHandler', (request, reply, done) => {
+    const link = routes.link(request)
+    if (link.kind === 'none') return done()
+    if (link.kind === 'unguarded') {
+      return context.refuse(request, reply, unguardedRoute(p.name, link.server, link.url))
+    }
+    routes.run(request, done)
+  })
+
   const watch = watchMercurius(app, (instance, graphql) => {
     installGraphqlGuards('ProfileEnforcer', graphql, guard)
     guarded.add(graphql)
@@ -138,7 +163,15 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
 
   app.addHook('onReady', async () => {
     watch.revisit()
-    if (watch.found > 0) return
+    const [unguarded] = routes.unguarded()
+    if (unguarded !== undefined) {
+      throw unguardedRoute(p.name, unguarded.server, unguarded.url, unguarded.methods)
+    }
+    if (routes.claimed) {
+      context.installed('graphqlGuards')
+      if (tracer !== undefined) context.installed('tracing')
+    }
+    if (watch.found > 0 || routes.claimed) return
     const route = [graphqlPath, `${graphqlPath}/`].some(
       (url) => app.hasRoute({ method: 'POST', url }) || app.hasRoute({ method: 'GET', url }),
     )
@@ -151,16 +184,49 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
     if (route) {
       throw new GraphqlUnguardedError(
         'graphqlGuards',
-        `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance serves it, so profile ${p.name}'s GraphQL limits cannot be installed there. Serve GraphQL with mercurius (registered before or after applyTo); for another GraphQL server, apply the guards yourself and set graphqlPath to the path mercurius serves (or one you do not serve).`,
+        `ProfileEnforcer: a route serves ${graphqlPath}, but no mercurius instance serves it and no plugin of the enforcer claimed it, so profile ${p.name}'s GraphQL limits cannot be installed there. Serve GraphQL with mercurius (registered before or after applyTo), or with graphql-yoga / Apollo Server given enforcer.graphqlYogaPlugin() / enforcer.apolloPlugin(); or set graphqlPath to a path you do not serve.`,
       )
     }
     if (tracer !== undefined) {
       throw new GraphqlUnguardedError(
         'tracing',
-        'ProfileEnforcer: the tracer option is set but no mercurius instance was registered to trace. Register mercurius (before or after applyTo), or remove the tracer option.',
+        "ProfileEnforcer: the tracer option is set but no GraphQL server was registered to trace. Register mercurius (before or after applyTo), give graphql-yoga / Apollo Server the enforcer's plugin, or remove the tracer option.",
       )
     }
   })
+}
+
+/** The refusal of a GraphQL route no plugin of the enforcer guards, naming it and the fix. */
+function unguardedRoute(
+  profile: string,
+  server: GraphqlServer,
+  url: string,
+  methods?: readonly string[],
+): GraphqlUnguardedError {
+  const route = methods === undefined ? url : `${methods.join(',')} ${url}`
+  const fix =
+    server === 'graphql-yoga'
+      ? `add enforcer.graphqlYogaPlugin() to createYoga's plugins, with graphqlEndpoint '${url}'`
+      : server === 'Apollo Server'
+        ? `add enforcer.apolloPlugin({ path: '${url}' }) to the ApolloServer's plugins`
+        : `give its server enforcer.graphqlYogaPlugin() or enforcer.apolloPlugin({ path: '${url}' })`
+  return new GraphqlUnguardedError(
+    'graphqlGuards',
+    `ProfileEnforcer: route ${route} serves GraphQL (${server}) without the enforcer's plugin, so none of profile ${profile}'s GraphQL settings (limits, introspection, persisted operations, cost, audit, error detail, tracing) reach it: ${fix}.`,
+  )
+}
+
+/** Gives a request item that names a manifest hash and no query the manifest's query. */
+function withManifestQuery(item: unknown, persisted: PersistedOperations): void {
+  if (typeof item !== 'object' || item === null) return
+  const body = item as {
+    query?: unknown
+    extensions?: { persistedQuery?: { sha256Hash?: unknown } }
+  }
+  if (typeof body.query === 'string') return
+  const hash = body.extensions?.persistedQuery?.sha256Hash
+  const query = typeof hash === 'string' ? persisted.get(hash) : undefined
+  if (query !== undefined) body.query = query
 }
 
 /** The enforcer's own hooks on one mercurius instance, besides the guards. */
@@ -178,26 +244,9 @@ function attach(context: StepContext, graphql: MercuriusHooks): void {
     }
   })
   const fieldAccess = p.auditFieldAccess
-  // The audit step wants each operation's type and name (never its
-  // variables) and, with auditFieldAccess, the fields it selected.
   graphql.addHook('preExecution', async (schema, document, hookContext) => {
     const request = hookContext.reply?.request
     if (request === undefined) return
-    const notes = notesOf(request)
-    const operations: OperationDefinitionNode[] = []
-    for (const def of document.definitions) {
-      if (def.kind === 'OperationDefinition') {
-        operations.push(def)
-        notes.operations.push({ type: def.operation, name: def.name?.value ?? null })
-      }
-    }
-    if (!fieldAccess) return
-    const name = requestedOperationName(hookContext)
-    const executed =
-      operations.length === 1 || name === undefined
-        ? operations
-        : operations.filter((op) => op.name?.value === name)
-    notes.fields ??= new Set()
-    for (const field of selectedFields(schema, document, executed)) notes.fields.add(field)
+    noteOperations(request, schema, document, requestedOperationName(hookContext), fieldAccess)
   })
 }

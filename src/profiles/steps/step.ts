@@ -14,6 +14,7 @@ import type {
 import type { RateLimitStore } from '../../http/index.js'
 import type { Clock } from '../../internal/clock.js'
 import type { PeerTrust } from '../gates.js'
+import type { GraphqlRoutes } from '../graphql-routes.js'
 import type { ResolvedEnforcerOptions, StepName } from '../options.js'
 import type { Quota, SecurityProfile } from '../profile.js'
 import type { PrincipalBudget } from './principal-budget.js'
@@ -39,6 +40,8 @@ export interface StepContext {
   readonly persisted: PersistedOperations | undefined
   /** The tracer of the `tracer` option, built once; `undefined` when off. */
   readonly tracer: GraphQLTracer | undefined
+  /** The routes serving graphql-yoga or Apollo Server, and the paths the enforcer's plugins claimed. */
+  readonly routes: GraphqlRoutes
   /** The per-principal budget the rate-limit, GraphQL and cost steps share. */
   readonly budget: PrincipalBudget
   /** Answers a request with `error` and notes its code for the audit record. */
