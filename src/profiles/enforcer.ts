@@ -187,7 +187,7 @@ export class ProfileEnforcer {
       budget: new PrincipalBudget(o.tiers, profile.costRateLimit),
       refuse: (request: FastifyRequest, reply: FastifyReply, error: Error & { code: string }) => {
         notesOf(request).code = error.code
-        sendError(reply, error)
+        return sendError(reply, error)
       },
       limiterConfig: (quota) => this.#limiterConfig(quota),
       guardOptions: () => this.#guardOptions(),
