@@ -16,6 +16,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerOptions,
 } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { SecurityError } from '../../src/errors.js'
@@ -56,7 +57,7 @@ function userHandler(seen: Seen, mode: 'sync' | 'async' = 'sync') {
       }
 }
 
-function newApp(options: Parameters<typeof Fastify>[0] = {}): FastifyInstance {
+function newApp(options: FastifyServerOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, ...options })
   onTestFinished(async () => {
     await app.close()
