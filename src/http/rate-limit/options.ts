@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { Clock } from '../../internal/clock.js'
 import { parseDuration } from '../../internal/duration.js'
-import type { Logger } from '../../internal/logger.js'
+import { LoggerOptionSchema } from '../../internal/logger.js'
 import type { RateLimitInfo } from '../errors.js'
 import { PathPatternSchema } from '../paths.js'
 import { StoreCircuitBreakerSchema } from './breaker.js'
@@ -265,9 +265,7 @@ export const RateLimitConfigSchema = z
     /** Clock in ms; inject it in tests. @default Date.now */
     clock: fn<Clock>('() => ms').optional(),
     /** Where store failures are logged. @default the Fastify logger, or stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
 
