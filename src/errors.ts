@@ -6,6 +6,8 @@
  * class, and `cause` passed through (already sanitized by whoever throws).
  */
 
+export type { AnySecurityError } from './any-error.js'
+
 /**
  * Every stable error code the package can throw. Codes are public API: they
  * never change meaning and are never reused. `ERR_<AREA>_<REASON>`.

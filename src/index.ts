@@ -4,5 +4,10 @@
  * The root entry: the error base class and the types every capability shares.
  * Capabilities live in their own subpaths: `fraiseql-security/http`, ...
  */
-export type { ConfigIssue, SecurityErrorCode, SecurityErrorOptions } from './errors.js'
+export type {
+  AnySecurityError,
+  ConfigIssue,
+  SecurityErrorCode,
+  SecurityErrorOptions,
+} from './errors.js'
 export { ConfigError, SECURITY_ERROR_CODES, SecurityError } from './errors.js'

@@ -12,16 +12,17 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
-import { RateLimitExceededError } from '../http/errors.js'
-import { type PolicySet, RateLimiter } from '../http/rate-limit/limiter.js'
-import { RateLimitPolicySchema } from '../http/rate-limit/options.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
-import type { Clock } from '../internal/clock.js'
+import {
+  type PolicySet,
+  RateLimitExceededError,
+  RateLimiter,
+  RateLimitPolicySchema,
+} from '../http/index.js'
+import { AuthenticationRequiredError, ForbiddenError } from '../internal/auth-errors.js'
 import { routeConfigOf } from '../internal/fastify-route.js'
-import { parseOptions } from '../internal/options.js'
+import { ClockOptionSchema, parseOptions, RateLimitStoreOptionSchema } from '../internal/options.js'
 import { ensureErrorReply, sendError } from '../internal/reply/fastify.js'
-import type { AuthContext } from '../profiles/enforcer.js'
-import { AuthenticationRequiredError, ForbiddenError } from '../profiles/errors.js'
+import type { AuthContext } from '../profiles/index.js'
 import { ApiKeyRejectedError } from './errors.js'
 import { ApiKeyManager, type ApiKeyValidation } from './manager.js'
 
@@ -111,14 +112,9 @@ export const ApiKeyAuthOptionsSchema = z
         tiers: z.record(z.string(), QuotaSchema).default({}),
         default: QuotaSchema.optional(),
         /** Shared store (Redis, PostgreSQL). @default memory */
-        store: z
-          .custom<RateLimitStore>(
-            (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-            { message: 'must implement consume(key, { policies, weight, now })' },
-          )
-          .optional(),
+        store: RateLimitStoreOptionSchema.optional(),
         /** @default Date.now */
-        clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+        clock: ClockOptionSchema.optional(),
       })
       .strict()
       .optional(),

@@ -13,7 +13,7 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { describeError } from '../internal/logger.js'
-import { parseOptions } from '../internal/options.js'
+import { ClockOptionSchema, parseOptions } from '../internal/options.js'
 import { ensureErrorReply } from '../internal/reply/fastify.js'
 import { ApiKeyRequestError, LeakSignatureError } from './errors.js'
 import { ApiKeyManager } from './manager.js'
@@ -68,7 +68,7 @@ export const SecretScanningOptionsSchema = z
     /** Most tokens handled per report. @default 1000 */
     maxTokens: z.number().int().min(1).max(100_000).default(1000),
     /** @default Date.now */
-    clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+    clock: ClockOptionSchema.optional(),
   })
   .strict()
 

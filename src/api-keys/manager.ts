@@ -17,18 +17,21 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { RateLimitExceededError, type RateLimitInfo } from '../http/errors.js'
-import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../http/rate-limit/client-key.js'
-import { RateLimiter } from '../http/rate-limit/limiter.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
+import {
+  RateLimitExceededError,
+  RateLimiter,
+  type RateLimitInfo,
+  type RateLimitStore,
+} from '../http/index.js'
+import { apiKeyStatus } from '../internal/api-key-status.js'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { inProduction } from '../internal/environment.js'
+import { compileIpList, IpOrCidrSchema, ipKey, normalizeIp } from '../internal/ip-address.js'
 import { describeError, type Logger, LoggerOptionSchema, stderrLogger } from '../internal/logger.js'
 import { parseOptions } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
-import { KeyManager, unwrapReserved, wrapReserved } from '../kms/key-manager/key-manager.js'
-import { EncryptedData } from '../kms/models.js'
-import { LocalKmsProvider } from '../kms/providers/local.js'
+import { unwrapReserved, wrapReserved } from '../internal/reserved-access.js'
+import { EncryptedData, KeyManager, LocalKmsProvider } from '../kms/index.js'
 import {
   type AuditAnchor,
   type AuditChainReport,
@@ -78,7 +81,6 @@ import {
 import { hashesEqual, KeyFingerprints, Pepper } from './hash.js'
 import { auditKeys, rowMac, rowMacKey, rowMacValid } from './row-mac.js'
 import { SqliteApiKeyStore } from './sqlite.js'
-import { apiKeyStatus } from './status.js'
 import type { ApiKeyChange, ApiKeyRow, ApiKeyStore, ListApiKeysOptions } from './store.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000

@@ -64,8 +64,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<ExitCo
     return EXIT.OK
   }
   if (first === '-v' || first === '--version') {
-    const { sbomTool } = await import('../sbom/tool.js')
-    io.stdout(`${sbomTool().version}\n`)
+    const { ownManifest } = await import('../internal/own-manifest.js')
+    io.stdout(`${ownManifest().version}\n`)
     return EXIT.OK
   }
   if (!Object.hasOwn(COMMANDS, first)) {

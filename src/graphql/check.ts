@@ -4,6 +4,8 @@
  * the mercurius hooks, so the three can never disagree.
  */
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
+import { rejection } from '../internal/graphql-rejection.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
 import {
   cachedMetrics,
   costModelFor,
@@ -18,14 +20,12 @@ import {
   LIMIT_CODES,
   type LimitKind,
   limitMessage,
-  rejection,
 } from './errors.js'
 import {
   cachedGuardOptions,
   type GraphqlGuardOptions,
   type ResolvedGuardOptions,
 } from './options.js'
-import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 import { countTokens, scanSource } from './source.js'
 import { textNestingOver, valueNestingOver } from './variables.js'
 

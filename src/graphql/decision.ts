@@ -7,6 +7,8 @@
  */
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
 import { ConfigError, SecurityError } from '../errors.js'
+import { rejection } from '../internal/graphql-rejection.js'
+import type { GraphqlRuntime } from '../internal/graphql-runtime.js'
 import { type HttpAnswerable, kHttpAnswer } from '../internal/reply/index.js'
 import {
   type CostModel,
@@ -16,9 +18,7 @@ import {
   withVariables,
 } from './analysis.js'
 import { type IntrospectionVerdict, operationRejections } from './check.js'
-import { rejection } from './errors.js'
 import type { ResolvedGuardOptions } from './options.js'
-import type { GraphqlRuntime } from './runtime.js'
 
 /**
  * What `onAccept` and `onReject` receive about one operation.

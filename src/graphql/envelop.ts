@@ -23,6 +23,8 @@
  *   of the answer (validation, coercion of variables, execution).
  */
 import type { DocumentNode, ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql'
+import { rejection } from '../internal/graphql-rejection.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
 import {
   sourceNestingRejection,
   sourceRejection,
@@ -30,9 +32,8 @@ import {
   variablesRejection,
 } from './check.js'
 import { costRefusal, OperationChecker } from './decision.js'
-import { LIMIT_CODES, limitMessage, rejection } from './errors.js'
+import { LIMIT_CODES, limitMessage } from './errors.js'
 import { markIntrospectionPerRequest, validationRulesFor } from './rules.js'
-import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 import { parseServerOptions, type ServerGuardOptions, traceRefusal } from './servers.js'
 import { tokenLimitOf } from './source.js'
 import { stripFieldSuggestions } from './suggestions.js'

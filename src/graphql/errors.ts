@@ -4,9 +4,8 @@
  * parse messages), and, where a mercurius hook has to throw, one error that
  * carries those GraphQL errors and the HTTP status.
  */
-import type { ASTNode, GraphQLError } from 'graphql'
+import type { GraphQLError } from 'graphql'
 import { SecurityError, type SecurityErrorCode, type SecurityErrorOptions } from '../errors.js'
-import type { GraphqlRuntime } from './runtime.js'
 
 /** The codes GraphQL rejections carry in `extensions.code`. */
 export type GraphqlRejectionCode = Extract<SecurityErrorCode, `ERR_GRAPHQL_${string}`>
@@ -56,19 +55,6 @@ export function limitMessage(kind: LimitKind, value: number, max: number, reveal
 export const INTROSPECTION_DISABLED = 'Introspection is disabled.'
 export const INTROSPECTION_NEEDS_AUTH = 'Introspection requires authentication.'
 export const JSON_DOCUMENT_REFUSED = 'Query must be GraphQL source text.'
-
-/** One GraphQL rejection with its code. */
-export function rejection(
-  runtime: GraphqlRuntime,
-  code: SecurityErrorCode,
-  message: string,
-  nodes?: ASTNode | readonly ASTNode[],
-): GraphQLError {
-  return new runtime.GraphQLError(
-    message,
-    nodes === undefined ? { extensions: { code } } : { nodes, extensions: { code } },
-  )
-}
 
 /**
  * GraphQL rejections thrown where mercurius only accepts a thrown error (its

@@ -13,6 +13,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
 import { ConfigError } from '../errors.js'
+import { rejection } from '../internal/graphql-rejection.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
+import {
+  type HookContext,
+  isMercurius,
+  requestedOperationName,
+  requestParameter,
+} from '../internal/mercurius-context.js'
 import {
   sourceNestingRejection,
   sourceRejection,
@@ -20,15 +28,13 @@ import {
   variablesRejection,
 } from './check.js'
 import { checkObservers, costRefusal, OperationChecker } from './decision.js'
-import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED, rejection } from './errors.js'
-import { type HookContext, requestedOperationName, requestParameter } from './mercurius-context.js'
+import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED } from './errors.js'
 import {
   type GraphqlGuardOptions,
   parseGuardOptions,
   type ResolvedGuardOptions,
 } from './options.js'
 import { markIntrospectionPerRequest } from './rules.js'
-import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 import { looksLikeJson } from './source.js'
 import { guardWebSockets } from './websocket.js'
 
@@ -178,16 +184,6 @@ class OperationGuard {
 
 /** The `app.graphql` objects that already carry the guards: twice would charge every cost twice. */
 const guarded = new WeakSet<object>()
-
-/** Whether `value` is mercurius's `app.graphql` (the function with its hooks and schema API). */
-export function isMercurius(value: unknown): value is MercuriusHooks & object {
-  const g = value as { addHook?: unknown; replaceSchema?: unknown } | null | undefined
-  return (
-    typeof value === 'function' &&
-    typeof g?.addHook === 'function' &&
-    typeof g.replaceSchema === 'function'
-  )
-}
 
 /**
  * Adds the guards' hooks to one mercurius instance (its `app.graphql`), with

@@ -4,11 +4,11 @@
  * persisted-operation provider.
  */
 import type { ValidationRule } from 'graphql'
+import { graphqlRuntime } from '../internal/graphql-runtime.js'
 import { errorFormatterFor, type MercuriusErrorFormatter } from './error-formatter.js'
 import { type GraphqlGuardOptions, parseGuardOptions } from './options.js'
 import { type PersistedQueryProvider, persistedQueryProviderFor } from './persisted.js'
 import { validationRulesFor } from './rules.js'
-import { graphqlRuntime } from './runtime.js'
 
 /**
  * The mercurius registration options {@link mercuriusGuardOptions} returns

@@ -6,12 +6,9 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { parseOptions } from '../internal/options.js'
+import { fn, parseOptions } from '../internal/options.js'
 import type { GuardDecision } from './decision.js'
 import { PersistedOperations } from './persisted.js'
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 /** A GraphQL name (GraphQL specification §2.1.9 Names). */
 const NAME = /^[_A-Za-z][_0-9A-Za-z]*$/

@@ -5,8 +5,9 @@
  */
 import { createHash } from 'node:crypto'
 import { ConfigError } from '../errors.js'
-import { GraphqlRejectedError, rejection } from './errors.js'
-import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
+import { rejection } from '../internal/graphql-rejection.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
+import { GraphqlRejectedError } from './errors.js'
 
 const SHA256_HEX = /^[0-9a-f]{64}$/
 

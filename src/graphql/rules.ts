@@ -5,6 +5,7 @@
  * again for the rest of the tree: no per-node cost beyond the walk itself.
  */
 import type { GraphQLError, GraphQLSchema, ValidationRule } from 'graphql'
+import { graphqlRuntime } from '../internal/graphql-runtime.js'
 import { costModelFor, documentMetrics } from './analysis.js'
 import { type IntrospectionVerdict, operationRejections } from './check.js'
 import {
@@ -12,7 +13,6 @@ import {
   parseGuardOptions,
   type ResolvedGuardOptions,
 } from './options.js'
-import { graphqlRuntime } from './runtime.js'
 
 // Schemas the graphqlGuards plugin serves. Validation results are cached by
 // mercurius per query string, so they must not depend on who asked: with

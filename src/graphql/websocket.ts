@@ -27,12 +27,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GraphQLError, GraphQLFormattedError } from 'graphql'
 import { SecurityError } from '../errors.js'
+import { rejection } from '../internal/graphql-rejection.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
+import { isMercuriusRoute } from '../internal/mercurius-context.js'
 import { sourceRejection, variablesRejection } from './check.js'
 import { relevelSerializedErrors } from './error-formatter.js'
-import { rejection } from './errors.js'
-import { isMercuriusRoute } from './mercurius-context.js'
 import type { ResolvedGuardOptions } from './options.js'
-import { type GraphqlRuntime, graphqlRuntime } from './runtime.js'
 
 /** What the sockets of one mercurius instance are held to. */
 export interface SocketRules {

@@ -7,6 +7,7 @@
  */
 
 export { humanReadableSize } from '../internal/format.js'
+export { ipKey, normalizeIp } from '../internal/ip-address.js'
 export type { ErrorReplyOptions } from '../internal/reply/fastify.js'
 export { errorReply } from '../internal/reply/fastify.js'
 export type { HttpAnswer } from '../internal/reply/index.js'
@@ -29,7 +30,6 @@ export {
   UnsupportedEncodingError,
 } from './errors.js'
 export type { StoreCircuitState } from './rate-limit/breaker.js'
-export { ipKey, normalizeIp } from './rate-limit/client-key.js'
 export { rateLimit } from './rate-limit/fastify.js'
 export type { PolicySet, RateLimitOutcome } from './rate-limit/limiter.js'
 export { RateLimiter } from './rate-limit/limiter.js'
@@ -41,8 +41,12 @@ export type { RateLimitPolicy, WindowCounters } from './rate-limit/sliding-windo
 export { fits, retryAfterMs, toPolicyState, windowOf } from './rate-limit/sliding-window.js'
 export type { ConsumeRequest, RateLimitStore, TimeSource } from './rate-limit/store.js'
 export type { MemoryStoreOptions } from './rate-limit/stores/memory.js'
-export { MemoryStore } from './rate-limit/stores/memory.js'
+export { MemoryStore, MemoryStoreOptionsSchema } from './rate-limit/stores/memory.js'
 export type { PostgresStoreOptions } from './rate-limit/stores/postgres.js'
-export { PostgresStore } from './rate-limit/stores/postgres.js'
+export { PostgresStore, PostgresStoreOptionsSchema } from './rate-limit/stores/postgres.js'
 export type { RedisClientLike, RedisStoreOptions } from './rate-limit/stores/redis.js'
-export { RedisStore, SLIDING_WINDOW_LUA } from './rate-limit/stores/redis.js'
+export {
+  RedisStore,
+  RedisStoreOptionsSchema,
+  SLIDING_WINDOW_LUA,
+} from './rate-limit/stores/redis.js'

@@ -24,28 +24,3 @@ export function routeConfigOf(request: FastifyRequest): RouteConfig {
   }
   return request.routeOptions.config
 }
-
-/** Request prototypes by whether mercurius's routes declared them (one per encapsulation context). */
-const mercuriusPrototypes = new WeakMap<object, boolean>()
-
-/**
- * Whether `request` is for a route mercurius declared (its GraphQL route,
- * GET or POST, WebSocket included, or GraphiQL). mercurius decorates the
- * requests of its routes' context with `Symbol('mercurius.requestContext')`,
- * which Fastify's per-context request constructor sets on every request it
- * makes: the answer is found once per context (per prototype). An app's own
- * routes are never mercurius's, even where `app.graphql` is visible
- * (mercurius is not encapsulated): their `{ errors: [...] }` answers are not
- * GraphQL's.
- */
-export function isMercuriusRoute(request: FastifyRequest): boolean {
-  const proto = Object.getPrototypeOf(request) as object | null
-  let known = proto === null ? undefined : mercuriusPrototypes.get(proto)
-  if (known === undefined) {
-    known = Object.getOwnPropertySymbols(request).some(
-      (key) => key.description === 'mercurius.requestContext',
-    )
-    if (proto !== null) mercuriusPrototypes.set(proto, known)
-  }
-  return known
-}

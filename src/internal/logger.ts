@@ -3,7 +3,7 @@
  * `app.log` / `request.log`) and `console` fit. Messages are constant
  * strings; data goes in the object so log pipelines can redact it by key.
  */
-import { z } from 'zod'
+
 import { systemClock } from './clock.js'
 
 export interface Logger {
@@ -16,13 +16,9 @@ export interface Logger {
   child?(bindings: object): Logger
 }
 
-/** A logger option: pino (`{ info, warn, error, debug, child }`), `app.log`, `console`. */
-export const LoggerOptionSchema = z.custom<Logger>(
-  (v) =>
-    typeof (v as Partial<Logger> | null)?.warn === 'function' &&
-    typeof (v as Partial<Logger> | null)?.error === 'function',
-  { message: 'must be a logger (pino-compatible: warn and error, optionally info, debug, child)' },
-)
+// Defined with the other option schemas in options.ts; re-exported for the
+// modules that still import it from here.
+export { LoggerOptionSchema } from './options.js'
 
 /** pino's numeric levels, so pino's tools (pino-pretty, transports) read our lines. */
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const

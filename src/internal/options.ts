@@ -1,12 +1,13 @@
 /**
  * What every option schema shares: parsing once, and the schemas of the
- * injected function options (clock, randomness, callbacks; the logger's
- * is `LoggerOptionSchema` in logger.ts), so each
- * one is checked and described the same way everywhere.
+ * injected options (clock, randomness, logger, callbacks), defined here
+ * once so each one is checked and described the same way everywhere.
  */
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
+import type { RateLimitStore } from '../http/index.js'
 import type { Clock } from './clock.js'
+import type { Logger } from './logger.js'
 import type { RandomBytes } from './random.js'
 
 /** Names users bring from other libraries, mapped to ours (`timeWindow` is @fastify/rate-limit's). */
@@ -90,3 +91,15 @@ export const ClockOptionSchema = fn<Clock>('() => epoch ms')
 
 /** Injected randomness: `size` cryptographically secure bytes. */
 export const RandomBytesOptionSchema = fn<RandomBytes>('size => bytes')
+
+/** A logger option (pino, `app.log`, `console` fit). */
+export const LoggerOptionSchema = z.custom<Logger>(
+  (v) => typeof (v as Partial<Logger> | null)?.warn === 'function',
+  { message: 'must be a logger (warn and error)' },
+)
+
+/** A rate-limit store option: anything with the store contract's `consume` (used by http, profiles and api-keys). */
+export const RateLimitStoreOptionSchema = z.custom<RateLimitStore>(
+  (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
+  { message: 'must implement consume(key, { policies, weight, now })' },
+)

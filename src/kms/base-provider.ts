@@ -18,7 +18,7 @@ import { type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opente
 import { z } from 'zod'
 import { SecurityError } from '../errors.js'
 import { type Clock, systemClock } from '../internal/clock.js'
-import { parseOptions } from '../internal/options.js'
+import { ClockOptionSchema, fn, parseOptions } from '../internal/options.js'
 import {
   DecryptionError,
   EncryptionError,
@@ -142,11 +142,11 @@ export const BaseKmsProviderOptionsSchema = z.object({
    */
   throttleBaseDelayMs: z.number().int().min(0).max(60_000).default(500),
   /** Clock in ms. @default Date.now */
-  clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+  clock: ClockOptionSchema.optional(),
   /** Uniform random in [0, 1) for jitter. @default Math.random */
-  random: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  random: fn<() => number>('() => [0, 1)').optional(),
   /** Waits between attempts. @default setTimeout */
-  sleep: z.custom<(ms: number) => Promise<void>>((v) => typeof v === 'function').optional(),
+  sleep: fn<(ms: number) => Promise<void>>('ms => Promise<void>').optional(),
   /** Tracer for the provider's spans. @default the global tracer provider's 'fraiseql-security' tracer */
   tracer: z
     .custom<Tracer>((v) => typeof (v as Partial<Tracer> | null)?.startActiveSpan === 'function')

@@ -84,7 +84,7 @@ export type {
   AwsCredentialsProvider,
   AwsKmsProviderOptions,
 } from './providers/aws.js'
-export { AWS_ALGORITHM, AwsKmsProvider } from './providers/aws.js'
+export { AWS_ALGORITHM, AwsKmsProvider, AwsKmsProviderOptionsSchema } from './providers/aws.js'
 export type {
   GcpBytes,
   GcpCallOptions,
@@ -96,9 +96,13 @@ export type {
   GcpKmsProviderOptions,
   GcpSecondsAndNanos,
 } from './providers/gcp.js'
-export { GCP_ALGORITHM, GcpKmsProvider } from './providers/gcp.js'
+export { GCP_ALGORITHM, GcpKmsProvider, GcpKmsProviderOptionsSchema } from './providers/gcp.js'
 export type { LocalKmsProviderOptions } from './providers/local.js'
-export { LOCAL_ALGORITHM, LocalKmsProvider } from './providers/local.js'
+export {
+  LOCAL_ALGORITHM,
+  LocalKmsProvider,
+  LocalKmsProviderOptionsSchema,
+} from './providers/local.js'
 export type { VaultKmsProviderOptions } from './providers/vault.js'
 export {
   VAULT_KEY_NAME,

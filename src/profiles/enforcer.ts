@@ -14,10 +14,10 @@ import {
   mercuriusGuardOptions,
   PersistedOperations,
 } from '../graphql/index.js'
-import { compilePathMatcher } from '../http/paths.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
+import type { RateLimitStore } from '../http/index.js'
 import { type Clock, systemClock } from '../internal/clock.js'
 import { parseOptions } from '../internal/options.js'
+import { compilePathMatcher } from '../internal/path-matcher.js'
 import { ensureErrorReply, sendError } from '../internal/reply/fastify.js'
 import {
   AuthenticationRequiredError,

@@ -4,12 +4,17 @@
  * (`Upgrade` for 426, `WWW-Authenticate` for 401).
  */
 import { SecurityError, type SecurityErrorOptions } from '../errors.js'
+import { AuthenticationRequiredError } from '../internal/auth-errors.js'
 import {
   type HttpAnswer,
   type HttpAnswerable,
   jsonAnswer,
   kHttpAnswer,
 } from '../internal/reply/index.js'
+
+// The authentication contract's errors live in internal/ (api-keys raises them
+// too, without loading the enforcer); they are public from here as before.
+export { AuthenticationRequiredError, ForbiddenError } from '../internal/auth-errors.js'
 
 function answer(err: SecurityError & { statusCode: number }, headers: Record<string, string>) {
   return jsonAnswer(err.statusCode, { detail: err.message, code: err.code }, headers)
@@ -43,30 +48,6 @@ export class ClientCertificateRequiredError extends SecurityError {
   }
 }
 
-/** No credentials, or credentials that did not authenticate. Answers 401. */
-export class AuthenticationRequiredError extends SecurityError implements HttpAnswerable {
-  static override readonly code:
-    | 'ERR_AUTH_REQUIRED'
-    | 'ERR_AUTH_TOKEN_EXPIRED'
-    | 'ERR_AUTH_TOKEN_NOT_YET_VALID' = 'ERR_AUTH_REQUIRED'
-  override readonly statusCode = 401
-  /** The `WWW-Authenticate` challenge sent with the answer. */
-  readonly challenge: string
-
-  constructor(
-    challenge: string,
-    message = 'Authentication required',
-    options?: SecurityErrorOptions,
-  ) {
-    super(message, options)
-    this.challenge = challenge
-  }
-
-  [kHttpAnswer](): HttpAnswer {
-    return answer(this, { 'www-authenticate': this.challenge })
-  }
-}
-
 /** A bearer token older than the profile's `tokenExpiryMinutes`, or with no issue time. Answers 401. */
 export class TokenExpiredError extends AuthenticationRequiredError {
   static override readonly code = 'ERR_AUTH_TOKEN_EXPIRED'
@@ -87,16 +68,6 @@ export class TokenNotYetValidError extends AuthenticationRequiredError {
 
   constructor(scheme: string, options?: SecurityErrorOptions) {
     super(`${scheme}, error="invalid_token"`, 'Token issued in the future', options)
-  }
-}
-
-/** Authenticated, but not allowed (e.g. introspection without permission). Answers 403. */
-export class ForbiddenError extends SecurityError {
-  static override readonly code = 'ERR_AUTH_FORBIDDEN'
-  override readonly statusCode = 403
-
-  constructor(message = 'Forbidden', options?: SecurityErrorOptions) {
-    super(message, options)
   }
 }
 

@@ -12,7 +12,7 @@ import type {
   OperationDefinitionNode,
   SelectionSetNode,
 } from 'graphql'
-import { MAX_NESTING } from '../graphql/analysis.js'
+import { MAX_NESTING } from '../graphql/index.js'
 
 /** The part of a named GraphQL type the walk reads. */
 interface NamedType {

@@ -25,7 +25,7 @@
  * given to `onFound`.
  */
 import type { FastifyInstance } from 'fastify'
-import { isMercurius } from '../graphql/fastify.js'
+import { isMercurius } from '../internal/mercurius-context.js'
 
 /** Called once per mercurius instance, with the Fastify instance it was met on. */
 export type MercuriusFound = (instance: FastifyInstance, graphql: object) => void

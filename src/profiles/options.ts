@@ -5,9 +5,8 @@
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { type ComplexityOptions, GraphQLTracer, PersistedOperations } from '../graphql/index.js'
-import { PathPatternSchema } from '../http/paths.js'
-import type { RateLimitStore } from '../http/rate-limit/store.js'
-import { ClockOptionSchema, fn } from '../internal/options.js'
+import { ClockOptionSchema, fn, RateLimitStoreOptionSchema } from '../internal/options.js'
+import { PathPatternSchema } from '../internal/path-matcher.js'
 import type { AuditSink } from './audit.js'
 import { QuotaSchema } from './profile.js'
 
@@ -65,14 +64,7 @@ export const ProfileEnforcerOptionsSchema = z
     /** Audit sink. @default one structured line on the Fastify logger */
     audit: fn<AuditSink>('(event, request) => void').optional(),
     /** Shared store for both rate limits (Redis or PostgreSQL in a cluster). @default memory */
-    rateLimitStore: z
-      .custom<RateLimitStore>(
-        (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-        {
-          message: 'must implement consume(key, { policies, weight, now })',
-        },
-      )
-      .optional(),
+    rateLimitStore: RateLimitStoreOptionSchema.optional(),
     /**
      * Deprecated: set Fastify's own `trustProxy` instead, which the gates
      * read (`request.protocol`, and whether the peer is trusted). Still

@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { z } from 'zod'
 import { type Clock, systemClock } from '../internal/clock.js'
-import { parseOptions } from '../internal/options.js'
+import { ClockOptionSchema, parseOptions, RandomBytesOptionSchema } from '../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../internal/random.js'
+import { MAX_EPOCH_SECONDS, sourceDateEpochFrom } from '../internal/source-date-epoch.js'
 import { MalformedManifestError } from './errors.js'
 import { isJsonObject, readJsonFile } from './json-file.js'
 import type { License } from './license.js'
@@ -39,7 +40,7 @@ import {
   personFrom,
   referencesFrom,
 } from './npm.js'
-import { MAX_EPOCH_SECONDS, sourceDateEpochFrom, uuidV4, uuidV5 } from './reproducible.js'
+import { uuidV4, uuidV5 } from './reproducible.js'
 import { type SBOMOutputOptions, serializeSBOM } from './serialize.js'
 import { sbomTool } from './tool.js'
 
@@ -105,14 +106,12 @@ export const SBOMGeneratorOptionsSchema = z
      * Milliseconds since the epoch, for the timestamp outside reproducible mode.
      * @default Date.now
      */
-    clock: z.custom<Clock>((v) => typeof v === 'function', 'must be a function').optional(),
+    clock: ClockOptionSchema.optional(),
     /**
      * Randomness for the serial number outside reproducible mode.
      * @default node:crypto randomBytes
      */
-    randomBytes: z
-      .custom<RandomBytes>((v) => typeof v === 'function', 'must be a function')
-      .optional(),
+    randomBytes: RandomBytesOptionSchema.optional(),
   })
   .strict()
 

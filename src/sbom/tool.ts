@@ -1,18 +1,8 @@
 /**
- * This package as the tool that wrote an SBOM (`metadata.tools`). The
- * version is read from our own package.json, one directory above this
- * module in both `src/` and `dist/`.
+ * This package as the tool that wrote an SBOM (`metadata.tools`).
  */
-import { readFileSync } from 'node:fs'
+import { ownManifest } from '../internal/own-manifest.js'
 import type { SBOMTool } from './models.js'
-
-function ownManifest(): { name: string; version: string } {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    name: string
-    version: string
-  }
-  return { name: pkg.name, version: pkg.version }
-}
 
 let tool: SBOMTool | undefined
 

@@ -11,6 +11,7 @@ import * as apiKeys from '../../src/api-keys/index.js'
 import * as graphql from '../../src/graphql/index.js'
 import * as http from '../../src/http/index.js'
 import * as kms from '../../src/kms/index.js'
+import * as kmsTesting from '../../src/kms/testing/index.js'
 import * as profiles from '../../src/profiles/index.js'
 import * as sbom from '../../src/sbom/index.js'
 
@@ -31,20 +32,52 @@ function keysOf(schema: z.ZodType): string[] {
   return Object.keys(s.shape ?? {})
 }
 
+/** Every schema a public entry exports, the page that documents its options. */
 const REFERENCES: ReadonlyArray<readonly [string, z.ZodType, string]> = [
   ['bodyLimit', http.BodySizeConfigSchema, 'http.md'],
   ['rateLimit', http.RateLimitConfigSchema, 'http.md'],
+  ['rate-limit policy', http.RateLimitPolicySchema, 'http.md'],
+  ['MemoryStore', http.MemoryStoreOptionsSchema, 'http.md'],
+  ['RedisStore', http.RedisStoreOptionsSchema, 'http.md'],
+  ['PostgresStore', http.PostgresStoreOptionsSchema, 'http.md'],
   ['security profile', profiles.SecurityProfileSchema, 'profiles.md'],
+  ['profile quota', profiles.QuotaSchema, 'profiles.md'],
   ['ProfileEnforcer', profiles.ProfileEnforcerOptionsSchema, 'profiles.md'],
   ['GraphQL guards', graphql.GraphqlGuardOptionsSchema, 'graphql.md'],
   ['GraphQL cost model', graphql.ComplexityOptionsSchema, 'graphql.md'],
   ['tracing', graphql.TracingConfigSchema, 'graphql.md'],
+  ['BaseKmsProvider', kms.BaseKmsProviderOptionsSchema, 'kms.md'],
+  ['LocalKmsProvider', kms.LocalKmsProviderOptionsSchema, 'kms.md'],
+  ['VaultKmsProvider', kms.VaultKmsProviderOptionsSchema, 'kms.md'],
+  ['AwsKmsProvider', kms.AwsKmsProviderOptionsSchema, 'kms.md'],
+  ['GcpKmsProvider', kms.GcpKmsProviderOptionsSchema, 'kms.md'],
+  ['startGcpKmsEmulator', kmsTesting.GcpKmsEmulatorOptionsSchema, 'kms.md'],
   ['KeyManager', kms.KeyManagerOptionsSchema, 'key-manager.md'],
   ['KeyManager limits', kms.KeyManagerLimitsSchema, 'key-manager.md'],
+  ['FileKeyringStore', kms.FileKeyringStoreOptionsSchema, 'key-manager.md'],
+  ['SqliteKeyringStore', kms.SqliteKeyringStoreOptionsSchema, 'key-manager.md'],
+  ['PostgresKeyringStore', kms.PostgresKeyringStoreOptionsSchema, 'key-manager.md'],
   ['ApiKeyManager', apiKeys.ApiKeyManagerOptionsSchema, 'api-keys.md'],
+  ['ApiKeyManager.create', apiKeys.CreateApiKeySchema, 'api-keys.md'],
+  ['ApiKeyManager.rotate', apiKeys.RotateApiKeySchema, 'api-keys.md'],
   ['apiKeyAuth', apiKeys.ApiKeyAuthOptionsSchema, 'api-keys.md'],
+  ['apiKeyAdminRoutes', apiKeys.ApiKeyAdminRoutesOptionsSchema, 'api-keys.md'],
+  ['githubSecretScanning', apiKeys.SecretScanningOptionsSchema, 'api-keys.md'],
+  ['PostgresApiKeyStore', apiKeys.PostgresApiKeyStoreOptionsSchema, 'api-keys.md'],
+  ['SqliteApiKeyStore', apiKeys.SqliteApiKeyStoreOptionsSchema, 'api-keys.md'],
   ['SBOMGenerator', sbom.SBOMGeneratorOptionsSchema, 'sbom.md'],
+  ['SBOM output', sbom.SBOMOutputOptionsSchema, 'sbom.md'],
 ]
+
+const ENTRIES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
+  'fraiseql-security/api-keys': apiKeys,
+  'fraiseql-security/graphql': graphql,
+  'fraiseql-security/http': http,
+  'fraiseql-security/kms': kms,
+  'fraiseql-security/kms/testing': kmsTesting,
+  'fraiseql-security/profiles': profiles,
+  'fraiseql-security/sbom': sbom,
+}
 
 describe('configuration references match the schemas', () => {
   for (const [what, schema, page] of REFERENCES) {
@@ -56,4 +89,18 @@ describe('configuration references match the schemas', () => {
       expect(missing, `undocumented ${what} options in docs/${page}`).toEqual([])
     })
   }
+
+  // A schema exported without a row above would skip the check: each options
+  // schema a public entry exports (`XOptionsSchema` and the other zod object
+  // schemas) has one.
+  it('every options schema a public entry exports is listed here', () => {
+    const listed = new Set<unknown>(REFERENCES.map(([, schema]) => schema))
+    const unlisted = Object.entries(ENTRIES).flatMap(([entry, exports]) =>
+      Object.entries(exports)
+        .filter(([name, value]) => name.endsWith('Schema') && keysOf(value as z.ZodType).length > 0)
+        .filter(([, value]) => !listed.has(value))
+        .map(([name]) => `${entry}: ${name}`),
+    )
+    expect(unlisted).toEqual([])
+  })
 })

@@ -4,11 +4,13 @@
  */
 import { parseArgs } from 'node:util'
 import type { DatabaseLocation } from '../../internal/sql/url.js'
-import { kmsFromEnv } from '../../kms/env.js'
-import { KeyManager } from '../../kms/key-manager/key-manager.js'
-import { PostgresKeyringStore } from '../../kms/keyring/postgres.js'
-import { SqliteKeyringStore } from '../../kms/keyring/sqlite.js'
-import type { KeyringStore } from '../../kms/keyring/store.js'
+import {
+  KeyManager,
+  type KeyringStore,
+  kmsFromEnv,
+  PostgresKeyringStore,
+  SqliteKeyringStore,
+} from '../../kms/index.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
 import {

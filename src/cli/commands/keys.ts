@@ -4,14 +4,11 @@
  * server's admin API.
  */
 import { parseArgs } from 'node:util'
-import { ApiKeyManager } from '../../api-keys/manager.js'
-import { PostgresApiKeyStore } from '../../api-keys/postgres.js'
-import { SqliteApiKeyStore } from '../../api-keys/sqlite.js'
-import { apiKeyStatus } from '../../api-keys/status.js'
+import { ApiKeyManager, PostgresApiKeyStore, SqliteApiKeyStore } from '../../api-keys/index.js'
+import { apiKeyStatus } from '../../internal/api-key-status.js'
 import { systemClock } from '../../internal/clock.js'
 import type { DatabaseLocation } from '../../internal/sql/url.js'
-import { kmsFromEnv } from '../../kms/env.js'
-import { KeyManager } from '../../kms/key-manager/key-manager.js'
+import { KeyManager, kmsFromEnv } from '../../kms/index.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
 import {

@@ -6,8 +6,12 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../../errors.js'
-import { ProfileEnforcer } from '../../profiles/enforcer.js'
-import { PROFILES, parseProfile, type SecurityProfile } from '../../profiles/profile.js'
+import {
+  PROFILES,
+  ProfileEnforcer,
+  parseProfile,
+  type SecurityProfile,
+} from '../../profiles/index.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 import { formatTable } from '../table.js'
 

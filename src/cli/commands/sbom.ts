@@ -6,15 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { SBOMError } from '../../sbom/errors.js'
-import { SBOMGenerator } from '../../sbom/generator.js'
-import { sourceDateEpochFrom } from '../../sbom/reproducible.js'
-import {
-  SBOM_FORMATS,
-  SBOM_OUTPUT_FORMATS,
-  type SBOMFormat,
-  type SBOMOutputFormat,
-} from '../../sbom/serialize.js'
+import { sourceDateEpochFrom } from '../../internal/source-date-epoch.js'
+import type { SBOMFormat, SBOMOutputFormat } from '../../sbom/index.js'
 import { type CliIO, type Command, EXIT, type ExitCode, UsageError } from '../command.js'
 
 const HELP = `Usage: fraiseql-security sbom [options] [path]
@@ -58,6 +51,7 @@ function oneOf<T extends string>(
 
 /** Same directory, then rename: a reader never sees half an SBOM. */
 async function writeAtomically(file: string, text: string): Promise<void> {
+  const { SBOMError } = await import('../../sbom/index.js')
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
   try {
     await writeFile(tmp, text, { mode: 0o644 })
@@ -78,6 +72,8 @@ export const sbomCommand: Command = {
   name: 'sbom',
   help: HELP,
   async run(args: readonly string[], io: CliIO): Promise<ExitCode> {
+    // Loaded here, not at the top: `sbom --help` needs none of it.
+    const { SBOM_FORMATS, SBOM_OUTPUT_FORMATS, SBOMGenerator } = await import('../../sbom/index.js')
     const { values, positionals } = parseArgs({
       args: [...args],
       allowPositionals: true,

@@ -3,6 +3,7 @@
  */
 import type { Span, TracerProvider } from '@opentelemetry/api'
 import { z } from 'zod'
+import { fn } from '../../internal/options.js'
 import { DEFAULT_SENSITIVE_PATTERNS } from '../redact.js'
 
 export const TracingConfigSchema = z
@@ -41,12 +42,10 @@ export const TracingConfigSchema = z
      * operation. Do not record values from `result.data` that may be secret.
      * @default none
      */
-    responseHook: z
-      .custom<(span: Span, result: { readonly errors?: readonly unknown[] | undefined }) => void>(
-        (v) => typeof v === 'function',
-        { message: 'must be a function (span, result) => void' },
-      )
-      .optional(),
+    responseHook:
+      fn<(span: Span, result: { readonly errors?: readonly unknown[] | undefined }) => void>(
+        '(span, result) => void',
+      ).optional(),
     /**
      * Record the variables (JSON, attribute `graphql.variables`).
      * @default false

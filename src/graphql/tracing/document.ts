@@ -13,8 +13,8 @@ import type {
   StringValueNode,
   ValueNode,
 } from 'graphql'
+import type { GraphqlRuntime } from '../../internal/graphql-runtime.js'
 import { type KeyMatcher, REDACTED } from '../redact.js'
-import type { GraphqlRuntime } from '../runtime.js'
 
 /**
  * The operation that runs: the one `operationName` names, else the only

@@ -22,7 +22,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DocumentNode, ExecutionResult, GraphQLSchema } from 'graphql'
 import { ConfigError } from '../../errors.js'
-import { type HookContext, requestedOperationName } from '../mercurius-context.js'
+import { type HookContext, requestedOperationName } from '../../internal/mercurius-context.js'
 import type { TracingConfig } from './config.js'
 import {
   errorType,

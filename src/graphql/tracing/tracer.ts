@@ -37,6 +37,7 @@ import type {
   GraphQLSchema,
 } from 'graphql'
 import { ConfigError } from '../../errors.js'
+import { type GraphqlRuntime, graphqlRuntime } from '../../internal/graphql-runtime.js'
 import { parseOptions } from '../../internal/options.js'
 import {
   collectSensitiveValues,
@@ -48,7 +49,6 @@ import {
   scrubText,
   truncate,
 } from '../redact.js'
-import { type GraphqlRuntime, graphqlRuntime } from '../runtime.js'
 import { type ResolvedTracingConfig, type TracingConfig, TracingConfigSchema } from './config.js'
 import {
   redactedDocument,

@@ -8,6 +8,11 @@ import type { Transform } from 'node:stream'
 import { z } from 'zod'
 import type { SecurityError } from '../../errors.js'
 import { parseOptions } from '../../internal/options.js'
+import {
+  compilePathMatcher,
+  type PathMatcher,
+  PathPatternSchema,
+} from '../../internal/path-matcher.js'
 import { type AnswerOptions, type HttpAnswer, toHttpAnswer } from '../../internal/reply/index.js'
 import {
   BodyTimeoutError,
@@ -15,7 +20,6 @@ import {
   RequestTooLargeError,
   UnsupportedEncodingError,
 } from '../errors.js'
-import { compilePathMatcher, type PathMatcher, PathPatternSchema } from '../paths.js'
 import { type BodyEncoding, createDecoder, decodingOrder } from './decoder.js'
 
 /** 1 TiB: any larger limit is a typo, and larger numbers lose integer precision in headers. */

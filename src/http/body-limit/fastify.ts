@@ -3,9 +3,9 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SecurityError } from '../../errors.js'
+import { pathOf } from '../../internal/path-matcher.js'
 import { answerOptionsFor, deliverRefusal, ensureErrorReply } from '../../internal/reply/fastify.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
-import { pathOf } from '../paths.js'
 import {
   type BodyLimitPolicy,
   type BodyLimitRouteConfig,

@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { SecurityError } from '../../errors.js'
+import { pathOf } from '../../internal/path-matcher.js'
 import { writeNodeAnswer } from '../../internal/reply/node.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
-import { pathOf } from '../paths.js'
 import {
   BodyMeter,
   type BodySizeConfig,

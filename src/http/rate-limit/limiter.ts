@@ -6,17 +6,17 @@
 
 import { ConfigError, type SecurityError } from '../../errors.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
+import { compileIpList, ipKey } from '../../internal/ip-address.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
 import { parseOptions } from '../../internal/options.js'
+import { compilePathMatcher, type PathMatcher, pathOf } from '../../internal/path-matcher.js'
 import {
   type PolicyState,
   RateLimitExceededError,
   type RateLimitInfo,
   RateLimitUnavailableError,
 } from '../errors.js'
-import { compilePathMatcher, type PathMatcher, pathOf } from '../paths.js'
 import { FALL_BACK, StoreCircuitBreaker, type StoreCircuitState } from './breaker.js'
-import { compileIpList, ipKey } from './client-key.js'
 import {
   MAX_QUOTA,
   RATE_LIMIT_ALIASES,

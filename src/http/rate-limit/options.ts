@@ -1,15 +1,15 @@
 import { z } from 'zod'
-import type { Clock } from '../../internal/clock.js'
 import { parseDuration } from '../../internal/duration.js'
-import { LoggerOptionSchema } from '../../internal/logger.js'
+import { IpOrCidrSchema } from '../../internal/ip-address.js'
+import {
+  ClockOptionSchema,
+  fn,
+  LoggerOptionSchema,
+  RateLimitStoreOptionSchema,
+} from '../../internal/options.js'
+import { PathPatternSchema } from '../../internal/path-matcher.js'
 import type { RateLimitInfo } from '../errors.js'
-import { PathPatternSchema } from '../paths.js'
 import { StoreCircuitBreakerSchema } from './breaker.js'
-import { IpOrCidrSchema } from './client-key.js'
-import type { RateLimitStore } from './store.js'
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 /** 10^7 units and 7 days keep every integer comparison below 2^53 (see sliding-window.ts). */
 export const MAX_QUOTA = 10_000_000
@@ -78,11 +78,6 @@ export const RateLimitPolicySchema = z
 
 const uniqueNames = (policies: ReadonlyArray<{ name: string }>) =>
   new Set(policies.map((p) => p.name)).size === policies.length
-
-const storeSchema = z.custom<RateLimitStore>(
-  (v) => typeof (v as Partial<RateLimitStore> | null)?.consume === 'function',
-  { message: 'must implement consume(key, { policies, weight, now })' },
-)
 
 /** The quota fields a route can override through its `config.rateLimit`. */
 export const RateLimitRouteConfigSchema = z
@@ -190,7 +185,7 @@ export const RateLimitConfigSchema = z
     /**
      * Where counters live. Default: a process-local {@link MemoryStore}.
      */
-    store: storeSchema.optional(),
+    store: RateLimitStoreOptionSchema.optional(),
     /**
      * Longest wait for the store; a request whose call takes longer is decided
      * as `onStoreError` says. One slow call does not open the circuit
@@ -263,7 +258,7 @@ export const RateLimitConfigSchema = z
      */
     hook: z.enum(['onRequest', 'preHandler']).default('onRequest'),
     /** Clock in ms; inject it in tests. @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Where store failures are logged. @default the Fastify logger, or stderr */
     logger: LoggerOptionSchema.optional(),
   })

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isMercuriusRoute } from '../fastify-route.js'
 import { humanReadableSize } from '../format.js'
+import { isMercuriusRoute } from '../mercurius-context.js'
 import {
   type AnswerOptions,
   bodyTooLargeAnswer,

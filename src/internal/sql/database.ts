@@ -18,8 +18,8 @@
  */
 import { Kysely, sql } from 'kysely'
 import { z } from 'zod'
-import { LoggerOptionSchema, stderrLogger } from '../logger.js'
-import { parseOptions } from '../options.js'
+import { stderrLogger } from '../logger.js'
+import { LoggerOptionSchema, parseOptions } from '../options.js'
 import { SqlIdentifierSchema } from './identifiers.js'
 import { runMigrations, type SqlDialect, type SqlMigrationSet } from './migrate.js'
 import {

@@ -16,7 +16,8 @@ import { SecurityError } from '../../errors.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { describeError, type Logger, stderrLogger } from '../../internal/logger.js'
-import { parseOptions } from '../../internal/options.js'
+import { ClockOptionSchema, LoggerOptionSchema, parseOptions } from '../../internal/options.js'
+import { provideReservedAccess } from '../../internal/reserved-access.js'
 import type { BaseKmsProvider } from '../base-provider.js'
 import {
   ContextRequiredError,
@@ -111,20 +112,6 @@ function sameContext(a: EncryptionContext, b: EncryptionContext): boolean {
   if (ak.length !== Object.keys(b).length) return false
   return ak.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
 }
-
-/**
- * Wrapping under a reserved context, for the package's own keys only (the
- * API-key peppers). Not exported from `fraiseql-security/kms`: the public
- * calls refuse these contexts.
- */
-interface ReservedAccess {
-  wrap(km: KeyManager, plaintext: Uint8Array, context: EncryptionContext): Promise<EncryptedData>
-  unwrap(km: KeyManager, encrypted: EncryptedData, context: EncryptionContext): Promise<Uint8Array>
-}
-let reservedAccess: ReservedAccess
-
-const fn = <T>(what: string) =>
-  z.custom<T>((v) => typeof v === 'function', { message: `must be a function (${what})` })
 
 export const KeyManagerLimitsSchema = z
   .object({
@@ -233,11 +220,9 @@ export const KeyManagerOptionsSchema = z
      */
     acceptUnboundFields: z.boolean().optional(),
     /** @default Date.now */
-    clock: fn<Clock>('() => ms').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Where warnings go (memory keyring, failed background rotation). @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
   .refine((o) => Object.hasOwn(o.providers, o.defaultProvider), {
@@ -721,10 +706,18 @@ export class KeyManager {
   // ---------------------------------------------------------------- internals
 
   static {
-    reservedAccess = {
-      wrap: (km, plaintext, context) => km.#encrypt(plaintext, { context }),
-      unwrap: (km, encrypted, context) => km.#decryptExpected(encrypted, context),
-    }
+    // The privileged path for the package's own keys (src/internal/reserved-access.ts);
+    // the preconditions stay here, next to the private methods they guard.
+    provideReservedAccess({
+      wrap: (km, plaintext, context) => {
+        if (!hasReservedKey(context)) throw new KmsError('wrapReserved needs a reserved context')
+        return km.#encrypt(plaintext, { context })
+      },
+      unwrap: (km, encrypted, context) => {
+        if (!hasReservedKey(context)) throw new KmsError('unwrapReserved needs a reserved context')
+        return km.#decryptExpected(encrypted, context)
+      },
+    })
   }
 
   #encrypt(
@@ -1241,27 +1234,6 @@ function hasUserContext(stored: EncryptionContext, allowedReserved: number): boo
 
 function fieldBinding(valueType: FieldValueType, encoding: EncryptedField['encoding']): string {
   return `${valueType};${encoding}`
-}
-
-/** Wraps one of the package's own keys under a reserved (`fraiseql.`) context. */
-export function wrapReserved(
-  km: KeyManager,
-  plaintext: Uint8Array,
-  context: EncryptionContext,
-): Promise<EncryptedData> {
-  // Precondition: this path is for reserved contexts only.
-  if (!hasReservedKey(context)) throw new KmsError('wrapReserved needs a reserved context')
-  return reservedAccess.wrap(km, plaintext, context)
-}
-
-/** Unwraps one of the package's own keys, checking its reserved context. */
-export function unwrapReserved(
-  km: KeyManager,
-  encrypted: EncryptedData,
-  context: EncryptionContext,
-): Promise<Uint8Array> {
-  if (!hasReservedKey(context)) throw new KmsError('unwrapReserved needs a reserved context')
-  return reservedAccess.unwrap(km, encrypted, context)
 }
 
 function bytesOf(aad: string | Uint8Array | undefined): Uint8Array | undefined {

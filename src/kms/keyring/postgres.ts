@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { LoggerOptionSchema, stderrLogger } from '../../internal/logger.js'
-import { parseOptions } from '../../internal/options.js'
+import { stderrLogger } from '../../internal/logger.js'
+import { LoggerOptionSchema, parseOptions } from '../../internal/options.js'
 import { openSqlDatabase } from '../../internal/sql/database.js'
 import { SqlIdentifierSchema } from '../../internal/sql/identifiers.js'
 import { refinePgStoreOptions } from '../../internal/sql/options.js'

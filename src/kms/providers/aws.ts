@@ -24,7 +24,7 @@
 import type * as KmsSdk from '@aws-sdk/client-kms'
 import { z } from 'zod'
 import { importOptional } from '../../internal/optional-import.js'
-import { parseOptions } from '../../internal/options.js'
+import { fn, parseOptions } from '../../internal/options.js'
 import {
   BaseKmsProvider,
   BaseKmsProviderOptionsSchema,
@@ -99,10 +99,7 @@ export const AwsKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
    * @default the SDK's default chain (environment, SSO, profile, container and instance roles)
    */
   credentials: z
-    .union([
-      CredentialsSchema,
-      z.custom<AwsCredentialsProvider>((v) => typeof v === 'function', 'must be a function'),
-    ])
+    .union([CredentialsSchema, fn<AwsCredentialsProvider>('() => Promise<credentials>')])
     .optional(),
   /**
    * Most time to open a TCP/TLS connection; capped by `timeoutMs`.

@@ -12,7 +12,11 @@ import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { inProduction } from '../../internal/environment.js'
 import { type Logger, stderrLogger } from '../../internal/logger.js'
-import { parseOptions } from '../../internal/options.js'
+import {
+  LoggerOptionSchema,
+  parseOptions,
+  RandomBytesOptionSchema,
+} from '../../internal/options.js'
 import {
   FileLockError,
   readPrivateFileSync,
@@ -77,15 +81,13 @@ export const LocalKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
    */
   allowInProduction: z.boolean().default(false),
   /** Source of key material and nonces. @default crypto.randomBytes */
-  randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
+  randomBytes: RandomBytesOptionSchema.optional(),
   /**
    * Where the start-up warning goes: once per logger, "for development"
    * outside production, "keys on this machine" with `allowInProduction`.
    * @default stderr
    */
-  logger: z
-    .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-    .optional(),
+  logger: LoggerOptionSchema.optional(),
 }).strict()
 
 export type LocalKmsProviderOptions = z.input<typeof LocalKmsProviderOptionsSchema>

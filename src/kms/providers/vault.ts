@@ -20,7 +20,7 @@
 import { z } from 'zod'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { importOptional } from '../../internal/optional-import.js'
-import { parseOptions } from '../../internal/options.js'
+import { parseOptions, RandomBytesOptionSchema } from '../../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
 import {
   BaseKmsProvider,
@@ -135,7 +135,7 @@ export const VaultKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
     .refine((v) => v.includes('-----BEGIN CERTIFICATE-----'), 'must be a PEM certificate')
     .optional(),
   /** Source of the data keys generated locally (see `generateDataKey`). @default crypto.randomBytes */
-  randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
+  randomBytes: RandomBytesOptionSchema.optional(),
 }).strict()
 
 export type VaultKmsProviderOptions = z.input<typeof VaultKmsProviderOptionsSchema>

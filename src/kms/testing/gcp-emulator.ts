@@ -24,7 +24,7 @@ import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { crc32c } from '../../internal/crc32c.js'
 import { importOptional, MissingDependencyError } from '../../internal/optional-import.js'
-import { parseOptions } from '../../internal/options.js'
+import { ClockOptionSchema, parseOptions, RandomBytesOptionSchema } from '../../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
 import { CallCounter, FaultInjector, type KmsEmulator } from './faults.js'
 
@@ -123,9 +123,9 @@ export const GcpKmsEmulatorOptionsSchema = z
      */
     pendingGenerationReads: z.number().int().min(0).max(100).default(0),
     /** Clock for create times and scheduled rotations. @default Date.now */
-    clock: z.custom<Clock>((v) => typeof v === 'function').optional(),
+    clock: ClockOptionSchema.optional(),
     /** Source of key material and nonces. @default crypto.randomBytes */
-    randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
+    randomBytes: RandomBytesOptionSchema.optional(),
   })
   .strict()
 

@@ -30,7 +30,7 @@ export type {
   GcpKmsEmulator,
   GcpKmsEmulatorOptions,
 } from './gcp-emulator.js'
-export { startGcpKmsEmulator } from './gcp-emulator.js'
+export { GcpKmsEmulatorOptionsSchema, startGcpKmsEmulator } from './gcp-emulator.js'
 export type {
   ContractFault,
   ContractOptions,

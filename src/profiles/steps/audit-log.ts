@@ -3,8 +3,9 @@
  * the operations it ran (and, with `auditFieldAccess`, the fields they
  * selected), never a variable or a body.
  */
-import { pathOf } from '../../http/paths.js'
+
 import { describeError } from '../../internal/logger.js'
+import { pathOf } from '../../internal/path-matcher.js'
 import { type AuditEvent, classify, codeInBody, fastifyLogAuditSink, isAudited } from '../audit.js'
 import { existingNotes, notesOf } from './audit-notes.js'
 import type { EnforcerStep } from './step.js'

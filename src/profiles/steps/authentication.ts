@@ -4,7 +4,7 @@
  * `publicPaths` path excepted), and a token older than
  * `tokenExpiryMinutes` is no credential.
  */
-import { pathOf } from '../../http/paths.js'
+import { pathOf } from '../../internal/path-matcher.js'
 import { AuthenticationRequiredError, TokenExpiredError, TokenNotYetValidError } from '../errors.js'
 import type { AuthContext } from '../options.js'
 import type { EnforcerStep } from './step.js'

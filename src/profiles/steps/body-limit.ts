@@ -1,5 +1,5 @@
 /** Bodies over `maxBodySize` are refused 413 while they stream (the `bodyLimit` plugin). */
-import { bodyLimit as bodyLimitPlugin } from '../../http/body-limit/fastify.js'
+import { bodyLimit as bodyLimitPlugin } from '../../http/index.js'
 import type { EnforcerStep } from './step.js'
 
 export const bodyLimit: EnforcerStep = {

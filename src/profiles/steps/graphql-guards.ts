@@ -8,17 +8,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql'
 import { isFailure, relevelResponse } from '../../graphql/error-formatter.js'
-import { GraphqlRejectedError, rejection } from '../../graphql/errors.js'
 import { installGraphqlGuards } from '../../graphql/fastify.js'
+import { GraphqlGuardOptionsSchema, GraphqlRejectedError } from '../../graphql/index.js'
+import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
+import { guardWebSockets } from '../../graphql/websocket.js'
+import { rejection } from '../../internal/graphql-rejection.js'
+import { graphqlRuntime } from '../../internal/graphql-runtime.js'
 import {
   type HookContext,
   isMercuriusRoute,
   requestedOperationName,
-} from '../../graphql/mercurius-context.js'
-import { parseGuardOptions } from '../../graphql/options.js'
-import { graphqlRuntime } from '../../graphql/runtime.js'
-import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
-import { guardWebSockets } from '../../graphql/websocket.js'
+} from '../../internal/mercurius-context.js'
+import { parseOptions } from '../../internal/options.js'
 import { BatchTooLargeError, GraphqlUnguardedError } from '../errors.js'
 import { selectedFields } from '../field-access.js'
 import { watchMercurius } from '../mercurius-watch.js'
@@ -84,7 +85,7 @@ function installGraphql(context: StepContext, app: FastifyInstance): void {
     }
     budget.notePrepaid(request, body.length - 1)
   })
-  const guard = parseGuardOptions('ProfileEnforcer', {
+  const guard = parseOptions('ProfileEnforcer', GraphqlGuardOptionsSchema, {
     ...context.guardOptions(),
     isAuthenticated: (request: FastifyRequest) => (request.auth ?? null) !== null,
     ...(p.costRateLimit

@@ -1,5 +1,5 @@
 /** Requests per window and client IP, before authentication (the `rateLimit` plugin). */
-import { rateLimit } from '../../http/rate-limit/fastify.js'
+import { rateLimit } from '../../http/index.js'
 import type { EnforcerStep } from './step.js'
 
 export const ipRateLimit: EnforcerStep = {

@@ -5,9 +5,8 @@
  * no limiter and every charge is free.
  */
 import type { FastifyRequest } from 'fastify'
-import { RateLimitExceededError } from '../../http/errors.js'
-import { ipKey } from '../../http/rate-limit/client-key.js'
-import { type PolicySet, RateLimiter } from '../../http/rate-limit/limiter.js'
+import { type PolicySet, RateLimitExceededError, RateLimiter } from '../../http/index.js'
+import { ipKey } from '../../internal/ip-address.js'
 import type { Logger } from '../../internal/logger.js'
 import type { Quota } from '../profile.js'
 import type { LimiterConfig } from './step.js'

@@ -11,7 +11,7 @@ import type {
   GraphqlGuardOptions,
   PersistedOperations,
 } from '../../graphql/index.js'
-import type { RateLimitStore } from '../../http/rate-limit/store.js'
+import type { RateLimitStore } from '../../http/index.js'
 import type { Clock } from '../../internal/clock.js'
 import type { PeerTrust } from '../gates.js'
 import type { ResolvedEnforcerOptions, StepName } from '../options.js'

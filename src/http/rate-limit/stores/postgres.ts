@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { z } from 'zod'
 import { describeError, type Logger, stderrLogger } from '../../../internal/logger.js'
-import { parseOptions } from '../../../internal/options.js'
+import { LoggerOptionSchema, parseOptions } from '../../../internal/options.js'
 import {
   migratePostgres,
   type PgPoolLike,
@@ -45,9 +45,7 @@ export const PostgresStoreOptionsSchema = z
      */
     durable: z.boolean().default(false),
     /** Where prune failures and the pool's idle-connection errors are logged. @default stderr */
-    logger: z
-      .custom<Logger>((v) => typeof (v as Partial<Logger> | null)?.warn === 'function')
-      .optional(),
+    logger: LoggerOptionSchema.optional(),
   })
   .strict()
 

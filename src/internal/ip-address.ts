@@ -1,7 +1,9 @@
 /**
- * Client identity for rate limiting. IPv6 clients are grouped by prefix (/64
- * by default): one subscriber usually holds a whole /64, so per-address
- * limits would let them rotate through 2^64 keys.
+ * IP addresses and CIDR lists, shared by the rate limit (client identity),
+ * the profiles (trusted proxies, per-principal budgets) and API keys (IP
+ * allow lists). IPv6 clients are grouped by prefix (/64 by default): one
+ * subscriber usually holds a whole /64, so per-address limits would let them
+ * rotate through 2^64 keys.
  */
 import { BlockList, isIP, isIPv4 } from 'node:net'
 import { z } from 'zod'

@@ -7,7 +7,7 @@
  */
 import { createRequire } from 'node:module'
 import type * as GraphqlModule from 'graphql'
-import { MissingDependencyError } from '../internal/optional-import.js'
+import { MissingDependencyError } from './optional-import.js'
 
 /** The parts of graphql-js the guards and the tracer use at run time. */
 export type GraphqlRuntime = Pick<

@@ -1,8 +1,9 @@
 /**
- * Path exemptions shared by the body limit and the rate limit. A pattern is an
- * exact path (`/health`) or a prefix ending in `/*` (`/public/*`, which also
- * matches `/public` itself). Matching is on the raw path, before decoding: a
- * variant such as `//health` is not exempt, which fails safe.
+ * Path exemptions shared by the body limit, the rate limit and the profile
+ * enforcer's steps. A pattern is an exact path (`/health`) or a prefix ending
+ * in `/*` (`/public/*`, which also matches `/public` itself). Matching is on
+ * the raw path, before decoding: a variant such as `//health` is not exempt,
+ * which fails safe.
  */
 import { z } from 'zod'
 

@@ -1,8 +1,8 @@
 import { isIPv6 } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ipKey, normalizeIp } from '../../../src/http/index.js'
-import { compileIpList } from '../../../src/http/rate-limit/client-key.js'
+import { ipKey, normalizeIp } from '../../src/http/index.js'
+import { compileIpList } from '../../src/internal/ip-address.js'
 
 describe('client keys', () => {
   it.each([

@@ -1,5 +1,4 @@
-import type { ApiKeyStatus } from './manager.js'
-import type { ApiKeyRow } from './store.js'
+import type { ApiKeyRow, ApiKeyStatus } from '../api-keys/index.js'
 
 /**
  * A stored key's status at `now`. One definition for the manager and the
