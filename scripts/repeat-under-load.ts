@@ -130,7 +130,13 @@ function sqliteEnv(): NodeJS.ProcessEnv {
         {
           cwd: copy,
           stdio: ['ignore', 'ignore', 'inherit'],
-          env: { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` },
+          // npm exports its own `nodedir` setting (this machine's npmrc names
+          // /usr) to scripts it runs, and node-gyp prefers it to --nodedir.
+          env: {
+            ...process.env,
+            npm_config_nodedir: nodedir,
+            PATH: `${dirname(node)}:${process.env.PATH ?? ''}`,
+          },
         },
       )
     }

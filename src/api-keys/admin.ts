@@ -11,12 +11,9 @@ import { parseOptions } from '../internal/options.js'
 import { ensureErrorReply } from '../internal/reply/fastify.js'
 import { ApiKeyNotFoundError, ApiKeyRequestError } from './errors.js'
 import { requirePermission } from './fastify.js'
-import {
-  type ApiKeyActionContext,
-  ApiKeyManager,
-  CreateApiKeySchema,
-  RotateApiKeySchema,
-} from './manager.js'
+import { ApiKeyManager } from './manager.js'
+import { CreateApiKeySchema, RotateApiKeySchema } from './manager-options.js'
+import type { ApiKeyActionContext } from './manager-types.js'
 
 export const ApiKeyAdminRoutesOptionsSchema = z
   .object({

@@ -24,12 +24,13 @@ import { ClockOptionSchema, parseOptions, RateLimitStoreOptionSchema } from '../
 import { ensureErrorReply, sendError } from '../internal/reply/fastify.js'
 import type { AuthContext } from '../profiles/index.js'
 import { ApiKeyRejectedError } from './errors.js'
-import { ApiKeyManager, type ApiKeyValidation } from './manager.js'
+import { ApiKeyManager } from './manager.js'
+import type { ApiKeyValidation } from './manager-types.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** What the request's API key grants; null without one. Set by `apiKeyAuth`. */
-    apiKey: import('./manager.js').ApiKeyValidation | null
+    apiKey: import('./manager-types.js').ApiKeyValidation | null
   }
   interface FastifyContextConfig {
     /** `false`: `apiKeyAuth` does not look at this route (health checks, webhooks). */

@@ -22,6 +22,7 @@ export type {
   AuditRecord,
 } from './audit-chain.js'
 export { auditHash, GENESIS_HASH, verifyAuditRecords } from './audit-chain.js'
+export { verifyAuditChain } from './audit-log.js'
 export type { ApiKeyRejectionReason } from './errors.js'
 export {
   ApiKeyAuditCheckpointError,
@@ -70,26 +71,27 @@ export type {
   SecretScanningPublicKey,
 } from './leak.js'
 export { githubSecretScanning, SecretScanningOptionsSchema } from './leak.js'
+export { ApiKeyManager } from './manager.js'
 export type {
-  ApiKeyActionContext,
   ApiKeyManagerOptions,
-  ApiKeyRecord,
-  ApiKeyStatus,
-  ApiKeyValidation,
   CreateApiKeyInput,
-  CreatedApiKey,
-  LifecycleReport,
   RotateApiKeyInput,
-  RotatedApiKey,
-  ValidateContext,
-} from './manager.js'
+} from './manager-options.js'
 export {
-  ApiKeyManager,
   ApiKeyManagerOptionsSchema,
   CreateApiKeySchema,
   RotateApiKeySchema,
-  verifyAuditChain,
-} from './manager.js'
+} from './manager-options.js'
+export type {
+  ApiKeyActionContext,
+  ApiKeyRecord,
+  ApiKeyStatus,
+  ApiKeyValidation,
+  CreatedApiKey,
+  LifecycleReport,
+  RotatedApiKey,
+  ValidateContext,
+} from './manager-types.js'
 export type { PostgresApiKeyStoreOptions } from './postgres.js'
 export {
   API_KEY_CHANNEL,

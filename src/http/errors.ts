@@ -137,6 +137,12 @@ export interface PolicyState {
   readonly retryAfterMs: number
   /** Whether this policy alone would allow the request. */
   readonly allowed: boolean
+  /**
+   * Index of the fixed window (`floor(t / windowMs)` on the store's clock)
+   * the request was counted in; set by stores that implement `refund`, which
+   * takes it back to send a refund to the window the charge went into.
+   */
+  readonly window?: number
 }
 
 /**

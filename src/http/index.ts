@@ -31,7 +31,7 @@ export {
 } from './errors.js'
 export type { StoreCircuitState } from './rate-limit/breaker.js'
 export { rateLimit } from './rate-limit/fastify.js'
-export type { PolicySet, RateLimitOutcome } from './rate-limit/limiter.js'
+export type { PolicySet, RateLimitCharge, RateLimitOutcome } from './rate-limit/limiter.js'
 export { RateLimiter } from './rate-limit/limiter.js'
 export type { RateLimitMiddleware } from './rate-limit/middleware.js'
 export { rateLimitMiddleware } from './rate-limit/middleware.js'
@@ -39,7 +39,12 @@ export type { RateLimitConfig, RateLimitRouteConfig } from './rate-limit/options
 export { RateLimitConfigSchema, RateLimitPolicySchema } from './rate-limit/options.js'
 export type { RateLimitPolicy, WindowCounters } from './rate-limit/sliding-window.js'
 export { fits, retryAfterMs, toPolicyState, windowOf } from './rate-limit/sliding-window.js'
-export type { ConsumeRequest, RateLimitStore, TimeSource } from './rate-limit/store.js'
+export type {
+  ConsumeRequest,
+  RateLimitStore,
+  RefundRequest,
+  TimeSource,
+} from './rate-limit/store.js'
 export type { MemoryStoreOptions } from './rate-limit/stores/memory.js'
 export { MemoryStore, MemoryStoreOptionsSchema } from './rate-limit/stores/memory.js'
 export type { PostgresStoreOptions } from './rate-limit/stores/postgres.js'
@@ -49,4 +54,5 @@ export {
   RedisStore,
   RedisStoreOptionsSchema,
   SLIDING_WINDOW_LUA,
+  SLIDING_WINDOW_REFUND_LUA,
 } from './rate-limit/stores/redis.js'

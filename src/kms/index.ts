@@ -82,6 +82,8 @@ export { DataKeyPair, EncryptedData, KEY_PURPOSES, KEY_STATES, KeyReference } fr
 export type {
   AwsCredentials,
   AwsCredentialsProvider,
+  AwsKmsClient,
+  AwsKmsCommand,
   AwsKmsProviderOptions,
 } from './providers/aws.js'
 export { AWS_ALGORITHM, AwsKmsProvider, AwsKmsProviderOptionsSchema } from './providers/aws.js'
@@ -93,17 +95,18 @@ export type {
   GcpInt64,
   GcpInt64Value,
   GcpKmsClient,
-  GcpKmsProviderOptions,
   GcpSecondsAndNanos,
-} from './providers/gcp.js'
-export { GCP_ALGORITHM, GcpKmsProvider, GcpKmsProviderOptionsSchema } from './providers/gcp.js'
+} from './providers/gcp/client.js'
+export type { GcpKmsProviderOptions } from './providers/gcp/options.js'
+export { GcpKmsProviderOptionsSchema } from './providers/gcp/options.js'
+export { GCP_ALGORITHM, GcpKmsProvider } from './providers/gcp.js'
 export type { LocalKmsProviderOptions } from './providers/local.js'
 export {
   LOCAL_ALGORITHM,
   LocalKmsProvider,
   LocalKmsProviderOptionsSchema,
 } from './providers/local.js'
-export type { VaultKmsProviderOptions } from './providers/vault.js'
+export type { VaultKmsClient, VaultKmsProviderOptions } from './providers/vault.js'
 export {
   VAULT_KEY_NAME,
   VaultKmsProvider,

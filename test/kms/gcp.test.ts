@@ -17,12 +17,10 @@ import {
   type KmsError,
   ProviderConnectionError,
 } from '../../src/kms/index.js'
-import {
-  type GcpKmsClient,
-  GcpKmsProvider,
-  type GcpKmsProviderOptions,
-  setGcpSdkResolver,
-} from '../../src/kms/providers/gcp.js'
+import type { GcpKmsClient } from '../../src/kms/providers/gcp/client.js'
+import type { GcpKmsProviderOptions } from '../../src/kms/providers/gcp/options.js'
+import { setGcpSdkResolver } from '../../src/kms/providers/gcp/sdk.js'
+import { GcpKmsProvider } from '../../src/kms/providers/gcp.js'
 import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
 import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'

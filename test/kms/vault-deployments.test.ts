@@ -6,11 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { VaultKmsProvider } from '../../src/kms/index.js'
-import {
-  startVaultEmulator,
-  type VaultEmulator,
-  type VaultPolicy,
-} from '../../src/kms/testing/vault-emulator.js'
+import type { VaultPolicy } from '../../src/kms/testing/vault/policy.js'
+import { startVaultEmulator, type VaultEmulator } from '../../src/kms/testing/vault-emulator.js'
 import { rejection } from '../helpers/rejection.js'
 import { makePki } from '../helpers/tls.js'
 

@@ -51,6 +51,8 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
       case 'allow':
         request.rateLimit = outcome.info
         limiter.writeHeaders(outcome.info, outcome.set, reply)
+        if (outcome.charge !== undefined)
+          limiter.refundWhenDone(outcome.charge, request, reply.raw, reply)
         done()
         return
       case 'reject':

@@ -4,6 +4,8 @@
  * the insurance fallback with its share of each quota, and the response headers.
  */
 
+import type { ServerResponse } from 'node:http'
+import { finished } from 'node:stream'
 import { ConfigError, type SecurityError } from '../../errors.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { compileIpList, ipKey } from '../../internal/ip-address.js'
@@ -28,7 +30,7 @@ import {
   type ResolvedRateLimitConfig,
 } from './options.js'
 import type { RateLimitPolicy } from './sliding-window.js'
-import type { RateLimitStore } from './store.js'
+import type { RateLimitStore, RefundRequest } from './store.js'
 import { MemoryStore } from './stores/memory.js'
 
 /** A resolved set of policies with its pre-rendered `RateLimit-Policy` value. */
@@ -188,6 +190,27 @@ export function summarize(states: readonly PolicyState[]): RateLimitInfo {
   }
 }
 
+/**
+ * A charge the limiter can take back once the response is known
+ * (`skipSuccessfulRequests` / `skipFailedRequests`): where it went and the
+ * window each policy counted it in.
+ */
+export interface RateLimitCharge {
+  /** The store key (scope and client key). */
+  readonly key: string
+  readonly policies: readonly RateLimitPolicy[]
+  readonly weight: number
+  /** Per policy, the window the charge went into. */
+  readonly windows: readonly number[]
+  /** `memory`: the limiter's own memory store; `shared`: the configured store; `insurance`: the fallback. */
+  readonly store: 'memory' | 'shared' | 'insurance'
+  /** A shared charge's copy in the insurance store (its share quotas and windows), if one was made. */
+  readonly insurance?: {
+    readonly policies: readonly RateLimitPolicy[]
+    readonly windows: readonly number[]
+  }
+}
+
 /** What an adapter does with a request, decided by {@link RateLimiter.check}. */
 export type RateLimitOutcome =
   | { readonly action: 'skip' }
@@ -196,6 +219,8 @@ export type RateLimitOutcome =
       readonly info: RateLimitInfo
       /** The policy set that decided; {@link RateLimiter.writeHeaders} renders its fields. */
       readonly set: PolicySet
+      /** Set when a skip option may take the charge back: pass it to {@link RateLimiter.refundWhenDone}. */
+      readonly charge?: RateLimitCharge
     }
   | { readonly action: 'reject'; readonly error: SecurityError; readonly info?: RateLimitInfo }
 
@@ -207,6 +232,13 @@ export interface HeaderTarget {
 }
 
 type ConsumeArgs = { policies: readonly RateLimitPolicy[]; weight: number; now: number }
+
+/** The window each policy counted a charge in: the store's, else the caller's clock's. */
+function windowsOf(states: readonly PolicyState[], request: ConsumeArgs): number[] {
+  return request.policies.map((p, i) => states[i]?.window ?? Math.floor(request.now / p.windowMs))
+}
+
+type SuccessTest<Req> = (request: Req, reply: unknown) => boolean | Promise<boolean>
 
 /**
  * @example
@@ -238,6 +270,13 @@ export class RateLimiter<Req = unknown> {
   readonly #onExceeding: ((r: Req, key: string) => void) | undefined
   readonly #onExceeded: ((r: Req, key: string) => void) | undefined
   readonly #errorResponseBuilder: ((r: Req, c: RateLimitErrorContext) => object) | undefined
+  /** Whether a skip option may refund charges (then charges are recorded). */
+  readonly #refunds: boolean
+  readonly #requestWasSuccessful: SuccessTest<Req> | undefined
+  /** The charge behind each admitting answer, while refunds are on. */
+  readonly #charges = new WeakMap<RateLimitInfo, RateLimitCharge>()
+  /** Refunds (and async success tests) of finished responses still running: `close()` waits for them. */
+  readonly #pending = new Set<Promise<void>>()
   #logger: Logger
 
   constructor(options?: RateLimitConfig, logger?: Logger) {
@@ -289,6 +328,25 @@ export class RateLimiter<Req = unknown> {
     this.#errorResponseBuilder = c.errorResponseBuilder as
       | ((r: Req, c: RateLimitErrorContext) => object)
       | undefined
+    this.#refunds = c.skipSuccessfulRequests || c.skipFailedRequests
+    this.#requestWasSuccessful = c.requestWasSuccessful as SuccessTest<Req> | undefined
+    if (this.#requestWasSuccessful !== undefined && !this.#refunds)
+      throw new ConfigError('rateLimit', [
+        {
+          path: ['requestWasSuccessful'],
+          message: 'decides nothing without skipSuccessfulRequests or skipFailedRequests',
+        },
+      ])
+    // Precondition: a refund the store can make. Charging and never refunding
+    // would silently turn the skip options off.
+    if (this.#refunds && typeof this.#store.refund !== 'function')
+      throw new ConfigError('rateLimit', [
+        {
+          path: ['store'],
+          message:
+            'must implement refund(key, { policies, weight, windows }) for skipSuccessfulRequests / skipFailedRequests',
+        },
+      ])
     this.#isAllowedIp = Array.isArray(c.allowList) ? compileIpList(c.allowList) : () => false
     this.#globalPlan = plan<Req>(
       '',
@@ -417,7 +475,10 @@ export class RateLimiter<Req = unknown> {
     if (info === undefined) return SKIP
     if (info.allowed) {
       this.#onExceeding?.(request, key)
-      return { action: 'allow', info, set }
+      const charge = this.#refunds ? this.#charges.get(info) : undefined
+      return charge === undefined
+        ? { action: 'allow', info, set }
+        : { action: 'allow', info, set, charge }
     }
     this.#onExceeded?.(request, key)
     const builder = this.#errorResponseBuilder
@@ -472,7 +533,12 @@ export class RateLimiter<Req = unknown> {
   ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
     const request = { policies: set.policies, weight, now: this.clock() }
     const storeKey = set.scope === '' ? key : set.scope + key
-    if (this.#memory !== undefined) return summarize(this.#memory.consumeSync(storeKey, request))
+    if (this.#memory !== undefined) {
+      const states = this.#memory.consumeSync(storeKey, request)
+      const info = summarize(states)
+      if (this.#refunds) this.#record(info, storeKey, request, states, 'memory')
+      return info
+    }
     if (!this.#breaker.admits(request.now)) return this.#fallback(storeKey, set, request)
     return this.#consumeShared(storeKey, set, request)
   }
@@ -488,10 +554,125 @@ export class RateLimiter<Req = unknown> {
     // The insurance store also counts what this process admits through the
     // shared store, so a fallback in the same window starts from its share
     // already spent, not from zero.
+    let copy: RateLimitCharge['insurance']
     if (info.allowed && this.config.onStoreError === 'insurance') {
-      this.#insurance.consumeSync(storeKey, { ...request, policies: this.#shareOf(set) })
+      const mirror = { ...request, policies: this.#shareOf(set) }
+      const mirrored = this.#insurance.consumeSync(storeKey, mirror)
+      if (this.#refunds) copy = { policies: mirror.policies, windows: windowsOf(mirrored, mirror) }
     }
+    if (this.#refunds) this.#record(info, storeKey, request, states, 'shared', copy)
     return info
+  }
+
+  /** Remembers where an admitted request was charged, for a refund when its response is known. */
+  #record(
+    info: RateLimitInfo,
+    key: string,
+    request: ConsumeArgs,
+    states: readonly PolicyState[],
+    store: RateLimitCharge['store'],
+    insurance?: RateLimitCharge['insurance'],
+  ): void {
+    if (!info.allowed || request.weight <= 0) return
+    const charge: RateLimitCharge = {
+      key,
+      policies: request.policies,
+      weight: request.weight,
+      windows: windowsOf(states, request),
+      store,
+      ...(insurance === undefined ? {} : { insurance }),
+    }
+    this.#charges.set(info, charge)
+  }
+
+  /**
+   * Called by the adapters for an admitted request: once `response` has
+   * finished, takes `charge` back if the response falls in a skipped category
+   * (`skipSuccessfulRequests`, `skipFailedRequests`). A response that errored
+   * or was cut off before it finished is a failure. Never throws; the
+   * response is already gone, so a failing success test or store is logged
+   * (and a store failure counts towards opening the circuit) instead.
+   */
+  refundWhenDone(
+    charge: RateLimitCharge,
+    request: Req,
+    response: ServerResponse,
+    reply: unknown,
+  ): void {
+    const { skipSuccessfulRequests, skipFailedRequests } = this.config
+    const decide = (succeeded: boolean) => {
+      if (succeeded ? skipSuccessfulRequests : skipFailedRequests) this.#track(this.refund(charge))
+    }
+    const keep = (err: unknown) =>
+      this.#logger.warn(
+        { err: describeError(err) },
+        'rate-limit requestWasSuccessful failed; the charge is kept',
+      )
+    const cleanup = finished(response, (err) => {
+      cleanup()
+      // A response cut off before its end (client gone, stream error) failed,
+      // whatever its status line said.
+      if (err !== undefined && err !== null) return decide(false)
+      const test = this.#requestWasSuccessful
+      if (test === undefined) return decide(response.statusCode < 400)
+      let verdict: boolean | Promise<boolean>
+      try {
+        verdict = test(request, reply)
+      } catch (e) {
+        return keep(e)
+      }
+      if (verdict instanceof Promise) this.#track(verdict.then((v) => decide(v === true), keep))
+      else decide(verdict === true)
+    })
+  }
+
+  /**
+   * Takes a charge back from the store it went into. Resolves once done;
+   * never rejects: a shared store's failure is decided by its circuit breaker
+   * (logged, counted towards opening the circuit) and the charge stays, which
+   * errs on the side of limiting. While the circuit is open the shared store
+   * is not called.
+   */
+  refund(charge: RateLimitCharge): Promise<void> {
+    const request: RefundRequest = {
+      policies: charge.policies,
+      weight: charge.weight,
+      windows: charge.windows,
+    }
+    switch (charge.store) {
+      case 'memory':
+        this.#memory?.refundSync(charge.key, request)
+        return Promise.resolve()
+      case 'insurance':
+        this.#insurance.refundSync(charge.key, request)
+        return Promise.resolve()
+      case 'shared': {
+        const copy = charge.insurance
+        if (copy !== undefined)
+          this.#insurance.refundSync(charge.key, { ...copy, weight: charge.weight })
+        if (!this.#breaker.admits(this.clock())) return Promise.resolve()
+        let call: Promise<void>
+        try {
+          call = this.#store.refund!(charge.key, request)
+        } catch (err) {
+          call = Promise.reject(err)
+        }
+        return this.#breaker.call(call).then(() => undefined)
+      }
+    }
+  }
+
+  #track(p: Promise<void>): void {
+    this.#pending.add(p)
+    p.finally(() => this.#pending.delete(p))
+  }
+
+  /**
+   * Resolves once the refunds of every response finished so far have settled
+   * (tests, graceful shutdown); responses still being written are not waited for.
+   */
+  async refundsSettled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending])
   }
 
   /** The insurance quotas of a policy set: each policy's `ceil(max / instances)`. */
@@ -512,10 +693,13 @@ export class RateLimiter<Req = unknown> {
     request: ConsumeArgs,
   ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
     switch (this.config.onStoreError) {
-      case 'insurance':
-        return summarize(
-          this.#insurance.consumeSync(storeKey, { ...request, policies: this.#shareOf(set) }),
-        )
+      case 'insurance': {
+        const local = { ...request, policies: this.#shareOf(set) }
+        const states = this.#insurance.consumeSync(storeKey, local)
+        const info = summarize(states)
+        if (this.#refunds) this.#record(info, storeKey, local, states, 'insurance')
+        return info
+      }
       case 'allow':
         return Promise.resolve(undefined)
       case 'deny':
@@ -559,6 +743,7 @@ export class RateLimiter<Req = unknown> {
   }
 
   async close(): Promise<void> {
+    await this.refundsSettled()
     await this.#insurance.close()
     if (this.config.store === undefined) await this.#store.close?.()
   }

@@ -71,6 +71,7 @@ export function rateLimitMiddleware(config?: RateLimitConfig): RateLimitMiddlewa
         limiter.writeHeaders(outcome.info, outcome.set, {
           header: (name, value) => res.setHeader(name, value),
         })
+        if (outcome.charge !== undefined) limiter.refundWhenDone(outcome.charge, req, res, res)
         next()
         return
       case 'reject':

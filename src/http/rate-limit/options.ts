@@ -132,6 +132,34 @@ export const RateLimitConfigSchema = z
      */
     skip: fn<(request: never) => boolean | Promise<boolean>>('request => boolean').optional(),
     /**
+     * Take back the charge of a request whose response succeeded (see
+     * `requestWasSuccessful`), as express-rate-limit does: only failures
+     * count, e.g. failed logins. The request is still charged when it arrives,
+     * so a burst of concurrent requests cannot pass `max` while their
+     * responses are pending; the refund follows the response. Needs a store
+     * with `refund` (every bundled store has it).
+     * @default false
+     */
+    skipSuccessfulRequests: z.boolean().default(false),
+    /**
+     * Take back the charge of a request whose response failed: a status the
+     * `requestWasSuccessful` test refuses, or a response that errored or was
+     * cut off (the client closed the connection) before it finished.
+     * @default false
+     */
+    skipFailedRequests: z.boolean().default(false),
+    /**
+     * `(request, reply) => boolean` (sync or async), called once the response
+     * has finished: whether it counts as a success for `skipSuccessfulRequests`
+     * / `skipFailedRequests`. `reply` is the Fastify reply, or the
+     * `ServerResponse` with the middleware. A throw or rejection keeps the
+     * charge. A response that did not finish is a failure without asking.
+     * @default (request, reply) => reply.statusCode < 400
+     */
+    requestWasSuccessful: fn<(request: never, reply: never) => boolean | Promise<boolean>>(
+      '(request, reply) => boolean',
+    ).optional(),
+    /**
      * Called for each request the limiter counts and lets through, with its key.
      * A throw fails the request (the error reaches your error handler).
      * @default undefined

@@ -25,6 +25,11 @@ export interface WindowCounters {
   readonly current: number
   /** Milliseconds elapsed in the current fixed window. */
   readonly elapsedMs: number
+  /**
+   * Index of the current fixed window (`floor(t / windowMs)`), for stores
+   * that support refunds; copied to the state's `window`.
+   */
+  readonly window?: number
 }
 
 /** Whether `weight` more units fit. `current` is the count before this request. */
@@ -64,6 +69,8 @@ export function retryAfterMs(
   return W - e + Math.max(0, eNext)
 }
 
+type Writable<T> = { -readonly [K in keyof T]: T[K] }
+
 /** Turns a store's raw counters into the public per-policy state. */
 export function toPolicyState(
   policy: RateLimitPolicy,
@@ -74,8 +81,9 @@ export function toPolicyState(
   const { max, windowMs: W } = policy
   const estimate = (counters.previous * (W - counters.elapsedMs)) / W + counters.current
   const remaining = Math.max(0, Math.floor(max - estimate))
+  const window = counters.window
   if (policyAllowed) {
-    return {
+    const state: Writable<PolicyState> = {
       name: policy.name,
       limit: max,
       windowMs: W,
@@ -84,9 +92,11 @@ export function toPolicyState(
       retryAfterMs: 0,
       allowed: true,
     }
+    if (window !== undefined) state.window = window
+    return state
   }
   const retry = retryAfterMs(policy, counters, weight)
-  return {
+  const state: Writable<PolicyState> = {
     name: policy.name,
     limit: max,
     windowMs: W,
@@ -95,6 +105,8 @@ export function toPolicyState(
     retryAfterMs: retry,
     allowed: false,
   }
+  if (window !== undefined) state.window = window
+  return state
 }
 
 /** Window index and elapsed time of `now` for a window length. */

@@ -16,6 +16,25 @@ export interface ConsumeRequest {
 }
 
 /**
+ * What the limiter hands back to a store to take back a charge (the
+ * `skipSuccessfulRequests` / `skipFailedRequests` options): the same policies
+ * and weight as the `consume` that admitted the request, and the window each
+ * policy counted it in.
+ */
+export interface RefundRequest {
+  /** The policies of the admitting `consume`, in the same order. */
+  readonly policies: readonly RateLimitPolicy[]
+  /** Units to take back: the admitting call's weight. */
+  readonly weight: number
+  /**
+   * For each policy, the index of the fixed window (`floor(t / windowMs)` on
+   * the store's clock) the charge went into: the `window` of the state the
+   * admitting `consume` returned for it.
+   */
+  readonly windows: readonly number[]
+}
+
+/**
  * A rate-limit store: one async call per request that checks and charges
  * every policy atomically and returns each policy's state, in order.
  * Implement it to bring your own back end; run `describeRateLimitStoreContract`
@@ -23,6 +42,19 @@ export interface ConsumeRequest {
  */
 export interface RateLimitStore {
   consume(key: string, request: ConsumeRequest): Promise<readonly PolicyState[]>
+  /**
+   * Takes back a charge `consume` made, all policies in one atomic call. A
+   * policy's refund goes to the window the charge went into: its current
+   * count while that window is current, its previous count once the counter
+   * has moved on by one window, nowhere when the charge no longer counts
+   * (two windows on, or the counter expired). A count never goes below zero
+   * and a refund never moves a counter to another window.
+   *
+   * Optional: a store without it cannot back `skipSuccessfulRequests` or
+   * `skipFailedRequests` (registration refuses them with `ERR_CONFIG_INVALID`).
+   * A store with it sets `window` on every state `consume` returns.
+   */
+  refund?(key: string, request: RefundRequest): Promise<void>
   /** Releases timers; never closes a client the caller passed in. */
   close?(): Promise<void>
 }

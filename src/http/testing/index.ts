@@ -8,5 +8,8 @@
 
 export { nodeTestExpect } from '../../internal/testing/node-expect.js'
 export type { ContractMatchers, ContractRunner } from '../../internal/testing/runner.js'
-export type { RateLimitStoreHarness } from './store-contract.js'
+export type {
+  RateLimitStoreContractOptions,
+  RateLimitStoreHarness,
+} from './store-contract.js'
 export { describeRateLimitStoreContract } from './store-contract.js'

@@ -18,6 +18,18 @@ export interface RateLimitStoreHarness {
   close?(): Promise<void>
 }
 
+/** Which parts of the contract apply to a store. */
+export interface RateLimitStoreContractOptions {
+  /**
+   * Whether the refund cases apply. `true`: they do, and a store without
+   * `refund` fails them; `false`: they are left out. Unset: they apply to a
+   * store that implements `refund` (it backs `skipSuccessfulRequests` /
+   * `skipFailedRequests`), so stores written before it pass unchanged.
+   * @default undefined
+   */
+  readonly refund?: boolean
+}
+
 const minute: RateLimitPolicy = { name: 'default', max: 10, windowMs: 60_000 }
 const second: RateLimitPolicy = { name: 'burst', max: 3, windowMs: 1000 }
 
@@ -36,7 +48,8 @@ function pick(state: PolicyState | undefined, keys: readonly (keyof PolicyState)
 /**
  * Registers the rate-limit store contract with the caller's test framework:
  * exact quotas, all-or-nothing charging across policies, weights, the
- * sliding window's edge, late callers, exact `retryAfterMs`.
+ * sliding window's edge, late callers, exact `retryAfterMs`, and refunds
+ * (to the window the charge went into, never below zero).
  *
  * @example
  * ```ts
@@ -56,19 +69,28 @@ export function describeRateLimitStoreContract(
   name: string,
   factory: () => Promise<RateLimitStoreHarness> | RateLimitStoreHarness,
   runner: ContractRunner,
+  options: RateLimitStoreContractOptions = {},
 ): void {
   const { describe, it, expect } = runner
   /** One test with a harness of its own, closed whatever the outcome. */
-  const test = (title: string, body: (h: RateLimitStoreHarness) => Promise<void>) =>
+  const contractCase = (
+    title: string,
+    body: (h: RateLimitStoreHarness) => Promise<void>,
+    refundCase = false,
+  ) =>
     it(title, async () => {
       const h = await factory()
       try {
-        await body(h)
+        const applies =
+          !refundCase || options.refund === true || typeof h.store.refund === 'function'
+        if (applies) await body(h)
       } finally {
         if (h.close !== undefined) await h.close()
         else await h.store.close?.()
       }
     })
+  const test = (title: string, body: (h: RateLimitStoreHarness) => Promise<void>) =>
+    contractCase(title, body)
   const consume = (
     h: RateLimitStoreHarness,
     key: string,
@@ -170,6 +192,89 @@ export function describeRateLimitStoreContract(
       const clear = await consume(h, key, T0 + 180_000)
       expect(pick(clear[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 9 })
     })
+
+    /** The store's refund, or a failed expectation that names what is missing. */
+    const refund = (
+      h: RateLimitStoreHarness,
+      key: string,
+      states: readonly PolicyState[],
+      policies: RateLimitPolicy[] = [minute],
+      weight = 1,
+    ) => {
+      const windows = states.map((s) => s.window)
+      expect(windows.every((w) => typeof w === 'number')).toBe(true)
+      expect(typeof h.store.refund).toBe('function')
+      return h.store.refund!(key, { policies, weight, windows: windows as number[] })
+    }
+
+    if (options.refund !== false) {
+      const test = (title: string, body: (h: RateLimitStoreHarness) => Promise<void>) =>
+        contractCase(title, body, true)
+      test('reports the window each policy counted the request in', async (h) => {
+        const states = await consume(h, h.key(), T0 + 61_500, [minute, second])
+        expect(states.map((s) => s.window)).toEqual([T0 / 60_000 + 1, (T0 + 61_500 - 500) / 1000])
+      })
+
+      test('refund takes a charge back in its window: the units fit again', async (h) => {
+        const key = h.key()
+        let last: readonly PolicyState[] = []
+        for (let i = 0; i < 10; i++) last = await consume(h, key, T0 + 1000 + i)
+        expect(allowed(await consume(h, key, T0 + 2000))).toBe(false)
+        await refund(h, key, last)
+        const again = await consume(h, key, T0 + 2000)
+        expect(pick(again[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 0 })
+      })
+
+      test('refund takes back the weight from every policy, all in one call', async (h) => {
+        const key = h.key()
+        const charged = await consume(h, key, T0 + 100, [minute, second], 3)
+        await refund(h, key, charged, [minute, second], 3)
+        const next = await consume(h, key, T0 + 200, [minute, second])
+        expect(next.map((s) => s.remaining)).toEqual([9, 2])
+      })
+
+      test('refund never takes a count below zero', async (h) => {
+        const key = h.key()
+        const charged = await consume(h, key, T0 + 100)
+        await refund(h, key, charged, [minute], 5)
+        await refund(h, key, charged, [minute], 5)
+        let n = 0
+        while (n < 12 && allowed(await consume(h, key, T0 + 200))) n++
+        expect(n).toBe(10)
+      })
+
+      test('a refund after the window turned comes off the previous window, never the current one', async (h) => {
+        const key = h.key()
+        const early: Array<readonly PolicyState[]> = []
+        for (let i = 0; i < 10; i++) early.push(await consume(h, key, T0 + 59_000))
+        // Window 1 begins; 5 of window 0's 10 still weigh in at its middle.
+        for (let i = 0; i < 5; i++) await consume(h, key, T0 + 90_000)
+        expect(allowed(await consume(h, key, T0 + 90_000))).toBe(false)
+        // Two of window 0's charges come back: 8 of 10 weigh 50%, 4 units; room for 1 more.
+        await refund(h, key, early[0]!)
+        await refund(h, key, early[1]!)
+        const states = await consume(h, key, T0 + 90_000)
+        expect(pick(states[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 0 })
+        expect(allowed(await consume(h, key, T0 + 90_000))).toBe(false)
+      })
+
+      test('a refund of a charge that no longer counts (two windows on) changes nothing', async (h) => {
+        const key = h.key()
+        const old = await consume(h, key, T0 + 1000)
+        for (let i = 0; i < 10; i++) await consume(h, key, T0 + 120_500)
+        await refund(h, key, old)
+        expect(allowed(await consume(h, key, T0 + 120_600))).toBe(false)
+      })
+
+      test('a refund of a key never charged creates nothing and changes no other key', async (h) => {
+        const key = h.key()
+        const other = h.key()
+        const charged = await consume(h, other, T0 + 100)
+        await refund(h, key, charged)
+        const states = await consume(h, other, T0 + 200)
+        expect(states[0]?.remaining).toBe(8)
+      })
+    }
 
     test('retryAfterMs is exact: one ms early is refused, on time is allowed', async (h) => {
       const key = h.key()

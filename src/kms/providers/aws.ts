@@ -20,9 +20,15 @@
  * - Errors are mapped by their `name`, never `instanceof` (the SDK has no
  *   class for `ThrottlingException`), and only the name and HTTP status are
  *   kept: the SDK error's hidden `$response` holds the signed request.
+ * - A `KMSClient` of the user's own (`client`: proxies, FIPS endpoints, their
+ *   middleware) is used as given and never destroyed; its connection options
+ *   are its own, so ours are refused beside it. Before its first request it
+ *   must show `maxAttempts` 1 (two retry layers multiply: 4 x 3 attempts)
+ *   and the `region` the provider was given.
  */
 import type * as KmsSdk from '@aws-sdk/client-kms'
 import { z } from 'zod'
+import { ConfigError } from '../../errors.js'
 import { importOptional } from '../../internal/optional-import.js'
 import { fn, parseOptions } from '../../internal/options.js'
 import {
@@ -79,11 +85,53 @@ const CredentialsSchema = z.object({
   sessionToken: z.string().min(1).optional(),
 })
 
+/**
+ * A command as the provider hands it to {@link AwsKmsClient.send}: an
+ * `@aws-sdk/client-kms` command object (`EncryptCommand`, ...), whose
+ * `input` is the request.
+ */
+export interface AwsKmsCommand {
+  readonly input: object
+}
+
+/**
+ * The part of `KMSClient` (`@aws-sdk/client-kms` v3) the provider uses. A
+ * `KMSClient` you configured yourself (proxy agent, FIPS endpoint, custom
+ * middleware) satisfies it; pass it as the `client` option. The SDK is still
+ * imported, for the command classes.
+ */
+export interface AwsKmsClient {
+  /**
+   * Sends one command. `abortSignal` is the attempt's: it ends when the
+   * attempt's share of `timeoutMs` is spent.
+   */
+  send(command: AwsKmsCommand, options: { abortSignal: AbortSignal }): Promise<unknown>
+  /** The client's resolved configuration, where these are read. */
+  readonly config?: {
+    /**
+     * Clock offset the SDK learned from KMS's `Date` header; a change after a
+     * "Signature expired" refusal lets the provider send once more at once.
+     */
+    readonly systemClockOffset?: number
+    /** Must resolve to 1: the provider's retries are the only layer. */
+    readonly maxAttempts?: number | (() => Promise<number>)
+    /** Must resolve to the provider's `region`. */
+    readonly region?: string | (() => Promise<string>)
+  }
+}
+
+const isAwsClient = (v: unknown): v is AwsKmsClient =>
+  typeof (v as Partial<AwsKmsClient> | null)?.send === 'function'
+
+/** Options that configure the client the provider builds: meaningless beside an injected one. */
+const CLIENT_BUILD_OPTIONS = ['endpoint', 'credentials', 'connectTimeoutMs'] as const
+
 export const AwsKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
   /**
    * AWS region of the keys, e.g. `eu-west-1`. Required: without it the SDK
    * would go looking for one (environment, profile, then the EC2 metadata
-   * service).
+   * service). With `client`, it must be that client's region (checked before
+   * its first request).
    */
   region: z
     .string()
@@ -105,14 +153,41 @@ export const AwsKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
    * Most time to open a TCP/TLS connection; capped by `timeoutMs`.
    * @default 3000
    */
-  connectTimeoutMs: z.number().int().min(1).max(60_000).default(3000),
-}).strict()
+  // Optional rather than defaulted, so that setting it beside `client` can be refused.
+  connectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
+  /**
+   * A `KMSClient` you built yourself (any object with the {@link AwsKmsClient}
+   * `send`), built with `maxAttempts: 1`. The provider sends every request
+   * through it, with the attempt's `abortSignal`, and does not destroy it.
+   * Excludes `endpoint`, `credentials` and `connectTimeoutMs`: configure
+   * those on the client.
+   * @default a `KMSClient` built from the options above
+   */
+  client: z
+    .custom<AwsKmsClient>(isAwsClient, 'must be a KMSClient (an object with send)')
+    .optional(),
+})
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.client === undefined) return
+    for (const field of CLIENT_BUILD_OPTIONS)
+      if (o[field] !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'cannot be combined with client: configure it on the client',
+        })
+  })
 
 export type AwsKmsProviderOptions = z.input<typeof AwsKmsProviderOptionsSchema>
 
 type Sdk = typeof KmsSdk
 interface Loaded {
   readonly sdk: Sdk
+  /**
+   * The provider's own `KMSClient`, or the injected client typed as one:
+   * only `send` and `config.systemClockOffset` (read optionally) are used.
+   */
   readonly client: KmsSdk.KMSClient
 }
 
@@ -235,6 +310,7 @@ export class AwsKmsProvider extends BaseKmsProvider {
   /** The region the keys live in. */
   readonly region: string
   readonly #clientConfig: KmsSdk.KMSClientConfig
+  readonly #injected: AwsKmsClient | undefined
   readonly #timeoutMs: number
   #loaded: Promise<Loaded> | undefined
 
@@ -243,6 +319,8 @@ export class AwsKmsProvider extends BaseKmsProvider {
     super('aws', baseOptionsOf(o))
     this.region = o.region
     this.#timeoutMs = o.timeoutMs
+    this.#injected = o.client
+    const connectTimeoutMs = o.connectTimeoutMs ?? 3000
     this.#clientConfig = {
       region: o.region,
       ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }),
@@ -253,7 +331,7 @@ export class AwsKmsProvider extends BaseKmsProvider {
         requestTimeout: o.timeoutMs,
         // Without it node-http-handler only logs a warning when requestTimeout passes.
         throwOnRequestTimeout: true,
-        connectionTimeout: Math.min(o.connectTimeoutMs, o.timeoutMs),
+        connectionTimeout: Math.min(connectTimeoutMs, o.timeoutMs),
       },
     }
   }
@@ -304,11 +382,15 @@ export class AwsKmsProvider extends BaseKmsProvider {
     return this.getRotationPolicy(keyId)
   }
 
-  /** Releases the SDK client's sockets. The provider loads a new client if used again. */
+  /**
+   * Releases the sockets of the client the provider built (it builds a new
+   * one if used again). An injected client is left open: it is its owner's.
+   */
   async close(): Promise<void> {
     const loaded = this.#loaded
     this.#loaded = undefined
-    if (loaded !== undefined) (await loaded.catch(() => undefined))?.client.destroy()
+    if (loaded === undefined || this.#injected !== undefined) return
+    ;(await loaded.catch(() => undefined))?.client.destroy()
   }
 
   protected async doEncrypt(
@@ -530,11 +612,13 @@ export class AwsKmsProvider extends BaseKmsProvider {
   ): Promise<T> {
     const { client } = await this.#load()
     const options = { abortSignal: call.signal }
-    const offset = client.config.systemClockOffset
+    // Optional: an injected client need not expose its configuration.
+    const clockOffset = () => (client as AwsKmsClient).config?.systemClockOffset ?? 0
+    const offset = clockOffset()
     try {
       return await request(client, options)
     } catch (err) {
-      if (!skewCorrected(err, offset, client.config.systemClockOffset)) throw err
+      if (!skewCorrected(err, offset, clockOffset())) throw err
       return await request(client, options)
     }
   }
@@ -557,15 +641,49 @@ export class AwsKmsProvider extends BaseKmsProvider {
     }
   }
 
-  /** Imports the SDK and builds the client once; a failed import is retried next call. */
+  /**
+   * Imports the SDK (the command classes) and builds the client, or checks
+   * the injected one, once; a failure is tried again on the next call.
+   */
   #load(): Promise<Loaded> {
-    this.#loaded ??= importOptional<Sdk>(AWS_KMS_PACKAGE, 'AwsKmsProvider').then(
-      (sdk) => ({ sdk, client: new sdk.KMSClient(this.#clientConfig) }),
-      (err: unknown) => {
-        this.#loaded = undefined
-        throw err
-      },
-    )
+    this.#loaded ??= this.#open().catch((err: unknown) => {
+      this.#loaded = undefined
+      throw err
+    })
     return this.#loaded
   }
+
+  async #open(): Promise<Loaded> {
+    const sdk = await importOptional<Sdk>(AWS_KMS_PACKAGE, 'AwsKmsProvider')
+    const injected = this.#injected
+    if (injected === undefined) return { sdk, client: new sdk.KMSClient(this.#clientConfig) }
+    await this.#checkInjected(injected)
+    return { sdk, client: injected as unknown as KmsSdk.KMSClient }
+  }
+
+  /**
+   * Precondition of using an injected client: it does not retry on its own
+   * (the SDK's default is 3 attempts, which our 4 would multiply into 12
+   * and a 2 s budget into minutes of waiting), and it signs for the region
+   * the provider reports. What it does not expose cannot be checked.
+   */
+  async #checkInjected(client: AwsKmsClient): Promise<void> {
+    const config = client.config
+    const issues: Array<{ path: string[]; message: string }> = []
+    const attempts = await resolved(config?.maxAttempts)
+    if (attempts !== undefined && attempts !== 1)
+      issues.push({
+        path: ['client'],
+        message: `retries on its own (maxAttempts ${String(attempts)}): build it with maxAttempts: 1, this provider's maxAttempts is the one retry layer`,
+      })
+    const region = await resolved(config?.region)
+    if (region !== undefined && region !== this.region)
+      issues.push({ path: ['region'], message: `is not the injected client's region (${region})` })
+    if (issues.length > 0) throw new ConfigError('AwsKmsProvider', issues)
+  }
+}
+
+/** A configuration value, or the SDK's provider function of one. */
+async function resolved<T>(value: T | (() => Promise<T>) | undefined): Promise<T | undefined> {
+  return typeof value === 'function' ? await (value as () => Promise<T>)() : value
 }

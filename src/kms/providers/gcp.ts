@@ -17,23 +17,21 @@
  *
  * google-gax's own retries are turned off on every call (`retry: null`): the
  * base provider is the only retry layer.
+ *
+ * Its parts, one concept each, are in `./gcp/`: the client interface
+ * (`client.ts`), the options (`options.ts`), loading the SDK (`sdk.ts`),
+ * resource names, answer fields (`messages.ts`), CRC32C checks
+ * (`integrity.ts`) and gRPC error mapping (`errors.ts`).
  */
 
 import { constants } from 'node:fs'
 import { access } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-// Type-only: never part of an exported declaration, so users without the SDK
-// still get working .d.ts files.
-import type { KeyManagementServiceClient } from '@google-cloud/kms'
-import { z } from 'zod'
 import { canonicalJson } from '../../internal/canonical-json.js'
 import { crc32c } from '../../internal/crc32c.js'
-import { importOptional, MissingDependencyError } from '../../internal/optional-import.js'
 import { parseOptions } from '../../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
 import {
   BaseKmsProvider,
-  BaseKmsProviderOptionsSchema,
   baseOptionsOf,
   type CallOptions,
   type DataKeyResult,
@@ -44,467 +42,36 @@ import {
   type KmsOperation,
   type RotationState,
 } from '../base-provider.js'
+import { KmsError, ProviderConnectionError, type SanitizedCause } from '../errors.js'
+import type { EncryptionContext, RotationPolicy } from '../models.js'
+import type { GcpCallOptions, GcpCryptoKey, GcpKmsClient } from './gcp/client.js'
 import {
-  KeyDisabledError,
-  KeyNotFoundError,
-  KmsAccessDeniedError,
-  KmsError,
-  ProviderConnectionError,
-  type SanitizedCause,
-} from '../errors.js'
-import type { EncryptionContext, KeyState, RotationPolicy } from '../models.js'
+  GcpRequestTooLargeError,
+  grpcErrorToKmsError,
+  grpcStatus,
+  InvalidGcpKeyIdError,
+} from './gcp/errors.js'
+import { checksumMatches, INTEGRITY } from './gcp/integrity.js'
+import { bytesOf, dateOf, keyState, protectionLevel, secondsOf, stateName } from './gcp/messages.js'
+import {
+  type GcpKmsProviderOptions,
+  GcpKmsProviderOptionsSchema,
+  type ParsedGcpKmsProviderOptions,
+} from './gcp/options.js'
+import {
+  FULL_KEY_NAME,
+  LOCATION_ID,
+  PROJECT_ID,
+  RESOURCE_ID,
+  versionOf,
+} from './gcp/resource-names.js'
+import { createKeyManagementServiceClient, locateSdk } from './gcp/sdk.js'
 
 /** `EncryptedData.algorithm` for Cloud KMS symmetric keys. */
 export const GCP_ALGORITHM = 'GOOGLE_SYMMETRIC_ENCRYPTION'
 
-const SDK_PACKAGE = '@google-cloud/kms'
-const FEATURE = 'GcpKmsProvider'
-
-/** KeyRing and CryptoKey ids, as Cloud KMS defines them. */
-const RESOURCE_ID = /^[A-Za-z0-9_-]{1,63}$/
-const FULL_KEY_NAME =
-  /^projects\/([^/]{1,100})\/locations\/([^/]{1,63})\/keyRings\/([^/]{1,63})\/cryptoKeys\/([^/]{1,63})$/
-const PROJECT_ID = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/
-const LOCATION_ID = /^[a-z0-9-]{1,63}$/
-
-/** gRPC status codes by number (grpc/status.h). */
-const STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const
-
-/** CryptoKeyVersionState by number (resources.proto), for clients that return numeric enums. */
-const VERSION_STATES: Readonly<Record<number, string>> = {
-  0: 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED',
-  1: 'ENABLED',
-  2: 'DISABLED',
-  3: 'DESTROYED',
-  4: 'DESTROY_SCHEDULED',
-  5: 'PENDING_GENERATION',
-  6: 'PENDING_IMPORT',
-  7: 'IMPORT_FAILED',
-  8: 'GENERATION_FAILED',
-  9: 'PENDING_EXTERNAL_DESTRUCTION',
-  10: 'EXTERNAL_DESTRUCTION_FAILED',
-}
-
-/**
- * How Cloud KMS words a request checksum it refused (INVALID_ARGUMENT). gcloud
- * recognises server-side integrity failures by the same text
- * (googlecloudsdk `ProcessHttpBadRequestError`). Used to classify, never kept.
- */
-const CHECKSUM_REJECTED = /The checksum in field \S+ did not match the data in field \S+/
-
-// ---------------------------------------------------------------------------
-// The client, as a small structural interface (our own types, no SDK types),
-// so users can pass a client they configured themselves and users without the
-// SDK get working declarations.
-
-/** An int64 as the client sends or returns it: number, decimal string, bigint or a `Long`. */
-export type GcpInt64 = number | string | bigint | { toString(): string }
-
-/** `google.protobuf.Int64Value`: the CRC32C fields. */
-export interface GcpInt64Value {
-  value?: GcpInt64 | null
-}
-
-/** `google.protobuf.Timestamp` / `Duration`. */
-export interface GcpSecondsAndNanos {
-  seconds?: GcpInt64 | null
-  nanos?: number | null
-}
-
-/** The fields of a `CryptoKeyVersion` the provider reads. */
-export interface GcpCryptoKeyVersion {
-  name?: string | null
-  /** Enum name (`'ENABLED'`) or number (`1`). */
-  state?: string | number | null
-  createTime?: GcpSecondsAndNanos | null
-  /** Enum name (`'HSM'`) or number (`2`). */
-  protectionLevel?: string | number | null
-}
-
-/** The fields of a `CryptoKey` the provider reads. */
-export interface GcpCryptoKey {
-  name?: string | null
-  primary?: GcpCryptoKeyVersion | null
-  createTime?: GcpSecondsAndNanos | null
-  rotationPeriod?: GcpSecondsAndNanos | null
-  nextRotationTime?: GcpSecondsAndNanos | null
-  versionTemplate?: { protectionLevel?: string | number | null } | null
-}
-
-/** Per-call options the provider passes: one attempt, bounded by the attempt's budget. */
-export interface GcpCallOptions {
-  retry: null
-  timeout: number
-}
-
-/** Bytes as protobufjs returns them (a string would be base64). */
-export type GcpBytes = Uint8Array | string
-
-/**
- * The subset of `KeyManagementServiceClient` the provider calls. The real
- * client satisfies it; pass your own (e.g. configured with an `authClient`)
- * through the `client` option.
- */
-export interface GcpKmsClient {
-  encrypt(
-    request: {
-      name: string
-      plaintext: Uint8Array
-      plaintextCrc32c: { value: number }
-      additionalAuthenticatedData?: Uint8Array
-      additionalAuthenticatedDataCrc32c?: { value: number }
-    },
-    options: GcpCallOptions,
-  ): Promise<
-    readonly [
-      {
-        name?: string | null
-        ciphertext?: GcpBytes | null
-        ciphertextCrc32c?: GcpInt64Value | null
-        verifiedPlaintextCrc32c?: boolean | null
-        verifiedAdditionalAuthenticatedDataCrc32c?: boolean | null
-        protectionLevel?: string | number | null
-      },
-      ...unknown[],
-    ]
-  >
-  decrypt(
-    request: {
-      name: string
-      ciphertext: Uint8Array
-      ciphertextCrc32c: { value: number }
-      additionalAuthenticatedData?: Uint8Array
-      additionalAuthenticatedDataCrc32c?: { value: number }
-    },
-    options: GcpCallOptions,
-  ): Promise<
-    readonly [{ plaintext?: GcpBytes | null; plaintextCrc32c?: GcpInt64Value | null }, ...unknown[]]
-  >
-  getCryptoKey(
-    request: { name: string },
-    options: GcpCallOptions,
-  ): Promise<readonly [GcpCryptoKey, ...unknown[]]>
-  getCryptoKeyVersion(
-    request: { name: string },
-    options: GcpCallOptions,
-  ): Promise<readonly [GcpCryptoKeyVersion, ...unknown[]]>
-  createCryptoKeyVersion(
-    request: { parent: string; cryptoKeyVersion: Record<string, never> },
-    options: GcpCallOptions,
-  ): Promise<readonly [GcpCryptoKeyVersion, ...unknown[]]>
-  updateCryptoKeyPrimaryVersion(
-    request: { name: string; cryptoKeyVersionId: string },
-    options: GcpCallOptions,
-  ): Promise<readonly [GcpCryptoKey, ...unknown[]]>
-  /**
-   * All versions of a key (the real client pages on its own). Optional for a
-   * client of your own; without it `rotateKey` cannot check an attempt whose
-   * answer was lost, and reports it (`KeyRotationError`) instead of
-   * rotating again.
-   */
-  listCryptoKeyVersions?(
-    request: { parent: string },
-    options: GcpCallOptions,
-  ): Promise<readonly [readonly GcpCryptoKeyVersion[], ...unknown[]]>
-  close?(): Promise<void>
-}
-
-const isClient = (v: unknown): v is GcpKmsClient => {
-  const c = v as Partial<Record<keyof GcpKmsClient, unknown>> | null
-  return (
-    typeof c?.encrypt === 'function' &&
-    typeof c.decrypt === 'function' &&
-    typeof c.getCryptoKey === 'function' &&
-    typeof c.getCryptoKeyVersion === 'function' &&
-    typeof c.createCryptoKeyVersion === 'function' &&
-    typeof c.updateCryptoKeyPrimaryVersion === 'function'
-  )
-}
-
-// ---------------------------------------------------------------------------
-// Options
-
-const ResourceIdSchema = z.string().regex(RESOURCE_ID, 'must be 1-63 letters, digits, "_" or "-"')
-
-export const GcpKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
-  /**
-   * The project ID (not the project number) holding the key ring.
-   * @default none (required)
-   */
-  projectId: z
-    .string()
-    .regex(PROJECT_ID, 'must be a project ID: 6-30 lowercase letters, digits or "-"'),
-  /**
-   * The key ring's location, e.g. `'global'`, `'europe-west1'`.
-   * @default none (required)
-   */
-  locationId: z.string().regex(LOCATION_ID, 'must be a location id such as "global"'),
-  /**
-   * The key ring that short key ids are looked up in.
-   * @default none (required)
-   */
-  keyRingId: ResourceIdSchema,
-  /**
-   * Host of the API, without scheme or port (a regional or private endpoint,
-   * or `127.0.0.1` for an emulator).
-   * @default 'cloudkms.googleapis.com' (the client's default)
-   */
-  apiEndpoint: z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(/^[^\s/]+$/, 'must be a host name, without scheme or path')
-    .optional(),
-  /**
-   * Port of the API.
-   * @default 443 (the client's default)
-   */
-  port: z.number().int().min(1).max(65_535).optional(),
-  /**
-   * Plaintext gRPC without credentials, for a local emulator only. Also pins
-   * the universe domain so google-auth-library never probes the GCE metadata
-   * server. Needs `apiEndpoint`.
-   * @default false
-   */
-  insecure: z.boolean().default(false),
-  /**
-   * A service account's key, instead of Application Default Credentials.
-   * @default Application Default Credentials
-   */
-  credentials: z
-    .object({ client_email: z.string().min(3).max(320), private_key: z.string().min(1) })
-    .strict()
-    .optional(),
-  /**
-   * Path to a service account key file, instead of Application Default Credentials.
-   * @default Application Default Credentials
-   */
-  keyFilename: z.string().min(1).optional(),
-  /**
-   * A client you built yourself (any object with the {@link GcpKmsClient}
-   * methods, such as a configured `KeyManagementServiceClient`). The provider
-   * does not close it. Excludes the connection options above.
-   * @default a `KeyManagementServiceClient` built from the options above
-   */
-  client: z
-    .custom<GcpKmsClient>(isClient, 'must be a Cloud KMS client (encrypt, decrypt, ...)')
-    .optional(),
-  /** Source of data keys. @default crypto.randomBytes */
-  randomBytes: z.custom<RandomBytes>((v) => typeof v === 'function').optional(),
-})
-  .strict()
-  .superRefine((o, ctx) => {
-    const issue = (path: string, message: string) =>
-      ctx.addIssue({ code: 'custom', path: [path], message })
-    if (o.insecure && o.apiEndpoint === undefined)
-      issue(
-        'apiEndpoint',
-        'is required when insecure is true (plaintext gRPC is for local emulators)',
-      )
-    if (o.insecure && (o.credentials !== undefined || o.keyFilename !== undefined))
-      issue(
-        'insecure',
-        'cannot be combined with credentials or keyFilename: a plaintext channel sends none',
-      )
-    if (o.credentials !== undefined && o.keyFilename !== undefined)
-      issue('keyFilename', 'cannot be combined with credentials')
-    if (
-      o.client !== undefined &&
-      (o.insecure ||
-        o.apiEndpoint !== undefined ||
-        o.port !== undefined ||
-        o.credentials !== undefined ||
-        o.keyFilename !== undefined)
-    )
-      issue(
-        'client',
-        'cannot be combined with apiEndpoint, port, insecure, credentials or keyFilename',
-      )
-  })
-
-export type GcpKmsProviderOptions = z.input<typeof GcpKmsProviderOptionsSchema>
-type ParsedOptions = z.output<typeof GcpKmsProviderOptionsSchema>
-
-// ---------------------------------------------------------------------------
-// Locating the SDK
-
-/** Finds an installed package's entry file, as seen from this module. */
-type Resolver = (packageName: string) => string
-
-const defaultResolver: Resolver = (name) => createRequire(import.meta.url).resolve(name)
-let resolver: Resolver = defaultResolver
-
-/**
- * @internal Test seam: replaces how `@google-cloud/kms` is located, so a test
- * can simulate it missing. Pass nothing to restore. Not exported from the
- * package entry.
- *
- * @example
- * ```ts
- * setGcpSdkResolver(() => { throw Object.assign(new Error(), { code: 'MODULE_NOT_FOUND' }) })
- * ```
- */
-export function setGcpSdkResolver(replacement?: Resolver): void {
-  resolver = replacement ?? defaultResolver
-}
-
-/** The SDK's entry file, or MissingDependencyError naming the package. */
-function locateSdk(): string {
-  try {
-    return resolver(SDK_PACKAGE)
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code
-    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND')
-      throw new MissingDependencyError(SDK_PACKAGE, FEATURE)
-    throw err
-  }
-}
-
-interface GaxModule {
-  grpc: { credentials: { createInsecure(): unknown } }
-}
-
-/**
- * google-gax as the SDK itself loads it: its `grpc` must be the very
- * @grpc/grpc-js copy the client uses (it checks `instanceof
- * ChannelCredentials`). Resolved from the SDK's own location because
- * google-gax is its dependency, not necessarily ours (pnpm).
- */
-function loadGax(sdkEntry: string): GaxModule {
-  try {
-    return createRequire(sdkEntry)('google-gax') as GaxModule
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code
-    if (code === 'MODULE_NOT_FOUND') throw new MissingDependencyError('google-gax', FEATURE)
-    throw err
-  }
-}
-
-type SdkModule = {
-  KeyManagementServiceClient?: typeof KeyManagementServiceClient
-  default?: { KeyManagementServiceClient?: typeof KeyManagementServiceClient }
-}
-
-// ---------------------------------------------------------------------------
-// Helpers
-
-/** A thrown value's gRPC status number, when it has one. */
-function grpcStatus(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 16
-    ? code
-    : undefined
-}
-
-/** An int64 field as a number (the CRC32C values are below 2^32, so exact). */
-function int64(v: GcpInt64 | null | undefined): number | undefined {
-  if (v === null || v === undefined) return undefined
-  const n = typeof v === 'number' ? v : Number(typeof v === 'bigint' ? v : v.toString())
-  return Number.isSafeInteger(n) ? n : undefined
-}
-
-/** Whether an Int64Value checksum is present and equals CRC32C(data). */
-function checksumMatches(field: GcpInt64Value | null | undefined, data: Uint8Array): boolean {
-  // A present wrapper with no value is 0 (proto3 default), a legitimate CRC32C.
-  if (field === null || field === undefined) return false
-  const value = field.value === null || field.value === undefined ? 0 : int64(field.value)
-  return value === crc32c(data)
-}
-
-function bytesOf(v: GcpBytes | null | undefined): Uint8Array {
-  if (v === null || v === undefined) return new Uint8Array(0)
-  // protobufjs treats a string for a bytes field as base64.
-  return typeof v === 'string' ? Buffer.from(v, 'base64') : v
-}
-
-function dateOf(t: GcpSecondsAndNanos | null | undefined): Date | undefined {
-  const seconds = int64(t?.seconds)
-  if (seconds === undefined) return undefined
-  return new Date(seconds * 1000 + Math.floor((t?.nanos ?? 0) / 1e6))
-}
-
-function secondsOf(d: GcpSecondsAndNanos | null | undefined): number | undefined {
-  const seconds = int64(d?.seconds)
-  return seconds === undefined ? undefined : seconds + (d?.nanos ?? 0) / 1e9
-}
-
-function stateName(state: string | number | null | undefined): string | undefined {
-  return typeof state === 'number' ? VERSION_STATES[state] : (state ?? undefined)
-}
-
-/** ProtectionLevel by number (resources.proto). */
-const PROTECTION_LEVELS: Readonly<Record<number, string>> = {
-  0: 'PROTECTION_LEVEL_UNSPECIFIED',
-  1: 'SOFTWARE',
-  2: 'HSM',
-  3: 'EXTERNAL',
-  4: 'EXTERNAL_VPC',
-}
-
-function protectionLevel(level: string | number | null | undefined): string | undefined {
-  return typeof level === 'number' ? PROTECTION_LEVELS[level] : (level ?? undefined)
-}
-
 /** HSM keys: plaintext and additional authenticated data together (service.proto, EncryptRequest). */
 const MAX_HSM_DATA = 8192
-
-/**
- * The wait a `google.rpc.RetryInfo` in the error's status details asks for
- * (google-gax decodes `grpc-status-details-bin` into `statusDetails`), in ms.
- */
-function retryDelayOf(error: unknown): number | undefined {
-  const details = (error as { statusDetails?: unknown } | null)?.statusDetails
-  if (!Array.isArray(details)) return undefined
-  for (const d of details) {
-    const delay = (d as { retryDelay?: GcpSecondsAndNanos | null } | null)?.retryDelay
-    if (delay === null || delay === undefined) continue
-    const seconds = secondsOf(delay)
-    if (seconds !== undefined && seconds >= 0) return Math.ceil(seconds * 1000)
-  }
-  return undefined
-}
-
-/** Cloud KMS version states on our four. A version not yet usable counts as disabled. */
-function keyState(state: string | undefined): KeyState {
-  switch (state) {
-    case 'ENABLED':
-      return 'enabled'
-    case 'DESTROY_SCHEDULED':
-    case 'PENDING_EXTERNAL_DESTRUCTION':
-      return 'pending_deletion'
-    case 'DESTROYED':
-    case 'EXTERNAL_DESTRUCTION_FAILED':
-      return 'destroyed'
-    default:
-      return 'disabled'
-  }
-}
-
-/** The version number in `<keyName>/cryptoKeyVersions/<n>`, or undefined for any other name. */
-function versionOf(name: string | null | undefined, keyName: string): number | undefined {
-  const prefix = `${keyName}/cryptoKeyVersions/`
-  if (typeof name !== 'string' || !name.startsWith(prefix)) return undefined
-  const id = name.slice(prefix.length)
-  return /^[1-9][0-9]{0,15}$/.test(id) ? Number(id) : undefined
-}
 
 /** The context as additional authenticated data; none for an empty context. */
 function additionalData(context: EncryptionContext): Buffer | undefined {
@@ -528,14 +95,6 @@ const pause = (ms: number, signal: AbortSignal) =>
     )
   })
 
-/** A key id that cannot name a CryptoKey. Not retried, reported as is. */
-class InvalidGcpKeyIdError extends KmsError {}
-
-/** A request over the key's size limit, refused before it is sent. Not retried, reported as is. */
-class GcpRequestTooLargeError extends KmsError {}
-
-const INTEGRITY = 'Cloud KMS data failed its CRC32C integrity check'
-
 /** How often a new, still generating (HSM) version is polled before it is made primary. */
 const GENERATION_POLL_MS = 50
 
@@ -550,7 +109,7 @@ const GENERATION_POLL_MS = 50
  * ```
  */
 export class GcpKmsProvider extends BaseKmsProvider {
-  readonly #o: ParsedOptions
+  readonly #o: ParsedGcpKmsProviderOptions
   readonly #random: RandomBytes
   readonly #sdkEntry: string | undefined
   /** Protection level per CryptoKey name, learnt from Encrypt answers and key reads. */
@@ -801,40 +360,7 @@ export class GcpKmsProvider extends BaseKmsProvider {
         ? new ProviderConnectionError('network', { provider: this.name, cause })
         : new KmsError('Cloud KMS call failed', { provider: this.name, cause })
     }
-    const code = STATUS_NAMES[status]!
-    const cause: SanitizedCause = { service: 'gcp', code, status }
-    const retryAfterMs = retryDelayOf(error)
-    const options = {
-      provider: this.name,
-      cause,
-      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    }
-    switch (code) {
-      case 'NOT_FOUND':
-        return new KeyNotFoundError(options)
-      case 'FAILED_PRECONDITION':
-        return new KeyDisabledError(options)
-      case 'PERMISSION_DENIED':
-      case 'UNAUTHENTICATED':
-        return new KmsAccessDeniedError(options)
-      case 'DEADLINE_EXCEEDED':
-        return new ProviderConnectionError('timeout', options)
-      case 'UNAVAILABLE':
-      case 'ABORTED':
-      case 'INTERNAL':
-        return new ProviderConnectionError('unavailable', options)
-      case 'RESOURCE_EXHAUSTED':
-        return new ProviderConnectionError('throttled', options)
-      case 'INVALID_ARGUMENT': {
-        // Google's guidance for a refused request checksum: we computed it
-        // ourselves, so the request was corrupted in transit; retry a few times.
-        const details = (error as { details?: unknown }).details
-        if (typeof details === 'string' && CHECKSUM_REJECTED.test(details))
-          return new KmsError(INTEGRITY, { ...options, retryable: true })
-        break
-      }
-    }
-    return new KmsError('Cloud KMS call failed', options)
+    return grpcErrorToKmsError(error, status, this.name)
   }
 
   /** Encrypt under `name`, verifying every integrity field of the response. */
@@ -954,26 +480,13 @@ export class GcpKmsProvider extends BaseKmsProvider {
     // Checked here first: given a missing key file, google-auth-library rejects
     // a promise of its own that nobody handles, besides failing the call.
     if (o.keyFilename !== undefined) await access(o.keyFilename, constants.R_OK)
-    const sdk = await importOptional<SdkModule>(SDK_PACKAGE, FEATURE)
-    const Client = sdk.KeyManagementServiceClient ?? sdk.default?.KeyManagementServiceClient
-    if (Client === undefined) throw new MissingDependencyError(SDK_PACKAGE, FEATURE)
-    const plaintextChannel = o.insecure
-      ? {
-          sslCreds: loadGax(
-            this.#sdkEntry ?? locateSdk(),
-          ).grpc.credentials.createInsecure() as never,
-          // Without it GoogleAuth.getUniverseDomain() runs the ADC chain, which
-          // probes the GCE metadata server (169.254.169.254).
-          universeDomain: 'googleapis.com',
-        }
-      : {}
-    const client: GcpKmsClient = new Client({
-      ...(o.apiEndpoint === undefined ? {} : { apiEndpoint: o.apiEndpoint }),
-      ...(o.port === undefined ? {} : { port: o.port }),
-      ...(o.credentials === undefined ? {} : { credentials: { ...o.credentials } }),
-      ...(o.keyFilename === undefined ? {} : { keyFilename: o.keyFilename }),
-      ...plaintextChannel,
+    return createKeyManagementServiceClient({
+      apiEndpoint: o.apiEndpoint,
+      port: o.port,
+      credentials: o.credentials,
+      keyFilename: o.keyFilename,
+      insecure: o.insecure,
+      sdkEntry: this.#sdkEntry,
     })
-    return client
   }
 }

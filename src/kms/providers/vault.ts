@@ -16,6 +16,14 @@
  * both as base64 of the context's canonical JSON. An empty context sends
  * neither, so ciphertexts stay interchangeable with plain `vault write
  * transit/encrypt/...`.
+ *
+ * An injected node-vault client (`client`: the user's auth method, token
+ * renewal, proxy) is used as given: its address, token, namespace and TLS
+ * are its own, so ours are refused beside it. Its HTTP exchange is its own
+ * too; what the provider still guarantees travels in each request's
+ * options: `X-Vault-Request` as a header, the attempt's `timeout` and
+ * `signal`. Redirects and `Retry-After` are then the client's transport's
+ * (node-vault 0.12's axios follows redirects itself and drops the hint).
  */
 import { z } from 'zod'
 import { canonicalJson } from '../../internal/canonical-json.js'
@@ -82,20 +90,51 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
+/**
+ * The part of a node-vault 0.12 client the provider calls: its generic
+ * `read` and `write`. A client you built yourself (`require('node-vault')({
+ * ... })`, logged in with AppRole or Kubernetes auth, renewing its token)
+ * satisfies it; pass it as the `client` option.
+ *
+ * `requestOptions` is what node-vault merges into the request it sends:
+ * the provider passes `headers` (`X-Vault-Request: true`, a fresh object
+ * each time, which node-vault adds the token to), `timeout` (ms left in the
+ * attempt) and `signal` (the attempt's).
+ */
+export interface VaultKmsClient {
+  read(path: string, requestOptions?: Record<string, unknown>): Promise<unknown>
+  write(path: string, data: unknown, requestOptions?: Record<string, unknown>): Promise<unknown>
+}
+
+const isVaultClient = (v: unknown): v is VaultKmsClient => {
+  const c = v as Partial<VaultKmsClient> | null
+  return typeof c?.read === 'function' && typeof c.write === 'function'
+}
+
+/** Options that configure the client the provider builds: meaningless beside an injected one. */
+const CLIENT_BUILD_OPTIONS = ['address', 'token', 'namespace', 'verifyTls', 'caCert'] as const
+
 export const VaultKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend({
   /**
-   * Vault's address, e.g. `https://vault.internal:8200`. Required: `VAULT_ADDR`
-   * is deliberately not read, so the environment never redirects the token.
+   * Vault's address, e.g. `https://vault.internal:8200`. Required unless
+   * `client` is given: `VAULT_ADDR` is deliberately not read, so the
+   * environment never redirects the token.
+   * @default none (required without `client`)
    */
   address: z
     .string()
     .refine(isHttpUrl, 'must be an http(s) URL without credentials, query or fragment')
-    .transform((v) => v.replace(/\/+$/, '')),
+    .transform((v) => v.replace(/\/+$/, ''))
+    .optional(),
   /**
-   * Vault token sent as `X-Vault-Token`. Required: `VAULT_TOKEN` is not read.
-   * Never appears in an error, a message or a span.
+   * Vault token sent as `X-Vault-Token`. Required unless `client` is given:
+   * `VAULT_TOKEN` is not read. Never appears in an error, a message or a span.
+   * @default none (required without `client`)
    */
-  token: z.string().regex(/^[\x21-\x7e]{1,4096}$/, 'must be 1-4096 printable ASCII characters'),
+  token: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,4096}$/, 'must be 1-4096 printable ASCII characters')
+    .optional(),
   /**
    * Vault Enterprise namespace sent as `X-Vault-Namespace` (e.g. `team-a` or
    * `parent/child`). `VAULT_NAMESPACE` is not read.
@@ -124,7 +163,8 @@ export const VaultKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
    * verification off takes this option.
    * @default true
    */
-  verifyTls: z.boolean().default(true),
+  // Optional rather than defaulted, so that setting it beside `client` can be refused.
+  verifyTls: z.boolean().optional(),
   /**
    * PEM certificate(s) to trust for Vault's TLS certificate, in addition to
    * nothing else (a private CA). `VAULT_CACERT` is not read.
@@ -136,19 +176,40 @@ export const VaultKmsProviderOptionsSchema = BaseKmsProviderOptionsSchema.extend
     .optional(),
   /** Source of the data keys generated locally (see `generateDataKey`). @default crypto.randomBytes */
   randomBytes: RandomBytesOptionSchema.optional(),
-}).strict()
+  /**
+   * A node-vault client you built yourself (any object with the
+   * {@link VaultKmsClient} `read` and `write`). Requests go to `mount` through
+   * it; the provider does not close it. Excludes `address`, `token`,
+   * `namespace`, `verifyTls` and `caCert`: configure those on the client.
+   * @default a node-vault client built from the options above, over the provider's own HTTP transport
+   */
+  client: z
+    .custom<VaultKmsClient>(isVaultClient, 'must be a node-vault client (read and write)')
+    .optional(),
+})
+  .strict()
+  .superRefine((o, ctx) => {
+    const issue = (path: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [path], message })
+    if (o.client !== undefined) {
+      for (const field of CLIENT_BUILD_OPTIONS)
+        if (o[field] !== undefined)
+          issue(field, 'cannot be combined with client: configure it on the client')
+      return
+    }
+    if (o.address === undefined) issue('address', 'is required (or pass a client)')
+    if (o.token === undefined) issue('token', 'is required (or pass a client)')
+  })
 
 export type VaultKmsProviderOptions = z.input<typeof VaultKmsProviderOptionsSchema>
 
-/** The part of node-vault's client used here (its own types stay out of our declarations). */
-interface VaultClient {
+/** The node-vault client the provider builds (its own types stay out of our declarations). */
+interface VaultClient extends VaultKmsClient {
   endpoint: string
   token: string | undefined
   namespace: string | undefined
   pathPrefix: string
   apiVersion: string
-  read(path: string, requestOptions?: Record<string, unknown>): Promise<unknown>
-  write(path: string, data: unknown, requestOptions?: Record<string, unknown>): Promise<unknown>
 }
 
 type NodeVaultFactory = (config: Record<string, unknown>) => VaultClient
@@ -203,7 +264,7 @@ export class VaultKmsProvider extends BaseKmsProvider {
   readonly #random: RandomBytes
   /** Derived-or-not per key: decides how the context is bound. */
   readonly #meta = new Map<string, KeyMeta>()
-  #client: Promise<VaultClient> | undefined
+  #client: Promise<VaultKmsClient> | undefined
   #transport: VaultTransport | undefined
 
   constructor(options: VaultKmsProviderOptions) {
@@ -211,6 +272,7 @@ export class VaultKmsProvider extends BaseKmsProvider {
     super('vault', baseOptionsOf(o))
     this.#options = o
     this.#random = o.randomBytes ?? secureRandomBytes
+    if (o.client !== undefined) this.#client = Promise.resolve(o.client)
   }
 
   /** The mount path requests go to (normalized, without slashes at either end). */
@@ -218,7 +280,10 @@ export class VaultKmsProvider extends BaseKmsProvider {
     return this.#options.mount
   }
 
-  /** Closes idle keep-alive connections to Vault. The provider reconnects if used again. */
+  /**
+   * Closes idle keep-alive connections of the provider's own transport (it
+   * reconnects if used again). An injected client is left as it is.
+   */
   async close(): Promise<void> {
     this.#transport?.close()
   }
@@ -454,7 +519,7 @@ export class VaultKmsProvider extends BaseKmsProvider {
     await this.#vault()
   }
 
-  #vault(): Promise<VaultClient> {
+  #vault(): Promise<VaultKmsClient> {
     this.#client ??= this.#connect()
     return this.#client
   }
@@ -462,15 +527,18 @@ export class VaultKmsProvider extends BaseKmsProvider {
   async #connect(): Promise<VaultClient> {
     const mod = await importOptional<{ default: NodeVaultFactory }>(NODE_VAULT, 'VaultKmsProvider')
     const o = this.#options
+    // The schema's refinement: both are present whenever no client was given.
+    const address = o.address ?? ''
+    const token = o.token ?? ''
     this.#transport ??= createVaultTransport({
-      verifyTls: o.verifyTls,
+      verifyTls: o.verifyTls ?? true,
       caCert: o.caCert,
       clock: this.clock,
     })
     const client = mod.default({
-      endpoint: o.address,
+      endpoint: address,
       apiVersion: 'v1',
-      token: o.token,
+      token,
       ...(o.namespace === undefined ? {} : { namespace: o.namespace }),
       // node-vault's debug logger prints request bodies (plaintexts) under DEBUG=node-vault.
       debug: () => {},
@@ -479,9 +547,9 @@ export class VaultKmsProvider extends BaseKmsProvider {
     })
     // node-vault falls back to VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and
     // VAULT_PREFIX for anything falsy in its config: pin every one of them.
-    client.endpoint = o.address
+    client.endpoint = address
     client.apiVersion = 'v1'
-    client.token = o.token
+    client.token = token
     client.namespace = o.namespace ?? ''
     client.pathPrefix = ''
     return client
@@ -502,9 +570,19 @@ export class VaultKmsProvider extends BaseKmsProvider {
     return { deadline: this.clock() + call.timeoutMs, signal: call.signal }
   }
 
-  /** Each request gets the attempt's signal, and what is left of it as its timeout. */
+  /**
+   * Each request gets the attempt's signal, what is left of it as its
+   * timeout, and `X-Vault-Request` (Vault Agent / Proxy's
+   * require_request_header): our transport adds it anyway, an injected
+   * client's sends it from here. A fresh `headers` object each time:
+   * node-vault writes the token into it.
+   */
   #request(at: Attempt): Record<string, unknown> {
-    return { timeout: Math.max(1, Math.ceil(at.deadline - this.clock())), signal: at.signal }
+    return {
+      timeout: Math.max(1, Math.ceil(at.deadline - this.clock())),
+      signal: at.signal,
+      headers: { 'X-Vault-Request': 'true' },
+    }
   }
 
   /** `GET <mount>/keys/<key>`; undefined when the key does not exist. */

@@ -13,9 +13,11 @@
  * Decrypt. Other methods answer UNIMPLEMENTED, as grpc-js does for a missing
  * handler. Keys are SOFTWARE or HSM; HSM keys take at most 8 KiB of plaintext
  * and additional authenticated data together (service.proto, EncryptRequest).
+ *
+ * This file holds the server and the KMS methods; gRPC status answers
+ * (`./gcp/status.ts`), request message fields (`./gcp/messages.ts`) and
+ * locating the `.proto` files (`./gcp/protos.ts`) stand apart.
  */
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
 // Type-only, for internal use: no grpc type appears in an exported declaration.
 import type * as Grpc from '@grpc/grpc-js'
 import type * as ProtoLoader from '@grpc/proto-loader'
@@ -23,22 +25,35 @@ import { z } from 'zod'
 import { gcmOpen, gcmSeal } from '../../internal/aead.js'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { crc32c } from '../../internal/crc32c.js'
-import { importOptional, MissingDependencyError } from '../../internal/optional-import.js'
+import { importOptional } from '../../internal/optional-import.js'
 import { ClockOptionSchema, parseOptions, RandomBytesOptionSchema } from '../../internal/options.js'
 import { type RandomBytes, secureRandomBytes } from '../../internal/random.js'
 import { CallCounter, FaultInjector, type KmsEmulator } from './faults.js'
+import {
+  bytes,
+  int64Value,
+  type Message,
+  millisOf,
+  msg,
+  secondsOf,
+  str,
+  timestamp,
+} from './gcp/messages.js'
+import { protoDirectories } from './gcp/protos.js'
+import {
+  ALREADY_EXISTS,
+  FAILED_PRECONDITION,
+  INTERNAL,
+  INVALID_ARGUMENT,
+  NOT_FOUND,
+  RESOURCE_EXHAUSTED,
+  Status,
+  statusDetails,
+  UNAVAILABLE,
+} from './gcp/status.js'
 
 const FEATURE = 'startGcpKmsEmulator'
 const SERVICE = 'google.cloud.kms.v1.KeyManagementService'
-
-// gRPC status codes (grpc/status.h).
-const INVALID_ARGUMENT = 3
-const NOT_FOUND = 5
-const ALREADY_EXISTS = 6
-const RESOURCE_EXHAUSTED = 8
-const FAILED_PRECONDITION = 9
-const INTERNAL = 13
-const UNAVAILABLE = 14
 
 /** Cloud KMS limits: plaintext and additional authenticated data up to 64 KiB. */
 const MAX_DATA = 65_536
@@ -190,110 +205,6 @@ interface CryptoKey {
   nextRotationTime: number | undefined
   labels: Record<string, string>
   protectionLevel: GcpEmulatorProtectionLevel
-}
-
-/** A gRPC error answer. */
-class Status extends Error {
-  constructor(
-    readonly code: number,
-    readonly details: string,
-    /** Sent as `google.rpc.RetryInfo` in the status details (AIP-194). */
-    readonly retryAfterMs?: number,
-  ) {
-    super(details)
-  }
-}
-
-/** Protobuf wire format, enough for google.rpc.Status and its details. */
-function varint(n: number): Buffer {
-  const out: number[] = []
-  let v = n
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80)
-    v = Math.floor(v / 128)
-  }
-  out.push(v)
-  return Buffer.from(out)
-}
-const field = (tag: number, bytes: Buffer) =>
-  Buffer.concat([varint(tag), varint(bytes.length), bytes])
-const any = (type: string, value: Buffer) =>
-  Buffer.concat([field(0x0a, Buffer.from(`type.googleapis.com/${type}`)), field(0x12, value)])
-
-/**
- * `grpc-status-details-bin`: a `google.rpc.Status` carrying `ErrorInfo`
- * (RATE_LIMIT_EXCEEDED) and `RetryInfo { retry_delay }`, as Google APIs
- * send with a quota error that says when to come back.
- */
-function statusDetails(code: number, message: string, retryAfterMs: number): Buffer {
-  const seconds = Math.floor(retryAfterMs / 1000)
-  const nanos = (retryAfterMs - seconds * 1000) * 1e6
-  const duration = Buffer.concat([
-    ...(seconds > 0 ? [Buffer.from([0x08]), varint(seconds)] : []),
-    ...(nanos > 0 ? [Buffer.from([0x10]), varint(nanos)] : []),
-  ])
-  const errorInfo = Buffer.concat([
-    field(0x0a, Buffer.from('RATE_LIMIT_EXCEEDED')),
-    field(0x12, Buffer.from('googleapis.com')),
-  ])
-  return Buffer.concat([
-    Buffer.from([0x08]),
-    varint(code),
-    field(0x12, Buffer.from(message)),
-    field(0x1a, any('google.rpc.ErrorInfo', errorInfo)),
-    field(0x1a, any('google.rpc.RetryInfo', field(0x0a, duration))),
-  ])
-}
-
-type Message = Record<string, unknown>
-
-const str = (v: unknown): string => (typeof v === 'string' ? v : '')
-const bytes = (v: unknown): Buffer =>
-  Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v) : Buffer.alloc(0)
-const msg = (v: unknown): Message | undefined =>
-  v !== null && typeof v === 'object' ? (v as Message) : undefined
-
-/** An Int64Value field: undefined when absent; a present wrapper without value is 0. */
-function int64Value(v: unknown): number | undefined {
-  const m = msg(v)
-  if (m === undefined) return undefined
-  return m.value === undefined || m.value === null ? 0 : Number(m.value)
-}
-
-function timestamp(ms: number): { seconds: string; nanos: number } {
-  const seconds = Math.floor(ms / 1000)
-  return { seconds: String(seconds), nanos: (ms - seconds * 1000) * 1e6 }
-}
-
-function millisOf(v: unknown): number | undefined {
-  const m = msg(v)
-  if (m === undefined) return undefined
-  return Number(m.seconds ?? 0) * 1000 + Math.floor(Number(m.nanos ?? 0) / 1e6)
-}
-
-function secondsOf(v: unknown): number | undefined {
-  const m = msg(v)
-  if (m === undefined) return undefined
-  return Number(m.seconds ?? 0) + Number(m.nanos ?? 0) / 1e9
-}
-
-/** Where `@google-cloud/kms` and google-gax keep their `.proto` files. */
-function protoDirectories(): string[] {
-  let kmsEntry: string
-  try {
-    kmsEntry = createRequire(import.meta.url).resolve('@google-cloud/kms')
-  } catch {
-    throw new MissingDependencyError('@google-cloud/kms', FEATURE)
-  }
-  // google-gax's exports map hides its package.json: derive from its entry,
-  // resolved from the SDK's own location (it is the SDK's dependency).
-  let gaxEntry: string
-  try {
-    gaxEntry = createRequire(kmsEntry).resolve('google-gax')
-  } catch {
-    throw new MissingDependencyError('google-gax', FEATURE)
-  }
-  return [join(dirname(kmsEntry), '..', 'protos'), join(dirname(gaxEntry), '..', 'protos')]
 }
 
 /**

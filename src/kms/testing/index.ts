@@ -11,14 +11,15 @@
 
 export { nodeTestExpect } from '../../internal/testing/node-expect.js'
 export type { ContractMatchers, ContractRunner } from '../../internal/testing/runner.js'
+export type { AwsKmsEmulatorAction } from './aws/actions.js'
+export { AWS_KMS_EMULATOR_ACTIONS } from './aws/actions.js'
+export type { AwsEmulatorCredentials } from './aws/sigv4.js'
 export type {
-  AwsEmulatorCredentials,
   AwsKmsEmulator,
-  AwsKmsEmulatorAction,
   AwsKmsEmulatorOptions,
   AwsKmsRequestRecord,
 } from './aws-emulator.js'
-export { AWS_KMS_EMULATOR_ACTIONS, startAwsKmsEmulator } from './aws-emulator.js'
+export { startAwsKmsEmulator } from './aws-emulator.js'
 export type { FaultDecision, FaultKind, FaultOptions, KmsEmulator } from './faults.js'
 export { CallCounter, FaultInjector } from './faults.js'
 export type {
@@ -43,12 +44,11 @@ export {
   FAULT_APPLICABILITY,
   recordingSleep,
 } from './provider-contract.js'
+export type { VaultCapability, VaultPolicy } from './vault/policy.js'
 export type {
-  VaultCapability,
   VaultEmulatorKeyOptions,
   VaultEmulatorKeyType,
   VaultEmulatorOptions,
   VaultEmulatorRequest,
-  VaultPolicy,
 } from './vault-emulator.js'
 export { startVaultEmulator, VaultEmulator } from './vault-emulator.js'

@@ -14,6 +14,10 @@
  * Vault Agent / Proxy listener's `require_request_header`, a standby's 307,
  * and Vault 1.4-1.6's 500 on a failed decrypt (hashicorp/vault#10842) are
  * modes of the emulator.
+ *
+ * This file holds the server and the Transit operations; ACL policies
+ * (`./vault/policy.ts`), request fields (`./vault/fields.ts`) and the HTTP
+ * answers (`./vault/wire.ts`) stand apart.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto'
 import {
@@ -26,6 +30,29 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { type Clock, systemClock } from '../../internal/clock.js'
 import { CallCounter, type FaultDecision, FaultInjector, type KmsEmulator } from './faults.js'
+import {
+  associatedData,
+  boolField,
+  duration,
+  goBase64,
+  ignoredFields,
+  intField,
+  normalizeNamespace,
+  stringField,
+  stringOr,
+} from './vault/fields.js'
+import { capabilityFor, permits, type VaultPolicy } from './vault/policy.js'
+import {
+  AUTH_FAILED,
+  AuthenticationFailure,
+  bad,
+  envelope,
+  header,
+  multierror,
+  readBody,
+  send,
+  VaultFailure,
+} from './vault/wire.js'
 
 /** Key types the emulator implements (Vault's symmetric AEAD types). */
 export type VaultEmulatorKeyType = 'aes256-gcm96' | 'aes128-gcm96' | 'chacha20-poly1305'
@@ -72,24 +99,6 @@ export interface VaultEmulatorOptions {
   /** The `version` `sys/health` reports. @default '1.15.0' */
   version?: string
 }
-
-/** A Vault ACL capability (`path "..." { capabilities = [...] }`). */
-export type VaultCapability = 'create' | 'read' | 'update' | 'delete' | 'list' | 'sudo' | 'deny'
-
-/**
- * An ACL policy: path (relative to the namespace, as in HCL) → capabilities.
- * A path ending in `*` matches every path it prefixes; `+` matches one
- * segment. The most specific matching path decides, as in Vault; `deny` wins.
- *
- * @example
- * ```ts
- * const token = vault.createToken({
- *   'transit/encrypt/orders': ['update'],
- *   'transit/decrypt/orders': ['update'],
- * })
- * ```
- */
-export type VaultPolicy = Readonly<Record<string, readonly VaultCapability[]>>
 
 export interface VaultEmulatorKeyOptions {
   /** @default false */
@@ -145,77 +154,6 @@ const TAG = 16
 const NAME = '\\w(?:[\\w.-]*\\w)?'
 const MISSING_CONTEXT =
   "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key"
-/** Vault's default `max_request_size`. */
-const MAX_BODY = 32 * 1024 * 1024
-
-/** Fields each endpoint knows; others are ignored with Vault's warning. */
-const KNOWN_FIELDS: Record<string, readonly string[]> = {
-  encrypt: [
-    'plaintext',
-    'context',
-    'nonce',
-    'key_version',
-    'type',
-    'convergent_encryption',
-    'batch_input',
-    'associated_data',
-    'partial_failure_response_code',
-  ],
-  decrypt: [
-    'ciphertext',
-    'context',
-    'nonce',
-    'batch_input',
-    'associated_data',
-    'partial_failure_response_code',
-  ],
-  datakey: ['bits', 'context', 'nonce', 'key_version'],
-  createKey: [
-    'type',
-    'derived',
-    'convergent_encryption',
-    'exportable',
-    'allow_plaintext_backup',
-    'context',
-    'auto_rotate_period',
-    'key_size',
-  ],
-  rewrap: ['ciphertext', 'context', 'nonce', 'key_version', 'batch_input'],
-  rotate: ['managed_key_name', 'managed_key_id'],
-  configKey: [
-    'min_decryption_version',
-    'min_encryption_version',
-    'deletion_allowed',
-    'exportable',
-    'allow_plaintext_backup',
-    'auto_rotate_period',
-  ],
-  readKey: [],
-}
-
-/** A Vault error answer: `{"errors": [...]}` with its status. */
-class VaultFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly errors: readonly string[],
-  ) {
-    super(errors[0] ?? `status ${status}`)
-  }
-}
-
-const bad = (message: string) => new VaultFailure(400, [message])
-
-const AUTH_FAILED = 'cipher: message authentication failed'
-
-/** A decrypt whose AEAD tag did not verify (400; 500 in Vault 1.4-1.6). */
-class AuthenticationFailure extends VaultFailure {
-  constructor() {
-    super(400, [AUTH_FAILED])
-  }
-}
-
-/** go-multierror's text, which Vault's 403 and 500 bodies carry. */
-const multierror = (message: string) => `1 error occurred:\n\t* ${message}\n\n`
 
 /**
  * @example
@@ -978,203 +916,4 @@ function formatKey(key: EmulatedKey): Record<string, unknown> {
   }
 }
 
-function envelope(data: Record<string, unknown>, warnings: string[]): Record<string, unknown> {
-  return {
-    request_id: randomUUID(),
-    lease_id: '',
-    renewable: false,
-    lease_duration: 0,
-    data,
-    wrap_info: null,
-    warnings: warnings.length === 0 ? null : warnings,
-    auth: null,
-    mount_type: 'transit',
-  }
-}
-
-/** `associated_data` as GCM additional data; every type the emulator has is AEAD, so all take it. */
-function associatedData(body: Record<string, unknown>): Buffer | undefined {
-  if (body.associated_data === undefined) return undefined
-  return goBase64(stringField(body, 'associated_data'))
-}
-
-function ignoredFields(operation: string, body: Record<string, unknown>): string[] {
-  const known = KNOWN_FIELDS[operation] ?? []
-  const unknown = Object.keys(body)
-    .filter((f) => !known.includes(f))
-    .sort()
-  return unknown.length === 0
-    ? []
-    : [`Endpoint ignored these unrecognized parameters: [${unknown.join(' ')}]`]
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  if (res.destroyed || res.writableEnded) return
-  const text = JSON.stringify(body)
-  res
-    .writeHead(status, {
-      ...headers,
-      'Content-Type': 'application/json',
-      'Cache-Control': 'no-store',
-      'Content-Length': Buffer.byteLength(text),
-    })
-    .end(text)
-}
-
 const CLUSTER_ID = randomUUID()
-
-/**
- * The capability a request needs (Vault's existence checks): a write to a
- * key that does not exist yet is `create` on `encrypt/` and `keys/<k>`,
- * `update` otherwise; reads are `read`.
- */
-function capabilityFor(operation: string, keyExists: boolean): VaultCapability {
-  switch (operation) {
-    case 'readKey':
-      return 'read'
-    case 'encrypt':
-    case 'createKey':
-      return keyExists ? 'update' : 'create'
-    default:
-      return 'update'
-  }
-}
-
-/** Whether `policy` grants `capability` on `path`, by Vault's most-specific-path rule. */
-function permits(policy: VaultPolicy, path: string, capability: VaultCapability): boolean {
-  let best:
-    | { rule: readonly VaultCapability[]; exact: boolean; length: number; wild: number }
-    | undefined
-  for (const [pattern, rule] of Object.entries(policy)) {
-    const glob = pattern.endsWith('*')
-    const stem = glob ? pattern.slice(0, -1) : pattern
-    const parts = stem.split('/')
-    const given = path.split('/')
-    if (!glob && parts.length !== given.length) continue
-    if (glob && given.length < parts.length) continue
-    let ok = true
-    for (let i = 0; i < parts.length; i++) {
-      const last = i === parts.length - 1
-      if (parts[i] === '+') continue
-      if (glob && last ? !given[i]!.startsWith(parts[i]!) : parts[i] !== given[i]) ok = false
-    }
-    if (!ok) continue
-    const candidate = {
-      rule,
-      exact: !glob,
-      length: stem.length,
-      wild: parts.filter((p) => p === '+').length,
-    }
-    if (
-      best === undefined ||
-      (candidate.exact && !best.exact) ||
-      (candidate.exact === best.exact &&
-        (candidate.wild < best.wild ||
-          (candidate.wild === best.wild && candidate.length > best.length)))
-    )
-      best = candidate
-  }
-  if (best === undefined || best.rule.includes('deny')) return false
-  return best.rule.includes(capability)
-}
-
-function stringOr(value: unknown): string {
-  return typeof value === 'string' ? value : ''
-}
-
-/** The body, or undefined when it exceeds Vault's default `max_request_size`. */
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > MAX_BODY) return undefined
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-}
-
-function header(req: IncomingMessage, name: string): string {
-  const value = req.headers[name]
-  return (Array.isArray(value) ? value[0] : value) ?? ''
-}
-
-function normalizeNamespace(namespace: string | undefined): string {
-  return (namespace ?? '').replace(/^\/+|\/+$/g, '')
-}
-
-function stringField(body: Record<string, unknown>, field: string): string {
-  const value = body[field]
-  if (value === undefined || value === null) return ''
-  if (typeof value !== 'string')
-    throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
-  return value
-}
-
-function intField(body: Record<string, unknown>, field: string): number | undefined {
-  const value = body[field]
-  if (value === undefined || value === null) return undefined
-  const n = typeof value === 'string' && /^-?[0-9]+$/.test(value) ? Number(value) : value
-  if (typeof n !== 'number' || !Number.isInteger(n))
-    throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
-  return n
-}
-
-function boolField(body: Record<string, unknown>, field: string): boolean | undefined {
-  const value = body[field]
-  if (value === undefined || value === null) return undefined
-  if (value === true || value === 'true' || value === '1' || value === 1) return true
-  if (value === false || value === 'false' || value === '0' || value === 0) return false
-  throw bad(`error converting input ${JSON.stringify(value)} for field "${field}"`)
-}
-
-const GO_UNITS: Record<string, number> = {
-  ns: 1e-9,
-  us: 1e-6,
-  µs: 1e-6,
-  ms: 1e-3,
-  s: 1,
-  m: 60,
-  h: 3600,
-}
-
-/** Vault's `TypeDurationSecond`: an integer (seconds) or a Go duration string, in whole seconds. */
-function duration(value: unknown): number {
-  const fail = () =>
-    bad(`error converting input ${JSON.stringify(value)} for field "auto_rotate_period"`)
-  if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < 0) throw fail()
-    return value
-  }
-  if (typeof value !== 'string') throw fail()
-  if (/^[0-9]+$/.test(value)) return Number(value)
-  const parts = value.match(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)
-  if (parts === null || parts.join('') !== value) throw fail()
-  let seconds = 0
-  for (const part of parts) {
-    const m = /^([0-9.]+)(.+)$/.exec(part)!
-    seconds += Number(m[1]) * GO_UNITS[m[2]!]!
-  }
-  return Math.floor(seconds)
-}
-
-/**
- * Go's `base64.StdEncoding.DecodeString`: the standard alphabet, padding
- * required, CR and LF skipped, anything else an error naming the offset
- * (Node's decoder silently skips bad characters, which would hide tampering).
- */
-function goBase64(text: string): Buffer {
-  const s = text.replace(/[\r\n]/g, '')
-  const invalid = s.search(/[^A-Za-z0-9+/=]/)
-  if (invalid >= 0) throw bad(`illegal base64 data at input byte ${invalid}`)
-  const pad = s.indexOf('=')
-  if (pad >= 0 && (!/^=={0,1}$/.test(s.slice(pad)) || s.length % 4 !== 0))
-    throw bad(`illegal base64 data at input byte ${pad}`)
-  if (s.length % 4 !== 0) throw bad(`illegal base64 data at input byte ${s.length}`)
-  return Buffer.from(s, 'base64')
-}

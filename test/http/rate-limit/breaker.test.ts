@@ -2,7 +2,7 @@
  * The store's circuit breaker, driven step by step: a store whose every call
  * the test settles by hand, and an injected clock for the probe interval.
  */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   type RateLimitConfig,
   RateLimiter,
@@ -131,37 +131,53 @@ describe('store circuit breaker', () => {
   })
 
   it('a call past storeTimeoutMs waits on while the store answers others (busy, not down), up to busyMaxWaitMs', async () => {
-    const m = manualStore()
-    const { l, hit } = limiter(m.store, { circuitBreaker: { busyMaxWaitMs: 200 } })
-    const slow = hit()
-    let settled = false
-    void slow.then(() => {
-      settled = true
-    })
-    // Other calls answer while the first one waits: 3 timeout periods pass.
-    for (let i = 1; i <= 3; i++) {
-      const other = hit()
-      m.pending[i]!.answer()
-      await other
-      await new Promise((r) => setTimeout(r, 25))
-    }
-    expect(settled).toBe(false)
-    m.pending[0]!.answer()
-    expect(await slow).toMatchObject({ allowed: true, remaining: 6 }) // the shared store's answer
-    expect(l.storeCircuit).toBe('closed')
-    // Past busyMaxWaitMs it is decided locally even though the store keeps answering.
-    const capped = hit()
-    const ticking = setInterval(() => {
-      const o = hit()
-      m.pending.at(-1)!.answer()
-      void o
-    }, 10)
+    // Timers are faked: on a loaded machine a real 25 ms sleep can outlast
+    // busyMaxWaitMs and decide the waiting call locally before the test
+    // looks (the platform promises no upper bound on a timer's delay).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] })
     try {
-      await capped
+      const m = manualStore()
+      const { l, hit } = limiter(m.store, { circuitBreaker: { busyMaxWaitMs: 200 } })
+      const slow = hit()
+      let settled = false
+      void slow.then(() => {
+        settled = true
+      })
+      // Other calls answer while the first one waits: 3 timeout periods pass.
+      for (let i = 1; i <= 3; i++) {
+        const other = hit()
+        m.pending[i]!.answer()
+        await other
+        await vi.advanceTimersByTimeAsync(25)
+      }
+      expect(settled).toBe(false)
+      m.pending[0]!.answer()
+      expect(await slow).toMatchObject({ allowed: true, remaining: 6 }) // the shared store's answer
+      expect(l.storeCircuit).toBe('closed')
+      // Past busyMaxWaitMs it is decided locally even though the store keeps answering.
+      let cappedSettled = false
+      const capped = hit().then((d) => {
+        cappedSettled = true
+        return d
+      })
+      const ticking = setInterval(() => {
+        const o = hit()
+        m.pending.at(-1)!.answer()
+        void o
+      }, 10)
+      try {
+        await vi.advanceTimersByTimeAsync(20 + 190)
+        expect(cappedSettled).toBe(false) // still waiting: the store answers others
+        await vi.advanceTimersByTimeAsync(20)
+        expect(cappedSettled).toBe(true) // storeTimeoutMs + busyMaxWaitMs passed
+        await capped
+      } finally {
+        clearInterval(ticking)
+      }
+      expect(m.calls()).toBeGreaterThan(5)
     } finally {
-      clearInterval(ticking)
+      vi.useRealTimers()
     }
-    expect(m.calls()).toBeGreaterThan(5)
   })
 
   it('half-opens after storeRetryIntervalMs with exactly one probe; its answer closes, its failure reopens', async () => {

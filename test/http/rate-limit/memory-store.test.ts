@@ -11,6 +11,21 @@ describeRateLimitStoreContract(
     key: () => `k${n++}`,
   }),
   { describe, it, expect },
+  { refund: true },
+)
+
+// A store written before refund existed (consume only) still passes the
+// contract as it stands: the refund cases apply to stores that have refund.
+describeRateLimitStoreContract(
+  'consume-only store (no refund)',
+  async () => {
+    const memory = new MemoryStore()
+    return {
+      store: { consume: (key, request) => memory.consume(key, request) },
+      key: () => `k${n++}`,
+    }
+  },
+  { describe, it, expect },
 )
 
 describe('MemoryStore', () => {

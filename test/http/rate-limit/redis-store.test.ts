@@ -30,6 +30,7 @@ describe.skipIf(!HAS_REDIS)('RedisStore', () => {
       key: () => randomUUID(),
     }),
     { describe, it, expect },
+    { refund: true },
   )
 
   it('makes exactly one round trip per request (EVALSHA) once the script is cached', async () => {

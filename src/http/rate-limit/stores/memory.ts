@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { parseOptions } from '../../../internal/options.js'
 import type { PolicyState } from '../../errors.js'
 import { fits, type RateLimitPolicy, toPolicyState } from '../sliding-window.js'
-import type { ConsumeRequest, RateLimitStore } from '../store.js'
+import type { ConsumeRequest, RateLimitStore, RefundRequest } from '../store.js'
 
 export const MemoryStoreOptionsSchema = z
   .object({
@@ -127,9 +127,46 @@ export class MemoryStore implements RateLimitStore {
           : fits(policy.max, policy.windowMs, previous, entry.current[i]!, elapsedMs, weight)
       const current = allowed ? entry.current[i]! + weight : entry.current[i]!
       entry.current[i] = current
-      states[i] = toPolicyState(policy, { previous, current, elapsedMs }, ok, weight)
+      states[i] = toPolicyState(
+        policy,
+        { previous, current, elapsedMs, window: entry.index[i]! },
+        ok,
+        weight,
+      )
     }
     return states
+  }
+
+  refund(key: string, request: RefundRequest): Promise<void> {
+    this.refundSync(key, request)
+    return Promise.resolve()
+  }
+
+  /**
+   * Synchronous form of {@link refund}. A key the store no longer holds on its
+   * own was charged on the overflow counter of its policy set (or its counter
+   * was evicted, which only happens once it counts nothing): the refund goes
+   * there. The counter is neither created, moved in the LRU list nor rolled
+   * over to another window.
+   */
+  refundSync(key: string, request: RefundRequest): void {
+    const { policies, weight, windows } = request
+    if (!(weight > 0)) return
+    const entry = this.#entries.get(key) ?? this.#overflow.get(overflowId(policies))
+    if (entry === undefined) return
+    const sameLayout = entry.policies === policies
+    for (let i = 0; i < policies.length; i++) {
+      const j = sameLayout ? i : entry.policies.findIndex((p) => p.name === policies[i]!.name)
+      const charged = windows[i]
+      if (j < 0 || charged === undefined) continue
+      const last = entry.index[j]!
+      if (last === charged) {
+        entry.current[j] = Math.max(0, entry.current[j]! - weight)
+      } else if (last === charged + 1) {
+        // The counter moved on by one window: the charge is now in `previous`.
+        entry.previous[j] = Math.max(0, entry.previous[j]! - weight)
+      }
+    }
   }
 
   /** Finds or creates a client's entry, lays it out for `policies`, and marks it most recent. */
@@ -205,7 +242,7 @@ export class MemoryStore implements RateLimitStore {
    * policy sets come from configuration, never from clients, so the map stays small.
    */
   #overflowEntry(policies: readonly RateLimitPolicy[]): Entry {
-    const id = policies.map((p) => `${p.name}:${p.max}:${p.windowMs}`).join(',')
+    const id = overflowId(policies)
     let entry = this.#overflow.get(id)
     if (entry === undefined) {
       entry = newEntry(`overflow:${id}`, policies, undefined)
@@ -225,6 +262,11 @@ export class MemoryStore implements RateLimitStore {
   async close(): Promise<void> {
     this.clear()
   }
+}
+
+/** The overflow counter's id of a policy set. */
+function overflowId(policies: readonly RateLimitPolicy[]): string {
+  return policies.map((p) => `${p.name}:${p.max}:${p.windowMs}`).join(',')
 }
 
 function newEntry(

@@ -13,7 +13,7 @@ import {
 } from '../../../internal/sql/postgres.js'
 import type { PolicyState } from '../../errors.js'
 import { toPolicyState } from '../sliding-window.js'
-import type { ConsumeRequest, RateLimitStore } from '../store.js'
+import type { ConsumeRequest, RateLimitStore, RefundRequest } from '../store.js'
 
 export const PostgresStoreOptionsSchema = z
   .object({
@@ -53,6 +53,7 @@ export type PostgresStoreOptions = z.input<typeof PostgresStoreOptionsSchema>
 
 const TABLE = 'fraiseql_rate_limit'
 const FUNCTION = 'fraiseql_rate_limit_consume'
+const REFUND_FUNCTION = 'fraiseql_rate_limit_refund'
 
 /** The counters table and its expiry index. */
 function tableDdl(schema: string, durable: boolean): string[] {
@@ -89,7 +90,7 @@ function consumeFunctionDdl(schema: string): string {
     // inserted first (ON CONFLICT DO NOTHING) and the lock taken again.
     `CREATE OR REPLACE FUNCTION ${s}.${FUNCTION}(
        p_keys text[], p_max bigint[], p_window bigint[], p_weight bigint, p_now bigint)
-     RETURNS TABLE (allowed boolean, policy_ok boolean, prev bigint, curr bigint, elapsed bigint)
+     RETURNS TABLE (allowed boolean, policy_ok boolean, prev bigint, curr bigint, elapsed bigint, win bigint)
      LANGUAGE plpgsql AS $fn$
      DECLARE
        v_now bigint;
@@ -150,11 +151,37 @@ function consumeFunctionDdl(schema: string): string {
            FROM unnest(p_keys, v_idx, v_cur, v_prev, p_window, v_el) AS u(key, idx, cur, prv, w, el)
           WHERE t.key = u.key;
        END IF;
-       RETURN QUERY SELECT v_all, u.ok, u.prv, u.cur, u.el
-         FROM unnest(v_ok, v_prev, v_cur, v_el) WITH ORDINALITY AS u(ok, prv, cur, el, ord) ORDER BY u.ord;
+       RETURN QUERY SELECT v_all, u.ok, u.prv, u.cur, u.el, u.idx
+         FROM unnest(v_ok, v_prev, v_cur, v_el, v_idx) WITH ORDINALITY AS u(ok, prv, cur, el, idx, ord) ORDER BY u.ord;
      END
      $fn$`
   )
+}
+
+/**
+ * The function that takes back a charge (`skipSuccessfulRequests` /
+ * `skipFailedRequests`): the rows are locked in key order first, as the
+ * consume function locks them, so a refund and a charge of one client never
+ * deadlock. A row still in the charge's window gives it back from `curr`, a
+ * row one window on from `prev` (where that window's count now is), any
+ * other row not at all; never below zero, and neither the window nor the
+ * expiry moves.
+ */
+function refundFunctionDdl(schema: string): string {
+  const s = quoteIdent(schema)
+  return `CREATE OR REPLACE FUNCTION ${s}.${REFUND_FUNCTION}(
+       p_keys text[], p_window bigint[], p_weight bigint)
+     RETURNS void
+     LANGUAGE plpgsql AS $fn$
+     BEGIN
+       PERFORM 1 FROM ${s}.${TABLE} t WHERE t.key = ANY (p_keys) ORDER BY t.key FOR UPDATE;
+       UPDATE ${s}.${TABLE} t
+          SET curr = CASE WHEN t.window_index = u.idx THEN greatest(0, t.curr - p_weight) ELSE t.curr END,
+              prev = CASE WHEN t.window_index = u.idx + 1 THEN greatest(0, t.prev - p_weight) ELSE t.prev END
+         FROM unnest(p_keys, p_window) AS u(key, idx)
+        WHERE t.key = u.key AND t.window_index IN (u.idx, u.idx + 1);
+     END
+     $fn$`
 }
 
 interface ConsumeRow {
@@ -163,6 +190,7 @@ interface ConsumeRow {
   prev: string | number
   curr: string | number
   elapsed: string | number
+  win: string | number
 }
 
 /**
@@ -184,6 +212,7 @@ export class PostgresStore implements RateLimitStore {
   readonly #schema: string
   readonly #callerTime: boolean
   readonly #statement: { name: string; text: string }
+  readonly #refundStatement: { name: string; text: string }
   readonly #logger: Logger
   readonly #durable: boolean
   #pruneTimer: NodeJS.Timeout | undefined
@@ -199,9 +228,14 @@ export class PostgresStore implements RateLimitStore {
     watchBorrowedPool(o.pool, this.#logger)
     this.#durable = o.durable
     // A named statement is parsed and planned once per connection.
+    const schemaId = createHash('sha256').update(o.schema).digest('hex').slice(0, 16)
     this.#statement = {
-      name: `fsrl_consume_${createHash('sha256').update(o.schema).digest('hex').slice(0, 16)}`,
-      text: `SELECT allowed, policy_ok, prev, curr, elapsed FROM ${quoteIdent(o.schema)}.${FUNCTION}($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
+      name: `fsrl_consume_${schemaId}`,
+      text: `SELECT allowed, policy_ok, prev, curr, elapsed, win FROM ${quoteIdent(o.schema)}.${FUNCTION}($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
+    }
+    this.#refundStatement = {
+      name: `fsrl_refund_${schemaId}`,
+      text: `SELECT ${quoteIdent(o.schema)}.${REFUND_FUNCTION}($1::text[], $2::bigint[], $3::bigint)`,
     }
     if (o.pruneIntervalMs > 0) {
       this.#pruneTimer = setInterval(() => {
@@ -217,6 +251,8 @@ export class PostgresStore implements RateLimitStore {
   async migrate(): Promise<void> {
     const table = tableDdl(this.#schema, this.#durable)
     const consume = consumeFunctionDdl(this.#schema)
+    const refund = refundFunctionDdl(this.#schema)
+    const s = quoteIdent(this.#schema)
     await migratePostgres(this.#pool, {
       schema: this.#schema,
       migrationTable: 'fraiseql_rate_limit_migrations',
@@ -232,6 +268,20 @@ export class PostgresStore implements RateLimitStore {
         '0002_consume_after_lock': {
           async up(db) {
             await sql.raw(consume).execute(db)
+          },
+        },
+        // The consume function also returns each policy's window (its reply
+        // type changes, which CREATE OR REPLACE cannot do), and the refund
+        // function behind skipSuccessfulRequests / skipFailedRequests.
+        '0003_refund': {
+          async up(db) {
+            await sql
+              .raw(
+                `DROP FUNCTION IF EXISTS ${s}.${FUNCTION}(text[], bigint[], bigint[], bigint, bigint)`,
+              )
+              .execute(db)
+            await sql.raw(consume).execute(db)
+            await sql.raw(refund).execute(db)
           },
         },
       },
@@ -256,11 +306,28 @@ export class PostgresStore implements RateLimitStore {
     return (rows as ConsumeRow[]).map((row, i) =>
       toPolicyState(
         policies[i]!,
-        { previous: Number(row.prev), current: Number(row.curr), elapsedMs: Number(row.elapsed) },
+        {
+          previous: Number(row.prev),
+          current: Number(row.curr),
+          elapsedMs: Number(row.elapsed),
+          window: Number(row.win),
+        },
         row.policy_ok,
         weight,
       ),
     )
+  }
+
+  /** One statement: a call to the refund function, which locks and updates every policy row. */
+  async refund(key: string, request: RefundRequest): Promise<void> {
+    const { policies, weight, windows } = request
+    if (!(weight > 0)) return
+    if (windows.length !== policies.length)
+      throw new TypeError('refund needs one window per policy')
+    await this.#pool.query({
+      ...this.#refundStatement,
+      values: [policies.map((p) => `${p.name}:${key}`), windows, weight],
+    })
   }
 
   /** Deletes counters whose windows have both passed. Returns how many. */

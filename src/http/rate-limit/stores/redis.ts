@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { parseOptions } from '../../../internal/options.js'
 import type { PolicyState } from '../../errors.js'
 import { toPolicyState } from '../sliding-window.js'
-import type { ConsumeRequest, RateLimitStore } from '../store.js'
+import type { ConsumeRequest, RateLimitStore, RefundRequest } from '../store.js'
 
 /**
  * The subset of an ioredis client the store uses. Configure the client so it
@@ -77,11 +77,38 @@ for i = 1, n do
   out[#out + 1] = prev[i]
   out[#out + 1] = cur[i]
   out[#out + 1] = el[i]
+  out[#out + 1] = idx[i]
 end
 return out
 `
 
 const SCRIPT_SHA = createHash('sha1').update(SLIDING_WINDOW_LUA).digest('hex')
+
+/**
+ * Takes back a charge of `weight` (ARGV[1]) from each policy's hash, in one
+ * atomic script over the same keys (one hash tag, one cluster slot) as the
+ * charge. ARGV[1 + i] is the window the charge of KEYS[i] went into: while
+ * the hash is in that window the refund comes off `c`; once it has moved on
+ * by one window, off `p` (where that window's count now is); otherwise the
+ * charge no longer counts and nothing changes. Never below zero, never a new
+ * hash (a missing one has expired), never another window or expiry.
+ */
+export const SLIDING_WINDOW_REFUND_LUA = `
+local weight = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local x = tonumber(ARGV[1 + i])
+  local hw = tonumber(redis.call('HGET', KEYS[i], 'w'))
+  local field = nil
+  if hw ~= nil and hw == x then field = 'c' elseif hw ~= nil and hw == x + 1 then field = 'p' end
+  if field ~= nil then
+    local r = math.min(weight, tonumber(redis.call('HGET', KEYS[i], field)) or 0)
+    if r > 0 then redis.call('HINCRBY', KEYS[i], field, -r) end
+  end
+end
+return 1
+`
+
+const REFUND_SHA = createHash('sha1').update(SLIDING_WINDOW_REFUND_LUA).digest('hex')
 
 export const RedisStoreOptionsSchema = z
   .object({
@@ -154,14 +181,38 @@ export class RedisStore implements RateLimitStore {
       args[n + 2 + 2 * i] = policies[i]!.max
       args[n + 3 + 2 * i] = policies[i]!.windowMs
     }
-    let reply: unknown
+    const reply = await this.#run(SCRIPT_SHA, SLIDING_WINDOW_LUA, n, args)
+    return decodeReply(reply, request)
+  }
+
+  /** One round trip (`EVALSHA`, or `EVAL` after `NOSCRIPT`) over the same keys as the charge. */
+  async refund(key: string, request: RefundRequest): Promise<void> {
+    const { policies, weight, windows } = request
+    if (!(weight > 0)) return
+    const n = policies.length
+    if (windows.length !== n) throw new TypeError('refund needs one window per policy')
+    const args: Array<string | number> = new Array(2 * n + 1)
+    const tagged = clientTag(this.#prefix, key)
+    for (let i = 0; i < n; i++) {
+      args[i] = tagged + policies[i]!.name
+      args[n + 1 + i] = windows[i]!
+    }
+    args[n] = weight
+    await this.#run(REFUND_SHA, SLIDING_WINDOW_REFUND_LUA, n, args)
+  }
+
+  async #run(
+    sha: string,
+    script: string,
+    numKeys: number,
+    args: Array<string | number>,
+  ): Promise<unknown> {
     try {
-      reply = await this.#client.evalsha(SCRIPT_SHA, n, ...args)
+      return await this.#client.evalsha(sha, numKeys, ...args)
     } catch (err) {
       if (!isNoScript(err)) throw err
-      reply = await this.#client.eval(SLIDING_WINDOW_LUA, n, ...args)
+      return await this.#client.eval(script, numKeys, ...args)
     }
-    return decodeReply(reply, request)
   }
 }
 
@@ -181,18 +232,19 @@ function isNoScript(err: unknown): boolean {
 
 function decodeReply(reply: unknown, request: ConsumeRequest): PolicyState[] {
   const { policies, weight } = request
-  if (!Array.isArray(reply) || reply.length !== 1 + 4 * policies.length) {
+  if (!Array.isArray(reply) || reply.length !== 1 + 5 * policies.length) {
     throw new TypeError('unexpected reply from the rate-limit script')
   }
   const states: PolicyState[] = new Array(policies.length)
   for (let i = 0; i < policies.length; i++) {
-    const base = 1 + 4 * i
+    const base = 1 + 5 * i
     states[i] = toPolicyState(
       policies[i]!,
       {
         previous: Number(reply[base + 1]),
         current: Number(reply[base + 2]),
         elapsedMs: Number(reply[base + 3]),
+        window: Number(reply[base + 4]),
       },
       Number(reply[base]) === 1,
       weight,

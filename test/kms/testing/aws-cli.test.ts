@@ -20,14 +20,13 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AwsKmsProvider, EncryptedData } from '../../src/kms/index.js'
+import { AwsKmsProvider, EncryptedData } from '../../../src/kms/index.js'
 import {
   AWS_KMS_EMULATOR_ACTIONS,
-  type AwsKmsEmulator,
   type AwsKmsEmulatorAction,
-  startAwsKmsEmulator,
-} from '../../src/kms/testing/aws-emulator.js'
-import { IN_CI } from '../helpers/services.js'
+} from '../../../src/kms/testing/aws/actions.js'
+import { type AwsKmsEmulator, startAwsKmsEmulator } from '../../../src/kms/testing/aws-emulator.js'
+import { IN_CI } from '../../helpers/services.js'
 
 const run = promisify(execFile)
 

@@ -14,8 +14,8 @@ import {
   type KmsNodeClientSupplier,
 } from '@aws-crypto/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AwsKmsProvider, EncryptedData } from '../../src/kms/index.js'
-import { type AwsKmsEmulator, startAwsKmsEmulator } from '../../src/kms/testing/aws-emulator.js'
+import { AwsKmsProvider, EncryptedData } from '../../../src/kms/index.js'
+import { type AwsKmsEmulator, startAwsKmsEmulator } from '../../../src/kms/testing/aws-emulator.js'
 
 const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
 const CONTEXT = { tenant: 'acme', purpose: 'orders' }

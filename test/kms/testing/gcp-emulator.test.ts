@@ -8,9 +8,10 @@
 import { createRequire } from 'node:module'
 import { KeyManagementServiceClient } from '@google-cloud/kms'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { crc32c } from '../../src/internal/crc32c.js'
-import { type GcpKmsClient, GcpKmsProvider } from '../../src/kms/providers/gcp.js'
-import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../src/kms/testing/gcp-emulator.js'
+import { crc32c } from '../../../src/internal/crc32c.js'
+import type { GcpKmsClient } from '../../../src/kms/providers/gcp/client.js'
+import { GcpKmsProvider } from '../../../src/kms/providers/gcp.js'
+import { type GcpKmsEmulator, startGcpKmsEmulator } from '../../../src/kms/testing/gcp-emulator.js'
 
 const sdkEntry = createRequire(import.meta.url).resolve('@google-cloud/kms')
 const gax = createRequire(sdkEntry)('google-gax') as {

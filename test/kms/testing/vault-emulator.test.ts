@@ -6,7 +6,7 @@
  * behaviour in Vault's and OpenBao's sources.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startVaultEmulator, type VaultEmulator } from '../../src/kms/testing/vault-emulator.js'
+import { startVaultEmulator, type VaultEmulator } from '../../../src/kms/testing/vault-emulator.js'
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
 
