@@ -222,7 +222,9 @@ async function apiKeyAuthPlugin(app: FastifyInstance, options: ApiKeyAuthOptions
       const key = extractApiKey(request, header)
       if (key === undefined) {
         if (!required) return done()
-        return sendError(reply, new AuthenticationRequiredError(challenge))
+        // `done` is never called: the refusal ends the request.
+        void sendError(reply, new AuthenticationRequiredError(challenge))
+        return
       }
       manager.validate(key, { ip: request.ip }).then(
         (grant) => {
@@ -277,12 +279,12 @@ export function requirePermission(
   return function requirePermissionHook(request, reply, done) {
     const granted = request.apiKey?.permissions ?? request.auth?.permissions
     if (granted === undefined) {
-      sendError(reply, new AuthenticationRequiredError('Bearer realm="api"'))
+      void sendError(reply, new AuthenticationRequiredError('Bearer realm="api"'))
       return
     }
     for (const p of permissions) {
       if (!hasPermission(granted, p)) {
-        sendError(reply, new ForbiddenError('Missing permission'))
+        void sendError(reply, new ForbiddenError('Missing permission'))
         return
       }
     }

@@ -24,7 +24,13 @@ import {
   ClientCertificateRequiredError,
   TlsRequiredError,
 } from './errors.js'
-import { compilePeerTrust, type TrustProxy, tlsVersionAtLeast, tlsVersionName } from './gates.js'
+import {
+  checkTrustProxyAgrees,
+  fastifyPeerTrust,
+  type TrustProxy,
+  tlsVersionAtLeast,
+  tlsVersionName,
+} from './gates.js'
 import { GraphqlRoutes } from './graphql-routes.js'
 import {
   type ProfileEnforcerOptions,
@@ -118,11 +124,11 @@ const DEVELOPMENT = new Set(['development', 'test'])
  *
  * const enforcer = new ProfileEnforcer(REGULATED, {
  *   authenticate: async (request) => verifyToken(request.headers.authorization),
- *   trustProxy: ['10.0.0.0/8'],
  *   // The load balancer already bounds bodies at 256 KiB.
  *   steps: { bodyLimit: { enabled: false } },
  * })
- * const app = Fastify({ https: { key, cert, ...enforcer.serverOptions() } })
+ * // Behind a proxy, Fastify's own trustProxy is the one setting the gates read.
+ * const app = Fastify({ https: { key, cert, ...enforcer.serverOptions() }, trustProxy: '10.0.0.0/8' })
  * await enforcer.applyTo(app)
  * await app.register(mercurius, { schema, resolvers, ...enforcer.mercuriusOptions() })
  * ```
@@ -187,7 +193,7 @@ export class ProfileEnforcer {
       profile,
       options: o,
       clock,
-      trusted: compilePeerTrust(o.trustProxy as TrustProxy | undefined),
+      trusted: fastifyPeerTrust,
       isPublic: compilePathMatcher(o.publicPaths),
       persisted: this.#persisted,
       tracer,
@@ -195,7 +201,7 @@ export class ProfileEnforcer {
       budget: new PrincipalBudget(o.tiers, profile.costRateLimit),
       refuse: (request: FastifyRequest, reply: FastifyReply, error: Error & { code: string }) => {
         notesOf(request).code = error.code
-        sendError(reply, error)
+        return sendError(reply, error)
       },
       limiterConfig: (quota) => this.#limiterConfig(quota),
       guardOptions: () => this.#guardOptions(),
@@ -432,6 +438,7 @@ export class ProfileEnforcer {
    * `app.ready()` rejects with `ERR_PROFILE_GRAPHQL_UNGUARDED`.
    */
   async applyTo(app: FastifyInstance): Promise<void> {
+    checkTrustProxyAgrees(this.#options.trustProxy as TrustProxy | undefined, app)
     const installed = new Set<string>()
     this.#installed = installed
     await ensureErrorReply(app)

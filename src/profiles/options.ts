@@ -66,8 +66,12 @@ export const ProfileEnforcerOptionsSchema = z
     /** Shared store for both rate limits (Redis or PostgreSQL in a cluster). @default memory */
     rateLimitStore: RateLimitStoreOptionSchema.optional(),
     /**
-     * Peers (IPs/CIDRs, `true`, or a predicate) whose `X-Forwarded-Proto` and
-     * client-certificate header are believed. @default false: only the socket counts
+     * Deprecated: set Fastify's own `trustProxy` instead, which the gates
+     * read (`request.protocol`, and whether the peer is trusted). Still
+     * accepted when it says the same as Fastify's (same boolean, the same
+     * list, the same function); `applyTo` refuses a different one with
+     * `ERR_CONFIG_INVALID`. @default Fastify's trustProxy
+     * @deprecated Use `Fastify({ trustProxy })`.
      */
     trustProxy: z
       .union([z.boolean(), z.array(z.string()), fn<(ip: string) => boolean>('ip => boolean')])

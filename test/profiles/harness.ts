@@ -112,13 +112,13 @@ export async function harness(
   options: HarnessOptions = {},
 ): Promise<Harness> {
   const audit: AuditEvent[] = []
-  const app = Fastify({ logger: process.env.DBG === '1' })
+  // Fastify's trustProxy is the one proxy setting the gates read.
+  const app = Fastify({ logger: process.env.DBG === '1', trustProxy: '127.0.0.1' })
   onTestFinished(async () => {
     await app.close()
   })
   const enforcer = new ProfileEnforcer(profile, {
     authenticate,
-    trustProxy: ['127.0.0.1'],
     clientCertHeader: { name: 'x-ssl-client-verify', value: 'SUCCESS' },
     audit: (event) => {
       audit.push(event)

@@ -4,11 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SecurityError } from '../../errors.js'
 import { pathOf } from '../../internal/path-matcher.js'
-import {
-  answerOptionsFor,
-  ensureErrorReply,
-  sendFastifyAnswer,
-} from '../../internal/reply/fastify.js'
+import { answerOptionsFor, deliverRefusal, ensureErrorReply } from '../../internal/reply/fastify.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
 import {
   type BodyLimitPolicy,
@@ -173,7 +169,8 @@ function unseenRouteLimit(
 }
 
 function reject(reply: FastifyReply, error: SecurityError): void {
-  sendFastifyAnswer(reply, refusal(error, answerOptionsFor(reply.request)))
+  // The hooks that call this never call `done` after it: nothing runs on.
+  void deliverRefusal(reply, error, refusal(error, answerOptionsFor(reply.request)))
 }
 
 function writeContinue(request: FastifyRequest, reply: FastifyReply): void {

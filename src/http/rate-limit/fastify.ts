@@ -59,7 +59,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
         if (outcome.info !== undefined) request.rateLimit = outcome.info
         // Answer here instead of throwing: cheaper, and the shape is the one
         // every other rejection has, through the same function.
-        sendError(reply, outcome.error)
+        void sendError(reply, outcome.error)
     }
   }
 

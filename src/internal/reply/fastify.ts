@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { humanReadableSize } from '../format.js'
+import { isMercuriusRoute } from '../mercurius-context.js'
 import {
   type AnswerOptions,
   bodyTooLargeAnswer,
@@ -69,13 +70,97 @@ export function answerOptionsFor(request: FastifyRequest): AnswerOptions {
   return detail === 'full' ? { errorDetail: 'full' } : {}
 }
 
+/** What `setErrorHandler` takes, as Fastify binds it to its instance. */
+type ErrorHandler = (error: unknown, request: FastifyRequest, reply: FastifyReply) => unknown
+
 /**
- * Answers `error` directly from a hook, in the instance's `errorDetail`:
- * a guard that refuses before the handler must mask exactly as the error
- * handler would.
+ * Fastify's own default handler is `defaultErrorHandler`, never bound; every
+ * handler given to `setErrorHandler` is bound to its instance (`bound …`), so
+ * the name tells the two apart without reaching into Fastify's internals.
  */
-export function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  return sendFastifyAnswer(reply, toHttpAnswer(error, answerOptionsFor(reply.request)))
+const FASTIFY_DEFAULT_HANDLER = 'defaultErrorHandler'
+
+/**
+ * The error handler the application set with `setErrorHandler` for this
+ * request's route (on the route's instance or an ancestor), or `undefined`
+ * when it set none. mercurius sets a handler in the context of its own
+ * routes to write GraphQL errors: that one is the library's, not the
+ * application's, so for its routes the instance mercurius was registered on
+ * is asked instead (an encapsulated context's prototype is its parent).
+ */
+export function applicationErrorHandler(request: FastifyRequest): ErrorHandler | undefined {
+  let server: object = request.server
+  if (isMercuriusRoute(request)) server = Object.getPrototypeOf(server) as object
+  const handler = (server as Partial<FastifyInstance>).errorHandler as ErrorHandler | undefined
+  return typeof handler === 'function' && handler.name !== FASTIFY_DEFAULT_HANDLER
+    ? handler
+    : undefined
+}
+
+const SETTLED: Promise<void> = Promise.resolve()
+
+/**
+ * Delivers a refusal: through the application's own error handler when it
+ * set one, with our error object and the answer's status and headers
+ * (`Retry-After`, `RateLimit`, `WWW-Authenticate`, `Connection: close`)
+ * already on the reply; else as `answer`, our one reply shape.
+ *
+ * The promise settles once the answer is out (never rejects): an async hook
+ * returns it, so Fastify does not run the next hook, or the route handler,
+ * while an async error handler is still working. A hook with `done` simply
+ * never calls it.
+ */
+export function deliverRefusal(
+  reply: FastifyReply,
+  error: unknown,
+  answer: HttpAnswer,
+): Promise<void> {
+  const request = reply.request
+  const handler = applicationErrorHandler(request)
+  if (handler === undefined) {
+    sendFastifyAnswer(reply, answer)
+    return SETTLED
+  }
+  const { 'content-type': _contentType, ...headers } = answer.headers
+  reply.code(answer.statusCode).headers(headers)
+  return new Promise<void>((resolve) => {
+    const finished = (): void => {
+      reply.raw.removeListener('finish', finished)
+      reply.raw.removeListener('close', finished)
+      resolve()
+    }
+    reply.raw.once('finish', finished)
+    reply.raw.once('close', finished)
+    // As Fastify does with an error handler's outcome: a value is sent, a
+    // throw goes to the next handler, which for us is our own answer.
+    const fallBack = (thrown: unknown): void => {
+      if (reply.sent) return
+      const fallback = toHttpAnswer(thrown, answerOptionsFor(request))
+      if (fallback.statusCode >= 500) request.log.error({ err: thrown }, 'error handler failed')
+      sendFastifyAnswer(reply, fallback)
+    }
+    const sendResult = (payload: unknown): void => {
+      if (payload !== undefined && !reply.sent) reply.send(payload)
+    }
+    try {
+      const result = handler(error, request, reply)
+      if (result instanceof Promise) result.then(sendResult, fallBack)
+      else sendResult(result)
+    } catch (thrown) {
+      fallBack(thrown)
+    }
+    if (reply.sent) finished()
+  })
+}
+
+/**
+ * Refuses a request with `error`: through the application's error handler
+ * if it set one, else as our answer in the instance's `errorDetail` (a guard
+ * that refuses before the handler must mask exactly as the error handler
+ * would). See {@link deliverRefusal} for the promise.
+ */
+export function sendError(reply: FastifyReply, error: unknown): Promise<void> {
+  return deliverRefusal(reply, error, toHttpAnswer(error, answerOptionsFor(reply.request)))
 }
 
 /**
@@ -90,14 +175,7 @@ export async function setErrorDetail(app: FastifyInstance, detail: ErrorDetail):
 async function errorReplyPlugin(app: FastifyInstance, opts: ErrorReplyOptions): Promise<void> {
   const holder: DetailHolder = { detail: opts.errorDetail ?? 'safe' }
   app.decorate(kErrorDetail, holder)
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const errorDetail = holder.detail
-    const translated = errorDetail !== 'minimal' ? translateFastifyError(error, request) : undefined
-    const options: AnswerOptions = { errorDetail, requestId: String(request.id) }
-    const answer = translated ?? toHttpAnswer(error, options)
-    if (answer.statusCode >= 500) request.log.error({ err: error }, 'request failed')
-    return sendFastifyAnswer(reply, answer)
-  })
+  answerUnhandledErrors(app)
 }
 
 const kFailure = Symbol('fraiseql-security.failure')
@@ -107,14 +185,14 @@ type WithFailure = FastifyRequest & { [kFailure]?: unknown }
 const DEFAULT_ERROR_BODY = '{"statusCode":'
 
 /**
- * Masks errors of routes declared before {@link errorReply}: Fastify binds a
- * route's error handler when the route is declared, so those still answer
- * with Fastify's default handler, message and all. `onError` sees every
- * error; `onSend` replaces a default-handler body with our answer. A route
- * with its own error handler (mercurius's GraphQL shape) is left alone: only
- * the default handler's body is rewritten.
+ * Gives errors our answer shape without owning `setErrorHandler` (which is
+ * the application's: Fastify warns, FSTWRN004, or throws, with
+ * `allowErrorHandlerOverride: false`, when a second handler is set). Where
+ * the application set no handler, Fastify's default one answers: `onError`
+ * sees the error, `onSend` replaces the default body with ours. Where it set
+ * one, or a route has its own (mercurius's GraphQL shape), its body stands.
  */
-export function maskUnhandledErrors(app: FastifyInstance): void {
+function answerUnhandledErrors(app: FastifyInstance): void {
   app.addHook('onError', (request, _reply, error, done) => {
     ;(request as WithFailure)[kFailure] = error
     done()
@@ -124,24 +202,30 @@ export function maskUnhandledErrors(app: FastifyInstance): void {
     if (
       failure === undefined ||
       typeof payload !== 'string' ||
-      !payload.startsWith(DEFAULT_ERROR_BODY)
+      !payload.startsWith(DEFAULT_ERROR_BODY) ||
+      applicationErrorHandler(request) !== undefined
     ) {
       return done(null, payload)
     }
-    const answer = toHttpAnswer(failure, {
-      ...answerOptionsFor(request),
-      requestId: String(request.id),
-    })
-    if (answer.statusCode >= 500) request.log.error({ err: failure }, 'request failed')
+    const options = answerOptionsFor(request)
+    const errorDetail = options.errorDetail ?? 'safe'
+    const translated =
+      errorDetail !== 'minimal'
+        ? translateFastifyError(failure as FastifyError, request)
+        : undefined
+    // Fastify's default handler already logged the error (5xx at `error`, with its cause).
+    const answer =
+      translated ?? toHttpAnswer(failure, { errorDetail, requestId: String(request.id) })
     reply.code(answer.statusCode).headers(answer.headers)
     done(null, answer.body)
   })
 }
 
 /**
- * The single owner of Fastify's `setErrorHandler` for this package. Every
- * guard registers it if it is not there yet, so two guards never install
- * competing handlers.
+ * Our answer shape for errors no application error handler takes. It never
+ * calls `setErrorHandler`: an application's own handler, set before or
+ * after, receives every refusal (with its `code` and `statusCode`) and every
+ * error. Every guard registers it if it is not there yet.
  */
 export const errorReply = fp(errorReplyPlugin, { name: ERROR_REPLY_PLUGIN, fastify: '5.x' })
 

@@ -67,7 +67,8 @@ export const authentication: EnforcerStep = {
           verdict === 'future' ? new TokenNotYetValidError(scheme) : new TokenExpiredError(scheme)
         return context.refuse(request, reply, error)
       }
-      if (required) context.refuse(request, reply, new AuthenticationRequiredError(challenge))
+      if (required)
+        return context.refuse(request, reply, new AuthenticationRequiredError(challenge))
     })
     return true
   },

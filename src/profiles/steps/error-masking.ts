@@ -1,5 +1,5 @@
 /** Errors reach the client at the profile's `errorDetail`, whoever threw them. */
-import { maskUnhandledErrors, setErrorDetail } from '../../internal/reply/fastify.js'
+import { setErrorDetail } from '../../internal/reply/fastify.js'
 import type { EnforcerStep } from './step.js'
 
 export const errorMasking: EnforcerStep = {
@@ -11,7 +11,6 @@ export const errorMasking: EnforcerStep = {
   enabled: () => true,
   async install(context, app) {
     await setErrorDetail(app, context.profile.errorDetail)
-    maskUnhandledErrors(app)
     return true
   },
 }

@@ -13,7 +13,7 @@ export const mtlsGate: EnforcerStep = {
     const header = context.options.clientCertHeader as ClientCertHeader | undefined
     app.addHook('onRequest', (request, reply, done) => {
       if (hasAuthorizedClientCert(request, trusted, header)) return done()
-      context.refuse(request, reply, new ClientCertificateRequiredError())
+      void context.refuse(request, reply, new ClientCertificateRequiredError())
     })
     return true
   },

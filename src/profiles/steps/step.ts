@@ -44,8 +44,16 @@ export interface StepContext {
   readonly routes: GraphqlRoutes
   /** The per-principal budget the rate-limit, GraphQL and cost steps share. */
   readonly budget: PrincipalBudget
-  /** Answers a request with `error` and notes its code for the audit record. */
-  refuse(request: FastifyRequest, reply: FastifyReply, error: Error & { code: string }): void
+  /**
+   * Answers a request with `error` (through the application's error handler
+   * if it set one) and notes its code for the audit record. An async hook
+   * returns the promise, so nothing runs after it until the answer is out.
+   */
+  refuse(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    error: Error & { code: string },
+  ): Promise<void>
   limiterConfig(quota: Quota): LimiterConfig
   /** The GraphQL guard options of the profile (limits, errorDetail, persisted operations). */
   guardOptions(): GraphqlGuardOptions

@@ -12,7 +12,7 @@ export const tlsGate: EnforcerStep = {
     const { profile, trusted } = context
     app.addHook('onRequest', (request, reply, done) => {
       if (isTlsRequest(request, profile.minTlsVersion, trusted)) return done()
-      context.refuse(request, reply, new TlsRequiredError(profile.minTlsVersion))
+      void context.refuse(request, reply, new TlsRequiredError(profile.minTlsVersion))
     })
     return true
   },
