@@ -199,16 +199,26 @@ function answerUnhandledErrors(app: FastifyInstance): void {
   })
   app.addHook('onSend', (request, reply, payload, done) => {
     const failure = (request as WithFailure)[kFailure]
-    if (
-      failure === undefined ||
-      typeof payload !== 'string' ||
-      !payload.startsWith(DEFAULT_ERROR_BODY) ||
-      applicationErrorHandler(request) !== undefined
-    ) {
-      return done(null, payload)
-    }
+    if (failure === undefined) return done(null, payload)
     const options = answerOptionsFor(request)
     const errorDetail = options.errorDetail ?? 'safe'
+    if (applicationErrorHandler(request) !== undefined) {
+      // The application's handler ran (its logging, its 4xx shapes stand),
+      // but a 5xx body it wrote may carry the error's internal text, which
+      // the profile's errorDetail keeps from clients whoever answers.
+      if (reply.statusCode < 500 || errorDetail === 'full' || isMercuriusRoute(request)) {
+        return done(null, payload)
+      }
+      const masked = toHttpAnswer(new Error('internal'), {
+        errorDetail,
+        requestId: String(request.id),
+      })
+      reply.code(masked.statusCode).headers(masked.headers)
+      return done(null, masked.body)
+    }
+    if (typeof payload !== 'string' || !payload.startsWith(DEFAULT_ERROR_BODY)) {
+      return done(null, payload)
+    }
     const translated =
       errorDetail !== 'minimal'
         ? translateFastifyError(failure as FastifyError, request)
