@@ -86,6 +86,28 @@ export function createAwsKmsActions(
     rotationsOf,
   } = store
 
+  /**
+   * The key a ciphertext names (Decrypt's KeyId, ReEncrypt's SourceKeyId):
+   * the one given, which must be the blob's, else the blob's own.
+   */
+  const keyOfCiphertext = (keyId: unknown, ciphertext: Buffer): EmulatedKey => {
+    if (keyId !== undefined) {
+      const key = resolve(keyId)
+      requireUsable(key)
+      if (blobKeyId(ciphertext) !== key.id) {
+        throw new WireError(
+          'IncorrectKeyException',
+          'The key ID in the request does not identify a CMK that can perform this operation.',
+        )
+      }
+      return key
+    }
+    const found = keys.get(blobKeyId(ciphertext))
+    if (found === undefined) throw invalidCiphertext()
+    requireUsable(found)
+    return found
+  }
+
   // Keyed by the exported list, so the two cannot drift apart.
   const actions: Record<AwsKmsEmulatorAction, AwsKmsActionHandler> = {
     CreateKey(input) {
@@ -139,22 +161,7 @@ export function createAwsKmsActions(
       algorithm(input.EncryptionAlgorithm)
       const ciphertext = blob(input.CiphertextBlob, 'ciphertextBlob', 6144)
       const ctx = context(input.EncryptionContext)
-      let key: EmulatedKey
-      if (input.KeyId !== undefined) {
-        key = resolve(input.KeyId)
-        requireUsable(key)
-        if (blobKeyId(ciphertext) !== key.id) {
-          throw new WireError(
-            'IncorrectKeyException',
-            'The key ID in the request does not identify a CMK that can perform this operation.',
-          )
-        }
-      } else {
-        const found = keys.get(blobKeyId(ciphertext))
-        if (found === undefined) throw invalidCiphertext()
-        key = found
-        requireUsable(key)
-      }
+      const key = keyOfCiphertext(input.KeyId, ciphertext)
       const plaintext = open(key, ciphertext, ctx)
       return {
         KeyId: key.arn,
@@ -207,22 +214,7 @@ export function createAwsKmsActions(
           "1 validation error detected: Value null at 'destinationKeyId' failed to satisfy constraint: Member must not be null",
         )
       }
-      let source: EmulatedKey
-      if (input.SourceKeyId !== undefined) {
-        source = resolve(input.SourceKeyId)
-        requireUsable(source)
-        if (blobKeyId(ciphertext) !== source.id) {
-          throw new WireError(
-            'IncorrectKeyException',
-            'The key ID in the request does not identify a CMK that can perform this operation.',
-          )
-        }
-      } else {
-        const found = keys.get(blobKeyId(ciphertext))
-        if (found === undefined) throw invalidCiphertext()
-        source = found
-        requireUsable(source)
-      }
+      const source = keyOfCiphertext(input.SourceKeyId, ciphertext)
       const destination = resolve(input.DestinationKeyId)
       requireUsable(destination)
       const plaintext = open(source, ciphertext, sourceContext)
