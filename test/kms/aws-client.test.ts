@@ -2,7 +2,7 @@
  * `AwsKmsProvider` with a `KMSClient` of the user's own (`client`): the
  * real SDK client, with the user's middleware, against the AWS emulator.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { DescribeKeyCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -15,21 +15,12 @@ import {
   type AwsEmulatorCredentials,
   type AwsKmsEmulator,
   describeKmsProviderContract,
-  recordingSleep,
   startAwsKmsEmulator,
 } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'
+import { awsContractSubject, FAST, temporaryCredentials } from './aws-harness.js'
 
-const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 const ROUTE_HEADER = 'x-app-route'
-
-function temporaryCredentials(): Required<AwsEmulatorCredentials> {
-  return {
-    accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
-    secretAccessKey: randomBytes(30).toString('base64'),
-    sessionToken: `FwoGZXIvYXdzE${randomBytes(48).toString('base64')}`,
-  }
-}
 
 /**
  * A KMSClient as a user configures one: their own settings and two
@@ -74,34 +65,14 @@ function userClient(
 // The whole contract, faults included, through the injected client.
 describeKmsProviderContract(
   'AwsKmsProvider (injected KMSClient, emulator)',
-  async () => {
-    const credentials = temporaryCredentials()
-    const emulator = await startAwsKmsEmulator({ credentials })
-    const { arn } = emulator.createKey({ description: 'contract' })
-    emulator.createAlias('alias/contract', arn)
-    const { sleeps, sleep } = recordingSleep()
-    const { client } = userClient(emulator, credentials)
-    const provider = new AwsKmsProvider({ region: emulator.region, client, ...FAST, sleep })
-    return {
-      provider,
-      keyId: 'alias/contract',
-      missingKeyId: randomUUID(),
-      emulator,
-      secrets: [credentials.secretAccessKey, credentials.sessionToken],
-      operations: {
-        encrypt: 'Encrypt',
-        decrypt: 'Decrypt',
-        rotate: 'RotateKeyOnDemand',
-        describe: 'DescribeKey',
-      },
-      sleeps,
-      async close() {
-        await provider.close()
-        client.destroy()
-        await emulator.close()
-      },
-    }
-  },
+  () =>
+    awsContractSubject((emulator, credentials, sleep) => {
+      const { client } = userClient(emulator, credentials)
+      return {
+        provider: new AwsKmsProvider({ region: emulator.region, client, ...FAST, sleep }),
+        release: () => client.destroy(),
+      }
+    }),
   { faults: true, kind: 'aws' },
   { describe, it, expect, afterAll },
 )

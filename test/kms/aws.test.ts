@@ -27,57 +27,25 @@ import {
 import { AwsKmsProvider, type AwsKmsProviderOptions } from '../../src/kms/providers/aws.js'
 import type { AwsEmulatorCredentials } from '../../src/kms/testing/aws/sigv4.js'
 import { type AwsKmsEmulator, startAwsKmsEmulator } from '../../src/kms/testing/aws-emulator.js'
-import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
+import { describeKmsProviderContract } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'
-
-const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
-
-/** Temporary credentials, so the session token is checked too. */
-function temporaryCredentials(): Required<AwsEmulatorCredentials> {
-  return {
-    accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
-    secretAccessKey: randomBytes(30).toString('base64'),
-    sessionToken: `FwoGZXIvYXdzE${randomBytes(48).toString('base64')}`,
-  }
-}
+import { awsContractSubject, FAST, temporaryCredentials } from './aws-harness.js'
 
 // ---------------------------------------------------------------------------
 // The contract suite, on the emulator and (when configured) on AWS itself.
 
 describeKmsProviderContract(
   'AwsKmsProvider (emulator)',
-  async () => {
-    const credentials = temporaryCredentials()
-    const emulator = await startAwsKmsEmulator({ credentials })
-    const { arn } = emulator.createKey({ description: 'contract' })
-    emulator.createAlias('alias/contract', arn)
-    const { sleeps, sleep } = recordingSleep()
-    const provider = new AwsKmsProvider({
-      region: emulator.region,
-      endpoint: emulator.endpoint,
-      credentials,
-      ...FAST,
-      sleep,
-    })
-    return {
-      provider,
-      keyId: 'alias/contract',
-      missingKeyId: randomUUID(),
-      emulator,
-      secrets: [credentials.secretAccessKey, credentials.sessionToken],
-      operations: {
-        encrypt: 'Encrypt',
-        decrypt: 'Decrypt',
-        rotate: 'RotateKeyOnDemand',
-        describe: 'DescribeKey',
-      },
-      sleeps,
-      async close() {
-        await provider.close()
-        await emulator.close()
-      },
-    }
-  },
+  () =>
+    awsContractSubject((emulator, credentials, sleep) => ({
+      provider: new AwsKmsProvider({
+        region: emulator.region,
+        endpoint: emulator.endpoint,
+        credentials,
+        ...FAST,
+        sleep,
+      }),
+    })),
   { faults: true, kind: 'aws' },
   { describe, it, expect, afterAll },
 )

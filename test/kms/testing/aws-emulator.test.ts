@@ -4,7 +4,7 @@
  * included), key resolution, data keys and injected faults. The provider's
  * own behaviour on it is tested in test/kms/aws.test.ts.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -21,15 +21,7 @@ import {
   computeSigV4Signature,
 } from '../../../src/kms/testing/aws/sigv4.js'
 import { type AwsKmsEmulator, startAwsKmsEmulator } from '../../../src/kms/testing/aws-emulator.js'
-
-/** Temporary credentials, so the session token is checked too. */
-function temporaryCredentials(): Required<AwsEmulatorCredentials> {
-  return {
-    accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
-    secretAccessKey: randomBytes(30).toString('base64'),
-    sessionToken: `FwoGZXIvYXdzE${randomBytes(48).toString('base64')}`,
-  }
-}
+import { temporaryCredentials } from '../aws-harness.js'
 
 describe('AWS KMS emulator', () => {
   let emu: AwsKmsEmulator
