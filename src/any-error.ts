@@ -23,7 +23,7 @@ import type {
   ApiKeyUnknownError,
   LeakSignatureError,
 } from './api-keys/index.js'
-import type { ConfigError, SecurityError, SecurityErrorCode } from './errors.js'
+import type { ConfigError, SeamError, SecurityError, SecurityErrorCode } from './errors.js'
 import type { GraphqlRejectedError, GraphqlRejectionCode } from './graphql/index.js'
 import type {
   BodyTimeoutError,
@@ -91,6 +91,7 @@ type SecurityErrorClasses = CodeMap<{
   ERR_SECURITY: SecurityError | GraphqlRejectedError
   ERR_CONFIG_INVALID: ConfigError
   ERR_DEPENDENCY_MISSING: MissingDependencyError
+  ERR_SEAM_MISWIRED: SeamError
   ERR_HTTP_BAD_REQUEST: InvalidCompressedBodyError
   ERR_HTTP_INVALID_CONTENT_LENGTH: InvalidContentLengthError
   ERR_HTTP_BODY_TOO_LARGE: RequestTooLargeError

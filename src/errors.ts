@@ -16,6 +16,7 @@ export const SECURITY_ERROR_CODES = [
   'ERR_SECURITY',
   'ERR_CONFIG_INVALID',
   'ERR_INTERNAL',
+  'ERR_SEAM_MISWIRED',
   'ERR_HTTP_BAD_REQUEST',
   'ERR_HTTP_INVALID_CONTENT_LENGTH',
   'ERR_HTTP_BODY_TOO_LARGE',
@@ -179,4 +180,15 @@ export class ConfigError extends SecurityError {
     super(`Invalid ${component} option ${summary}${more}`, options)
     this.issues = Object.freeze(list)
   }
+}
+
+/**
+ * The package's own modules are not wired as shipped: a capability's
+ * private part, handed to another when its module loads, was not there when
+ * asked for (a bundler dropped the module that provides it), or a second
+ * module tried to provide it. Never caused by a request or an option; keep
+ * the package's modules as published (or leave it out of the bundle).
+ */
+export class SeamError extends SecurityError {
+  static override readonly code = 'ERR_SEAM_MISWIRED'
 }

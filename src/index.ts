@@ -10,4 +10,4 @@ export type {
   SecurityErrorCode,
   SecurityErrorOptions,
 } from './errors.js'
-export { ConfigError, SECURITY_ERROR_CODES, SecurityError } from './errors.js'
+export { ConfigError, SECURITY_ERROR_CODES, SeamError, SecurityError } from './errors.js'

@@ -32,6 +32,7 @@ const MEMBERS: { readonly [K in Code]: readonly MemberClass<K>[] } = {
   ERR_SECURITY: [SecurityError, g],
   ERR_CONFIG_INVALID: [root.ConfigError],
   ERR_DEPENDENCY_MISSING: [kms.MissingDependencyError],
+  ERR_SEAM_MISWIRED: [root.SeamError],
   ERR_HTTP_BAD_REQUEST: [http.InvalidCompressedBodyError],
   ERR_HTTP_INVALID_CONTENT_LENGTH: [http.InvalidContentLengthError],
   ERR_HTTP_BODY_TOO_LARGE: [http.RequestTooLargeError],

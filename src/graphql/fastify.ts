@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DocumentNode, GraphQLError, GraphQLSchema } from 'graphql'
 import { ConfigError } from '../errors.js'
+import { provideGraphqlEnforcement } from '../internal/graphql-enforcement.js'
 import { rejection } from '../internal/graphql-rejection.js'
 import { type GraphqlRuntime, graphqlRuntime } from '../internal/graphql-runtime.js'
 import {
@@ -28,6 +29,7 @@ import {
   variablesRejection,
 } from './check.js'
 import { checkObservers, costRefusal, OperationChecker } from './decision.js'
+import { isFailure, relevelResponse, relevelSerializedErrors } from './error-formatter.js'
 import { GraphqlRejectedError, JSON_DOCUMENT_REFUSED } from './errors.js'
 import {
   type GraphqlGuardOptions,
@@ -36,6 +38,7 @@ import {
 } from './options.js'
 import { markIntrospectionPerRequest } from './rules.js'
 import { looksLikeJson } from './source.js'
+import { attachTracing, prepareTracing } from './tracing/mercurius.js'
 import { guardWebSockets } from './websocket.js'
 
 type Variables = Readonly<Record<string, unknown>> | null | undefined
@@ -294,4 +297,19 @@ async function graphqlGuardsPlugin(
 export const graphqlGuards = fp(graphqlGuardsPlugin, {
   name: 'fraiseql-security/graphql-guards',
   fastify: '5.x',
+})
+
+// The profile enforcer runs this module's installer, and those of the
+// WebSocket checks, the tracer and the error levelling, on the mercurius
+// instances it meets (src/internal/graphql-enforcement.ts says why they are
+// handed over, not published). Provided here, under the plugin the enforcer
+// names to reach them, so that a bundler keeping the enforcer keeps this.
+provideGraphqlEnforcement(graphqlGuards, {
+  installGraphqlGuards,
+  guardWebSockets,
+  prepareTracing,
+  attachTracing,
+  isFailure,
+  relevelResponse,
+  relevelSerializedErrors,
 })

@@ -6,29 +6,24 @@
  * lives here, not in `kms/`, because capabilities meet only through their
  * public entries or `internal/`, and this must never be a public entry.
  */
-import { SecurityError } from '../errors.js'
 import type { EncryptedData, EncryptionContext, KeyManager } from '../kms/index.js'
+import { Seam } from './seam.js'
 
+/** Implemented by `KeyManager`'s static initialisation block (src/kms/key-manager/key-manager.ts). */
 export interface ReservedAccess {
   wrap(km: KeyManager, plaintext: Uint8Array, context: EncryptionContext): Promise<EncryptedData>
   unwrap(km: KeyManager, encrypted: EncryptedData, context: EncryptionContext): Promise<Uint8Array>
 }
 
-let access: ReservedAccess | undefined
+// Seam refuses a second provider: nothing loaded later can stand in for
+// KeyManager and receive the peppers. A consumer before the provider is
+// unreachable through the published entries: importing KeyManager's module
+// (which every entry that hands out a KeyManager does) provides it.
+const access = new Seam<ReservedAccess>('reserved access', 'KeyManager')
 
 /** Called once, from `KeyManager`'s static initialisation block; a second caller is refused. */
 export function provideReservedAccess(provided: ReservedAccess): void {
-  // Invariant: whoever provides first owns the channel, so nothing loaded
-  // later can stand in for KeyManager and receive the peppers.
-  if (access !== undefined) throw new SecurityError('reserved access is already provided')
-  access = provided
-}
-
-function channel(): ReservedAccess {
-  // Unreachable through the published entries: importing KeyManager's module
-  // (which every entry that hands out a KeyManager does) provides it.
-  if (access === undefined) throw new SecurityError('KeyManager is not loaded')
-  return access
+  access.provide(provided)
 }
 
 /** Wraps one of the package's own keys under a reserved (`fraiseql.`) context. */
@@ -37,7 +32,7 @@ export function wrapReserved(
   plaintext: Uint8Array,
   context: EncryptionContext,
 ): Promise<EncryptedData> {
-  return channel().wrap(km, plaintext, context)
+  return access.use().wrap(km, plaintext, context)
 }
 
 /** Unwraps one of the package's own keys, checking its reserved context. */
@@ -46,5 +41,5 @@ export function unwrapReserved(
   encrypted: EncryptedData,
   context: EncryptionContext,
 ): Promise<Uint8Array> {
-  return channel().unwrap(km, encrypted, context)
+  return access.use().unwrap(km, encrypted, context)
 }

@@ -18,8 +18,7 @@ import {
   type VaultEmulator,
 } from '../../src/kms/testing/index.js'
 import { rejection } from '../helpers/rejection.js'
-
-const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
+import { FAST, vaultContractSubject } from './vault-harness.js'
 
 type NodeVault = (config: Record<string, unknown>) => VaultKmsClient & { token?: string }
 const nodeVault = createRequire(import.meta.url)('node-vault') as NodeVault
@@ -32,21 +31,10 @@ const userClient = (vault: VaultEmulator) =>
 // Retry-After belong to the client's transport (see the tests below).
 describeKmsProviderContract(
   'VaultKmsProvider (injected node-vault client, emulator)',
-  async () => {
-    const vault = await startVaultEmulator({ requireRequestHeader: true })
-    const kms = new VaultKmsProvider({ client: userClient(vault), ...FAST })
-    return {
-      provider: kms,
-      keyId: 'orders',
-      missingKeyId: 'never-created',
-      emulator: vault,
-      secrets: [vault.token],
-      async close() {
-        await kms.close()
-        await vault.close()
-      },
-    }
-  },
+  () =>
+    vaultContractSubject((vault) => new VaultKmsProvider({ client: userClient(vault), ...FAST }), {
+      requireRequestHeader: true,
+    }),
   { faults: false, kind: 'vault' },
   { describe, it, expect, afterAll },
 )

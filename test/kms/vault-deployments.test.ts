@@ -10,8 +10,7 @@ import type { VaultPolicy } from '../../src/kms/testing/vault/policy.js'
 import { startVaultEmulator, type VaultEmulator } from '../../src/kms/testing/vault-emulator.js'
 import { rejection } from '../helpers/rejection.js'
 import { makePki } from '../helpers/tls.js'
-
-const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
+import { FAST } from './vault-harness.js'
 
 describe('VaultKmsProvider and a standby', () => {
   let active: VaultEmulator

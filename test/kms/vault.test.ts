@@ -16,10 +16,10 @@ import {
   ProviderConnectionError,
 } from '../../src/kms/index.js'
 import { VaultKmsProvider, type VaultKmsProviderOptions } from '../../src/kms/providers/vault.js'
-import { describeKmsProviderContract, recordingSleep } from '../../src/kms/testing/index.js'
+import { describeKmsProviderContract } from '../../src/kms/testing/index.js'
 import { startVaultEmulator, type VaultEmulator } from '../../src/kms/testing/vault-emulator.js'
+import { FAST, vaultContractSubject } from './vault-harness.js'
 
-const FAST = { timeoutMs: 1500, retryBaseDelayMs: 5, retryMaxDelayMs: 20 } as const
 const CONTEXT = { tenant: 'acme', table: 'customers' }
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
 /** What the provider sends as associated_data / context: base64 of the canonical JSON. */
@@ -68,24 +68,7 @@ function provider(vault: VaultEmulator, options: Partial<VaultKmsProviderOptions
 
 describeKmsProviderContract(
   'VaultKmsProvider (emulator)',
-  async () => {
-    const vault = await startVaultEmulator()
-    const { sleeps, sleep } = recordingSleep()
-    const kms = provider(vault, { sleep })
-    return {
-      provider: kms,
-      keyId: 'orders',
-      missingKeyId: 'never-created',
-      emulator: vault,
-      secrets: [vault.token],
-      operations: { encrypt: 'encrypt', decrypt: 'decrypt', rotate: 'rotate', describe: 'readKey' },
-      sleeps,
-      async close() {
-        await kms.close()
-        await vault.close()
-      },
-    }
-  },
+  () => vaultContractSubject((vault, sleep) => provider(vault, { sleep })),
   { faults: true, kind: 'vault' },
   { describe, it, expect, afterAll },
 )

@@ -45,6 +45,7 @@ describe('package exports', () => {
     expect(Object.keys(mod).sort()).toEqual([
       'ConfigError',
       'SECURITY_ERROR_CODES',
+      'SeamError',
       'SecurityError',
     ])
   })

@@ -7,15 +7,13 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLSchema } from 'graphql'
-import { isFailure, relevelResponse } from '../../graphql/error-formatter.js'
-import { installGraphqlGuards } from '../../graphql/fastify.js'
 import {
   GraphqlGuardOptionsSchema,
   GraphqlRejectedError,
+  graphqlGuards as graphqlGuardsPlugin,
   type PersistedOperations,
 } from '../../graphql/index.js'
-import { attachTracing, prepareTracing } from '../../graphql/tracing/mercurius.js'
-import { guardWebSockets } from '../../graphql/websocket.js'
+import { graphqlEnforcement } from '../../internal/graphql-enforcement.js'
 import { rejection } from '../../internal/graphql-rejection.js'
 import { graphqlRuntime } from '../../internal/graphql-runtime.js'
 import {
@@ -69,6 +67,16 @@ export const graphqlGuards: EnforcerStep = {
 
 function installGraphql(context: StepContext, app: FastifyInstance): void {
   const { profile: p, options: o, budget, tracer } = context
+  // The GraphQL capability's own installers, reached through the seam
+  // (src/internal/graphql-enforcement.ts, provided by graphql/fastify.ts).
+  const {
+    installGraphqlGuards,
+    guardWebSockets,
+    prepareTracing,
+    attachTracing,
+    isFailure,
+    relevelResponse,
+  } = graphqlEnforcement(graphqlGuardsPlugin)
   const graphqlPath = o.graphqlPath
   const maxBatch = p.maxBatchSize
   // mercurius runs every item of a batch through the whole pipeline and

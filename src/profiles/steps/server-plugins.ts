@@ -19,16 +19,20 @@ import type { FastifyRequest } from 'fastify'
 import type { DocumentNode, GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql'
 import type { z } from 'zod'
 import { SECURITY_ERROR_CODES } from '../../errors.js'
-import { relevelSerializedErrors } from '../../graphql/error-formatter.js'
 import {
   type ApolloGuardsListener,
   apolloGraphqlGuards,
   checkDocument,
   type EnvelopGuardsPlugin,
   GraphqlGuardOptionsSchema,
+  graphqlGuards as graphqlGuardsPlugin,
   type ServerGuardOptions,
   useGraphqlGuards,
 } from '../../graphql/index.js'
+import {
+  type GraphqlEnforcementHooks,
+  graphqlEnforcement,
+} from '../../internal/graphql-enforcement.js'
 import { graphqlRuntime } from '../../internal/graphql-runtime.js'
 import { parseOptions } from '../../internal/options.js'
 import { GraphqlUnguardedError } from '../errors.js'
@@ -78,6 +82,7 @@ function relevel(
   errors: readonly GraphQLFormattedError[],
   o: ResolvedGuardOptions,
   requestId: string,
+  relevelSerializedErrors: GraphqlEnforcementHooks['relevelSerializedErrors'],
 ): GraphQLFormattedError[] {
   const id = o.errorDetail === 'minimal' ? requestId : undefined
   return errors.map((e) => {
@@ -141,18 +146,33 @@ function common(context: StepContext, routes: GraphqlRoutes, component: string) 
     errorDetail: p.errorDetail,
     blockFieldSuggestions: p.blockFieldSuggestions,
   })
-  return { requestOf, options, guard, levels, fieldAccess: p.auditFieldAccess }
+  // mercurius's levelling (graphql/error-formatter.ts), reached through the
+  // seam (src/internal/graphql-enforcement.ts) when the plugin is made, not
+  // on the first error.
+  const { relevelSerializedErrors } = graphqlEnforcement(graphqlGuardsPlugin)
+  return {
+    requestOf,
+    options,
+    guard,
+    levels,
+    fieldAccess: p.auditFieldAccess,
+    relevelSerializedErrors,
+  }
 }
 
 /** The yoga plugin of `enforcer.graphqlYogaPlugin()`. */
 export function yogaPluginFor(context: StepContext, routes: GraphqlRoutes): ProfileYogaPlugin {
-  const { requestOf, options, levels, fieldAccess } = common(context, routes, 'graphqlYogaPlugin()')
+  const { requestOf, options, levels, fieldAccess, relevelSerializedErrors } = common(
+    context,
+    routes,
+    'graphqlYogaPlugin()',
+  )
   const guards = useGraphqlGuards(options)
   const runtime = graphqlRuntime('ProfileEnforcer')
 
   /** A GraphQLError at the profile's level; `http` (yoga's status, never sent) kept. */
   const atLevel = (e: GraphQLError, requestId: string): GraphQLError => {
-    const [f] = relevel([e.toJSON()], levels, requestId)
+    const [f] = relevel([e.toJSON()], levels, requestId, relevelSerializedErrors)
     const http = (e.extensions as { http?: unknown }).http
     const extensions = { ...f!.extensions, ...(http === undefined ? {} : { http }) }
     return new runtime.GraphQLError(f!.message, {
@@ -220,7 +240,7 @@ export function apolloPluginFor(
   routes: GraphqlRoutes,
   path: string,
 ): ProfileApolloPlugin {
-  const { requestOf, options, guard, levels, fieldAccess } = common(
+  const { requestOf, options, guard, levels, fieldAccess, relevelSerializedErrors } = common(
     context,
     routes,
     'apolloPlugin()',
@@ -284,7 +304,7 @@ export function apolloPluginFor(
           if (single === undefined || errors === undefined || errors.length === 0) return
           noteCode(request, errors)
           if (levels.errorDetail !== 'full') {
-            single.errors = relevel(errors, levels, String(request.id))
+            single.errors = relevel(errors, levels, String(request.id), relevelSerializedErrors)
           }
         },
       }
