@@ -8,33 +8,75 @@
  * (cyclonedx-property-taxonomy, `cdx:npm:package:*`).
  */
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { importOptional } from '../internal/optional-import.js'
 import { cycloneDxLicenses } from './licenses.js'
 import type { SBOM, SBOMComponent, SBOMOrganization } from './models.js'
+
+type Serialize = typeof import('@cyclonedx/cyclonedx-library/Serialize')
 
 type Library = {
   Models: typeof import('@cyclonedx/cyclonedx-library/Models')
   Enums: typeof import('@cyclonedx/cyclonedx-library/Enums')
   Spec: typeof import('@cyclonedx/cyclonedx-library/Spec')
-  Serialize: typeof import('@cyclonedx/cyclonedx-library/Serialize')
   SPDX: typeof import('@cyclonedx/cyclonedx-library/SPDX')
 }
 
+/** What JSON output needs of the library's serializers. */
+type JsonSerialize = Pick<Serialize, 'JsonSerializer' | 'JSON'>
+
+const require = createRequire(import.meta.url)
 let library: Library | undefined
+let jsonSerialize: JsonSerialize | undefined
 
 /** The library's CommonJS modules, required once (only the parts we use). */
 function cdx(): Library {
-  if (library === undefined) {
-    const require = createRequire(import.meta.url)
-    library = {
-      Models: require('@cyclonedx/cyclonedx-library/Models'),
-      Enums: require('@cyclonedx/cyclonedx-library/Enums'),
-      Spec: require('@cyclonedx/cyclonedx-library/Spec'),
-      Serialize: require('@cyclonedx/cyclonedx-library/Serialize'),
-      SPDX: require('@cyclonedx/cyclonedx-library/SPDX'),
-    }
+  library ??= {
+    Models: require('@cyclonedx/cyclonedx-library/Models'),
+    Enums: require('@cyclonedx/cyclonedx-library/Enums'),
+    Spec: require('@cyclonedx/cyclonedx-library/Spec'),
+    SPDX: require('@cyclonedx/cyclonedx-library/SPDX'),
   }
   return library
+}
+
+/**
+ * The library's files that hold its JSON serializer, inside its package.
+ * The `Serialize` subpath also requires its XML serializer, which requires
+ * xmlbuilder2 and its DOM at once (some 130 modules, most of a CLI run's
+ * start-up) even when only JSON is written; no published subpath has the
+ * JSON serializer alone.
+ */
+export const CYCLONEDX_JSON_FILES = {
+  serializer: 'dist.node/serialize/jsonSerializer.js',
+  normalize: 'dist.node/serialize/json/index.js',
+} as const
+
+/**
+ * The JSON serializer, from its own files when the installed library has
+ * them where {@link CYCLONEDX_JSON_FILES} says, else from the `Serialize`
+ * subpath: the same classes either way (one module cache), only the cost
+ * of loading differs.
+ */
+function cdxJson(): JsonSerialize {
+  if (jsonSerialize === undefined) {
+    let own: JsonSerialize | undefined
+    try {
+      const base = dirname(require.resolve('@cyclonedx/cyclonedx-library/package.json'))
+      const { JsonSerializer } = require(join(base, CYCLONEDX_JSON_FILES.serializer))
+      const normalize = require(join(base, CYCLONEDX_JSON_FILES.normalize))
+      if (
+        typeof JsonSerializer === 'function' &&
+        typeof normalize?.Normalize?.Factory === 'function'
+      ) {
+        own = { JsonSerializer, JSON: normalize }
+      }
+    } catch {
+      // A release that moved these files: the published subpath still has them.
+    }
+    jsonSerialize = own ?? (require('@cyclonedx/cyclonedx-library/Serialize') as Serialize)
+  }
+  return jsonSerialize
 }
 
 type CdxComponent = InstanceType<Library['Models']['Component']>
@@ -151,9 +193,8 @@ function toBom(lib: Library, sbom: SBOM) {
 /** CycloneDX 1.6 JSON, two-space indented, lists sorted, with a final newline. */
 export function toCycloneDXJson(sbom: SBOM): string {
   const lib = cdx()
-  const serializer = new lib.Serialize.JsonSerializer(
-    new lib.Serialize.JSON.Normalize.Factory(lib.Spec.Spec1dot6),
-  )
+  const json = cdxJson()
+  const serializer = new json.JsonSerializer(new json.JSON.Normalize.Factory(lib.Spec.Spec1dot6))
   return `${serializer.serialize(toBom(lib, sbom), { sortLists: true, space: 2 })}\n`
 }
 
@@ -162,8 +203,9 @@ export async function toCycloneDXXml(sbom: SBOM): Promise<string> {
   // The library looks for xmlbuilder2 itself; asking first gives our error and its install hint.
   await importOptional('xmlbuilder2', 'CycloneDX XML output')
   const lib = cdx()
-  const serializer = new lib.Serialize.XmlSerializer(
-    new lib.Serialize.XML.Normalize.Factory(lib.Spec.Spec1dot6),
+  const Serialize = require('@cyclonedx/cyclonedx-library/Serialize') as Serialize
+  const serializer = new Serialize.XmlSerializer(
+    new Serialize.XML.Normalize.Factory(lib.Spec.Spec1dot6),
   )
   return `${serializer.serialize(toBom(lib, sbom), { sortLists: true, space: 2 })}\n`
 }
