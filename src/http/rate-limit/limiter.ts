@@ -238,7 +238,12 @@ export interface HeaderTarget {
   header(name: string, value: string): unknown
 }
 
-type ConsumeArgs = { policies: readonly RateLimitPolicy[]; weight: number; now: number }
+type ConsumeArgs = {
+  policies: readonly RateLimitPolicy[]
+  weight: number
+  now: number
+  refundable: boolean
+}
 
 /** The window each policy counted a charge in: the store's, else the caller's clock's. */
 function windowsOf(states: readonly PolicyState[], request: ConsumeArgs): number[] {
@@ -540,7 +545,9 @@ export class RateLimiter<Req = unknown> {
     set: PolicySet,
     weight = 1,
   ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
-    const request = { policies: set.policies, weight, now: this.clock() }
+    // Without a skip option no charge is ever refunded: the store need not
+    // report windows (Redis then answers with a smaller reply).
+    const request = { policies: set.policies, weight, now: this.clock(), refundable: this.#refunds }
     const storeKey = set.scope === '' ? key : set.scope + key
     if (this.#memory !== undefined) {
       const states = this.#memory.consumeSync(storeKey, request)
