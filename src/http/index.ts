@@ -54,5 +54,6 @@ export {
   RedisStore,
   RedisStoreOptionsSchema,
   SLIDING_WINDOW_LUA,
+  SLIDING_WINDOW_ONE_POLICY_LUA,
   SLIDING_WINDOW_REFUND_LUA,
 } from './rate-limit/stores/redis.js'

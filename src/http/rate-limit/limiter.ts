@@ -260,7 +260,12 @@ export interface HeaderTarget {
   header(name: string, value: string): unknown
 }
 
-type ConsumeArgs = { policies: readonly RateLimitPolicy[]; weight: number; now: number }
+type ConsumeArgs = {
+  policies: readonly RateLimitPolicy[]
+  weight: number
+  now: number
+  refundable: boolean
+}
 
 /** The window each policy counted a charge in: the store's, else the caller's clock's. */
 function windowsOf(states: readonly PolicyState[], request: ConsumeArgs): number[] {
@@ -309,11 +314,7 @@ export class RateLimiter<Req = unknown> {
   /** Refunds (and async success tests) of finished responses still running: `close()` waits for them. */
   readonly #pending = new Set<Promise<void>>()
   /** The memory store's per-call arguments, reused (see {@link consume}). */
-  readonly #memoryRequest: { policies: readonly RateLimitPolicy[]; weight: number; now: number } = {
-    policies: [],
-    weight: 1,
-    now: 0,
-  }
+  readonly #memoryRequest: ConsumeArgs = { policies: [], weight: 1, now: 0, refundable: true }
   #logger: Logger
 
   constructor(options?: RateLimitConfig, logger?: Logger) {
@@ -590,13 +591,16 @@ export class RateLimiter<Req = unknown> {
       request.policies = set.policies
       request.weight = weight
       request.now = this.clock()
+      request.refundable = this.#refunds
       const states = this.#memory.consumeSync(storeKey, request)
       const info = summarize(states)
       if (this.#refunds)
         this.#record(info, storeKey, request, states, 'memory', !this.#memory.has(storeKey))
       return info
     }
-    const request = { policies: set.policies, weight, now: this.clock() }
+    // Without a skip option no charge is ever refunded: the store need not
+    // report windows (Redis then answers with a smaller reply).
+    const request = { policies: set.policies, weight, now: this.clock(), refundable: this.#refunds }
     if (!this.#breaker.admits(request.now)) return this.#fallback(storeKey, set, request)
     return this.#consumeShared(storeKey, set, request)
   }

@@ -13,6 +13,14 @@ export interface ConsumeRequest {
    * unless built with `timeSource: 'caller'`.
    */
   readonly now: number
+  /**
+   * Whether this charge may be refunded (the limiter sets it while a skip
+   * option is on). A store with `refund` must set each state's `window` when
+   * it is true; when it is `false` the store may leave `window` out and take
+   * a cheaper path that decides identically.
+   * @default true
+   */
+  readonly refundable?: boolean
 }
 
 /**
@@ -52,7 +60,8 @@ export interface RateLimitStore {
    *
    * Optional: a store without it cannot back `skipSuccessfulRequests` or
    * `skipFailedRequests` (registration refuses them with `ERR_CONFIG_INVALID`).
-   * A store with it sets `window` on every state `consume` returns.
+   * A store with it sets `window` on every state `consume` returns, unless
+   * the request says `refundable: false`.
    */
   refund?(key: string, request: RefundRequest): Promise<void>
   /** Releases timers; never closes a client the caller passed in. */

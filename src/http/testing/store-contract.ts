@@ -179,6 +179,32 @@ export function describeRateLimitStoreContract(
       expect(pick(later[0], ['allowed', 'remaining'])).toEqual({ allowed: true, remaining: 9 })
     })
 
+    test('a charge that cannot be refunded (refundable: false) is decided and counted exactly like one that can', async (h) => {
+      // Stores may take a cheaper path when no refund can follow; the same
+      // calls on a key that mixes both kinds must give the same answers.
+      const states = (s: readonly PolicyState[]) => s.map(({ window: _w, ...rest }) => rest)
+      for (const policies of [[minute], [minute, second]]) {
+        const plain = h.key()
+        const mixed = h.key()
+        const times = [
+          59_000, 59_000, 59_100, 59_200, 60_000, 60_500, 61_000, 90_000, 90_000, 59_000, 150_000,
+          300_000,
+        ]
+        for (const [i, t] of times.entries()) {
+          const now = T0 + t
+          const weight = i === 3 ? 4 : 1
+          const expected = await h.store.consume(plain, { policies, weight, now })
+          const actual = await h.store.consume(mixed, {
+            policies,
+            weight,
+            now,
+            refundable: i % 2 !== 0,
+          })
+          expect(states(actual)).toEqual(states(expected))
+        }
+      }
+    })
+
     test('a call whose time lies in an older window than the counter’s never moves it back (counted at the start of the counter’s window)', async (h) => {
       const key = h.key()
       for (let i = 0; i < 10; i++) await consume(h, key, T0 + 61_000)
