@@ -769,7 +769,8 @@ export class GraphQLTracer {
           : run(source, args, contextValue, info)
       }
       t.resolverSpans++
-      const path = fieldPath(info.path, (t.paths ??= new Map()))
+      t.paths ??= new Map()
+      const path = fieldPath(info.path, t.paths)
       const span = self.#tracer.startSpan(
         path.name,
         {
