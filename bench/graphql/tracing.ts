@@ -6,10 +6,12 @@
  * Every variant answers the same 50-field query (tracing-variants.ts) in
  * its own process (the instrumentation patches graphql-js for the whole
  * process), measured paired with a fresh untraced twin on the same core at
- * the same time (bench/lib/pairs.ts), rounds in Williams order. Goals from
- * the issue: with default settings our tracer costs at most 10% of untraced
- * throughput; with a span per field, at most half of what the
- * instrumentation costs.
+ * the same time (bench/lib/pairs.ts), rounds in Williams order. The two
+ * goals of issue 19: behind `@opentelemetry/instrumentation-http`, our
+ * tracer with default settings keeps at least 95% of that app's throughput
+ * (its pair ratio over the `http` pair's, round by round); with a span per
+ * field, the CPU it adds per request is at most 0.40× what
+ * `@opentelemetry/instrumentation-graphql` adds.
  */
 import { fileURLToPath } from 'node:url'
 import type { BenchDefinition } from '../lib/bench.js'
@@ -140,27 +142,24 @@ function report(result: PairsResult<TracingVariant>): string {
     label: label[v],
     values: ratios(v),
     format: times,
-    ...(v === 'ours' ? { goal: { text: '≥ 0.90×', met: (x: number) => x >= 0.9 } } : {}),
   }))
   const overheadRows: Row[] = [
     {
       label: 'ours, default settings: throughput lost',
       values: loss('ours'),
       format: pct,
-      goal: { text: '≤ 10%', met: (x) => x <= 0.1 },
     },
     { label: 'ours, default settings: added CPU per request', values: cost('ours'), format: pct },
     {
       label: 'resolver spans, ours ÷ instrumentation: throughput lost',
       values: per(loss('ours-resolvers'), loss('otel'), (a, b) => a / b),
       format: times,
-      goal: { text: '≤ 0.50×', met: (x) => x <= 0.5 },
     },
     {
       label: 'resolver spans, ours ÷ instrumentation: added CPU per request',
       values: per(cost('ours-resolvers'), cost('otel'), (a, b) => a / b),
       format: times,
-      goal: { text: '≤ 0.50×', met: (x) => x <= 0.5 },
+      goal: { text: '≤ 0.40×', met: (x) => x <= 0.4 },
     },
     {
       label: 'ours, default ÷ one bare span (our code above the floor)',
@@ -179,9 +178,11 @@ function report(result: PairsResult<TracingVariant>): string {
     },
     {
       label:
-        'instrumentation-http + ours ÷ instrumentation-http (what our tracer adds where the HTTP layer is already traced)',
+        'instrumentation-http + ours ÷ instrumentation-http alone (what our tracer, default settings, costs an app already traced at the HTTP layer)',
+      // Each round's two pair ratios, divided: both twins untraced, so whatever slowed that round's core cancels.
       values: per(ratios('http-ours'), ratios('http'), (a, b) => a / b),
       format: times,
+      goal: { text: '≥ 0.95×', met: (x) => x >= 0.95 },
     },
   ]
   const abs = table(
@@ -213,7 +214,7 @@ function report(result: PairsResult<TracingVariant>): string {
     '',
     rowsTable('Ratio to untraced', ratioRows),
     '',
-    'Overheads, per round. *Throughput lost* is `1 − ratio`; *added CPU per request* is `1/ratio − 1`, the cost the tracing adds to each request (it grows linearly with the spans made, where throughput lost saturates towards 100%). The issue’s goals are stated on throughput; the resolver-span goal is reported both ways.',
+    'Overheads, per round. *Throughput lost* is `1 − ratio`; *added CPU per request* is `1/ratio − 1`, the cost the tracing adds to each request (it grows linearly with the spans made, where throughput lost saturates towards 100%). The two rows with a goal are issue 19’s: the HTTP-traced app’s throughput kept, and the resolver spans’ added CPU per request against the instrumentation’s (its throughput-lost twin is shown for reference).',
     '',
     rowsTable('Overhead', overheadRows),
     '',

@@ -83,6 +83,20 @@ describe('operation spans (execute wrapper)', () => {
     })
   })
 
+  it('one parsed document run again under other operation names names each span after the operation it ran', async () => {
+    const o = otel({ sampled: true })
+    const tracer = o.tracer({})
+    const schema = tracingSchema(() => tracer)
+    const document = parse('query A { me { id } } query B { me { name } }')
+    const traced = tracer.wrapExecute(execute)
+    // More names than the per-document cache keeps: those past it are still named right.
+    const names = ['A', 'B', 'A', ...Array.from({ length: 20 }, (_, i) => `X${i}`), 'B', null]
+    for (const operationName of names) await traced({ schema, document, operationName })
+    expect(o.spans().map((s) => s.name)).toEqual(
+      names.map((n) => (n === 'A' || n === 'B' ? `query ${n}` : 'GraphQL Operation')),
+    )
+  })
+
   it('several operations and no operationName: GraphQL Operation, status ERROR', async () => {
     const { o, result } = await run('query A { me { id } } query B { me { name } }')
     expect(result).toHaveProperty('errors')

@@ -86,6 +86,19 @@ const DOCUMENTS_PER_GENERATION = 500
 /** Longer sources are parsed for their span, never cached (a cache must not hold megabytes). */
 const MAX_CACHED_SOURCE = 20_000
 
+/**
+ * Operation names remembered per document: a client can send one document
+ * with any number of made-up names, each costing an entry.
+ */
+const MAX_NAMES_PER_DOCUMENT = 16
+
+/** What names an operation span: the selected operation's type and name. */
+interface OperationInfo {
+  readonly type: string
+  readonly name: string | undefined
+  readonly spanName: string
+}
+
 /** A code or class name low-cardinality enough to be an `error.type`. */
 const ERROR_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
 
@@ -118,6 +131,8 @@ export class OperationTrace {
   /** The index of the operation in a mercurius batch. */
   operationId: number | undefined
   secrets: readonly string[] | undefined
+  /** Names of the response paths resolver spans were made under (see `fieldPath`). */
+  paths: Map<GraphQLResolveInfo['path'], PathNames> | undefined
 
   constructor(span: Span, parent: Context, viaHooks: boolean) {
     this.span = span
@@ -202,18 +217,35 @@ function isObjectType(type: unknown): type is GraphQLObjectType {
   return (type as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'GraphQLObjectType'
 }
 
-/** `user.posts.title` (span name: no list indices) and `user.posts.0.title` (attribute). */
-function fieldPath(info: GraphQLResolveInfo): { name: string; full: string } {
-  let path: GraphQLResolveInfo['path'] | undefined = info.path
-  let name = ''
-  let full = ''
-  while (path !== undefined) {
-    const key = String(path.key)
-    full = full === '' ? key : `${key}.${full}`
-    if (typeof path.key === 'string') name = name === '' ? key : `${key}.${name}`
-    path = path.prev
+/** A response path's span name (`user.posts.title`: no list indices) and attribute (`user.posts.0.title`). */
+interface PathNames {
+  readonly name: string
+  readonly full: string
+}
+
+type ResponsePath = GraphQLResolveInfo['path']
+
+/**
+ * The names of `path`. Siblings share their parent's path object (the 50
+ * fields of `item`, each item of a list), so the parent's names come from
+ * `parents`, the operation's cache: a field's names cost one or two
+ * concatenations, not a walk to the root.
+ */
+function fieldPath(path: ResponsePath, parents: Map<ResponsePath, PathNames>): PathNames {
+  const key = path.key
+  const prev = path.prev
+  if (prev === undefined) {
+    const k = String(key)
+    return { name: typeof key === 'string' ? k : '', full: k }
   }
-  return { name, full }
+  let up = parents.get(prev)
+  if (up === undefined) {
+    up = fieldPath(prev, parents)
+    parents.set(prev, up)
+  }
+  const full = `${up.full}.${key}`
+  if (typeof key !== 'string') return { name: up.name, full }
+  return { name: up.name === '' ? key : `${up.name}.${key}`, full }
 }
 
 /**
@@ -240,6 +272,8 @@ export class GraphQLTracer {
   #enabled = true
   readonly #matcher: KeyMatcher
   readonly #facts = new WeakMap<DocumentNode, SensitiveFacts>()
+  /** Per document, the operation each requested name selects (`null`: none, or no name asked). */
+  readonly #operations = new WeakMap<DocumentNode, Map<string | null, OperationInfo | null>>()
   /** Schemas whose resolvers this tracer wrapped, and whether default resolvers were too. */
   readonly #instrumented = new WeakMap<GraphQLSchema, boolean>()
   readonly #tracedDefaults = new WeakMap<Resolver, Resolver>()
@@ -447,16 +481,14 @@ export class GraphQLTracer {
     if (!this.#enabled) return undefined
     let name = UNKNOWN_OPERATION
     let attributes: Attributes | undefined
-    if (document !== undefined) {
-      const op = selectOperation(document, operationName)
-      if (op !== undefined) {
-        const opName = op.name?.value
-        name = this.#spanName(op.operation, opName)
-        attributes =
-          opName === undefined
-            ? { [ATTR_OPERATION_TYPE]: op.operation }
-            : { [ATTR_OPERATION_TYPE]: op.operation, [ATTR_OPERATION_NAME]: opName }
-      }
+    const op = document === undefined ? undefined : this.#operationOf(document, operationName)
+    if (op !== undefined) {
+      name = op.spanName
+      // A fresh object per span: an SDK or a sampler may write to the one it is given.
+      attributes =
+        op.name === undefined
+          ? { [ATTR_OPERATION_TYPE]: op.type }
+          : { [ATTR_OPERATION_TYPE]: op.type, [ATTR_OPERATION_NAME]: op.name }
     }
     const span = this.#tracer.startSpan(
       name,
@@ -467,8 +499,40 @@ export class GraphQLTracer {
     return new OperationTrace(span, parent, viaHooks)
   }
 
-  #spanName(type: string, name: string | undefined): string {
-    return name !== undefined && this.config.operationNameInSpanName ? `${type} ${name}` : type
+  /**
+   * The operation `operationName` selects in `document`, named: worked out
+   * once per document and name (servers reuse the node of a cached query),
+   * so a span costs no walk of the definitions and no new name string.
+   */
+  #operationOf(
+    document: DocumentNode,
+    operationName: string | null | undefined,
+  ): OperationInfo | undefined {
+    const key = operationName ?? null
+    let byName = this.#operations.get(document)
+    if (byName === undefined) {
+      byName = new Map()
+      this.#operations.set(document, byName)
+    }
+    let info = byName.get(key)
+    if (info === undefined) {
+      const op = selectOperation(document, operationName)
+      const name = op?.name?.value
+      info =
+        op === undefined
+          ? null
+          : {
+              type: op.operation,
+              name,
+              spanName:
+                name !== undefined && this.config.operationNameInSpanName
+                  ? `${op.operation} ${name}`
+                  : op.operation,
+            }
+      // Bounded: one entry per operation name the client asked for, and the document itself is bounded.
+      if (byName.size < MAX_NAMES_PER_DOCUMENT) byName.set(key, info)
+    }
+    return info ?? undefined
   }
 
   /**
@@ -487,12 +551,11 @@ export class GraphQLTracer {
     t.variables = variables
     const o = this.config
     if (rename) {
-      const op = selectOperation(document, operationName)
+      const op = this.#operationOf(document, operationName)
       if (op !== undefined) {
-        const opName = op.name?.value
-        t.span.updateName(this.#spanName(op.operation, opName))
-        t.span.setAttribute(ATTR_OPERATION_TYPE, op.operation)
-        if (opName !== undefined) t.span.setAttribute(ATTR_OPERATION_NAME, opName)
+        t.span.updateName(op.spanName)
+        t.span.setAttribute(ATTR_OPERATION_TYPE, op.type)
+        if (op.name !== undefined) t.span.setAttribute(ATTR_OPERATION_NAME, op.name)
       }
     }
     if (o.includeDocument) {
@@ -706,7 +769,8 @@ export class GraphQLTracer {
           : run(source, args, contextValue, info)
       }
       t.resolverSpans++
-      const path = fieldPath(info)
+      t.paths ??= new Map()
+      const path = fieldPath(info.path, t.paths)
       const span = self.#tracer.startSpan(
         path.name,
         {
