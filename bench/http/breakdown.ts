@@ -18,7 +18,7 @@ export const httpBreakdownBench: BenchDefinition = {
       tag: 'http/breakdown',
       title: 'Where the overhead goes',
       intro:
-        'Same app and load as the overhead bench in http.md. `onrequest-headers` is one no-op `onRequest` hook that sets the two headers our rate limit sends (`RateLimit-Policy`, `RateLimit`): what Fastify charges any rate-limit plugin of our shape. `like-ours` adds what `bodyLimit` registers (a second `onRequest` and a `preParsing` hook, both no-ops). The ratio of ours to its stand-in is the cost of our own code.',
+        'Same app and load as the overhead bench in http.md. `onrequest-headers` is one no-op `onRequest` hook that sets the two headers our rate limit sends (`RateLimit-Policy`, `RateLimit`): what Fastify charges any rate-limit plugin of our shape. `like-ours` adds what `bodyLimit` registers (a second `onRequest` and a `preParsing` hook, both no-ops). The ratio of ours to its stand-in is the cost of our own code. (Registered together on one instance, our two guards share one `onRequest` hook, so `ours` runs one hook fewer than `like-ours`: that saving counts as ours.)',
       variants: {
         bare: 'bare',
         'onrequest-headers': 'onrequest-headers',
@@ -46,8 +46,14 @@ export const httpBreakdownBench: BenchDefinition = {
           label: 'ours (bodyLimit + rateLimit) / its stand-in (our code)',
           variant: 'ours',
           baseline: 'like-ours',
+          goal: 0.97,
         },
-        { label: 'ours (bodyLimit + rateLimit) / bare', variant: 'ours', baseline: 'bare' },
+        {
+          label: 'ours (bodyLimit + rateLimit) / bare',
+          variant: 'ours',
+          baseline: 'bare',
+          goal: 0.88,
+        },
       ],
       defaultRounds: 10,
     })

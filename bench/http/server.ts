@@ -98,8 +98,6 @@ async function build(variant: Variant): Promise<{
       const pool = new pg.Pool({
         connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
         max: 8,
-        // Counts calls of our function in pg_stat_user_functions (superuser setting).
-        options: '-c track_functions=pl',
       })
       const calls = { query: 0 }
       const counting: PostgresStoreOptions['pool'] = {

@@ -9,9 +9,11 @@
  *   filtered to the server's own connection (exact, and blind to other users
  *   of this Redis); INFO commandstats deltas (server-wide, so another client
  *   running at the same time would show up there, and is reported).
- * - PostgreSQL: a wrapper around `pool.query`; `pg_stat_user_functions` calls
- *   of our function (its own schema, so only ours); `pg_stat_database`
- *   transactions (database-wide: an upper bound that includes other sessions).
+ * - PostgreSQL: a wrapper around `pool.query`; `pg_stat_user_tables` rows
+ *   inserted or updated in our counters table (its own schema, so only ours:
+ *   one per one-policy request, whose statement is a plain upsert, no
+ *   function call); `pg_stat_database` transactions (database-wide: an upper
+ *   bound that includes other sessions).
  *
  * Speed is measured as direct calls, not as Fastify servers under autocannon:
  * rate-limiter-flexible has no Fastify plugin, so a server comparison would
@@ -179,26 +181,26 @@ async function countPostgres(ctx: BenchContext): Promise<string[][]> {
     // Closing ends the pool's backends, which flushes their statistics.
     await server.close()
     closed = true
-    let fnCalls = 0
-    for (let i = 0; i < 20 && fnCalls < COUNT_REQUESTS; i++) {
+    let writes = 0
+    for (let i = 0; i < 20 && writes < COUNT_REQUESTS; i++) {
       await sleep(250)
       await admin.query('SELECT pg_stat_clear_snapshot()')
-      const { rows } = await admin.query<{ calls: string }>(
-        'SELECT calls FROM pg_stat_user_functions WHERE schemaname = $1 AND funcname = $2',
-        [schema, 'fraiseql_rate_limit_consume'],
+      const { rows } = await admin.query<{ n: string }>(
+        'SELECT n_tup_ins + n_tup_upd AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2',
+        [schema, 'fraiseql_rate_limit'],
       )
-      fnCalls = Number(rows[0]?.calls ?? 0)
+      writes = Number(rows[0]?.n ?? 0)
     }
     const xactAfter = await xacts()
     ctx.log(
-      `http/stores: PostgreSQL count: ${after.query - before.query} queries, ${fnCalls} calls`,
+      `http/stores: PostgreSQL count: ${after.query - before.query} queries, ${writes} row writes`,
     )
     return [
       ['PostgreSQL', 'client wrapper (pool.query calls)', perRequest(after.query - before.query)],
       [
         'PostgreSQL',
-        'pg_stat_user_functions: calls of the consume function (this schema only)',
-        perRequest(fnCalls),
+        'pg_stat_user_tables: counter rows inserted or updated (this schema only; one per request)',
+        perRequest(writes),
       ],
       [
         'PostgreSQL',
@@ -387,7 +389,13 @@ async function postgresSpeed(ctx: BenchContext): Promise<StoreRounds<PostgresVar
 function speedSection<V extends string>(
   backend: string,
   r: StoreRounds<V>,
-  pairs: ReadonlyArray<{ readonly variant: V; readonly baseline: V; readonly label: string }>,
+  pairs: ReadonlyArray<{
+    readonly variant: V
+    readonly baseline: V
+    readonly label: string
+    /** The throughput ratio to reach. */
+    readonly goal?: number
+  }>,
   describe: (v: V) => string = (v) => v,
 ): string[] {
   return [
@@ -398,7 +406,11 @@ function speedSection<V extends string>(
           { ...p, label: `${p.label}, throughput (${CONCURRENCY} in flight)` },
           'higher-is-better',
         ),
-        compare(r.latency, { ...p, label: `${p.label}, latency (1 in flight)` }, 'lower-is-better'),
+        compare(
+          r.latency,
+          { variant: p.variant, baseline: p.baseline, label: `${p.label}, latency (1 in flight)` },
+          'lower-is-better',
+        ),
       ]),
     ),
     '',
@@ -453,6 +465,8 @@ export async function runStores(ctx: BenchContext): Promise<string> {
           label: 'ours (default, UNLOGGED table) / rate-limiter-flexible, PostgreSQL',
           variant: 'ours',
           baseline: 'rate-limiter-flexible',
+          // Issue 19: the default store within 10% of theirs.
+          goal: 0.9,
         },
         {
           label:

@@ -6,6 +6,7 @@ import type { SecurityError } from '../../errors.js'
 import { pathOf } from '../../internal/path-matcher.js'
 import { answerOptionsFor, deliverRefusal, ensureErrorReply } from '../../internal/reply/fastify.js'
 import { InvalidContentLengthError, RequestTooLargeError } from '../errors.js'
+import { ANSWERED, addRequestGuard } from '../guard-hook.js'
 import {
   type BodyLimitPolicy,
   type BodyLimitRouteConfig,
@@ -68,9 +69,11 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     server.on('checkContinue', (req: IncomingMessage, res) => server.emit('request', req, res))
   }
 
-  app.addHook('onRequest', (request, reply, done) => {
+  // Shares one `onRequest` hook with a rate limit registered right before or
+  // after it (see guard-hook.ts).
+  addRequestGuard(app, (request, reply) => {
     const limit = limitFor(policy, request)
-    if (limit === undefined) return done()
+    if (limit === undefined) return undefined
     const declared = declaredLength(request.headers['content-length'])
     if (declared.kind === 'invalid') return reject(reply, new InvalidContentLengthError())
     // Fast path: refuse before a single body byte is read. `Connection: close`
@@ -78,7 +81,7 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     if (declared.kind === 'length' && declared.bytes > limit) {
       return reject(reply, new RequestTooLargeError(limit, declared.bytes))
     }
-    done()
+    return undefined
   })
 
   app.addHook('preParsing', (request, reply, payload, done) => {
@@ -89,7 +92,10 @@ async function bodyLimitPlugin(app: FastifyInstance, options: BodySizeConfig): P
     }
     const decoder = decoderFor(policy, request.headers['content-encoding'], limit)
     // Answered here rather than through `done(error)`, for the reason given in `meter`.
-    if (decoder instanceof Error) return reject(reply, decoder)
+    if (decoder instanceof Error) {
+      reject(reply, decoder)
+      return
+    }
     // Whatever reads the body gets it decoded: a parser of ours or the
     // user's must not decode it a second time.
     if (decoder !== undefined) delete request.headers['content-encoding']
@@ -168,9 +174,10 @@ function unseenRouteLimit(
   return Math.min(ours, options.bodyLimit)
 }
 
-function reject(reply: FastifyReply, error: SecurityError): void {
+function reject(reply: FastifyReply, error: SecurityError): typeof ANSWERED {
   // The hooks that call this never call `done` after it: nothing runs on.
   void deliverRefusal(reply, error, refusal(error, answerOptionsFor(reply.request)))
+  return ANSWERED
 }
 
 function writeContinue(request: FastifyRequest, reply: FastifyReply): void {

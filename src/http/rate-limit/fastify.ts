@@ -1,13 +1,9 @@
-import type {
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  HookHandlerDoneFunction,
-} from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { routeConfigOf } from '../../internal/fastify-route.js'
 import { ensureErrorReply, sendError } from '../../internal/reply/fastify.js'
 import type { RateLimitInfo } from '../errors.js'
+import { ANSWERED, addRequestGuard, guardHook, type RequestGuard } from '../guard-hook.js'
 import { RateLimiter, type RateLimitOutcome } from './limiter.js'
 import type { RateLimitConfig, RateLimitRouteConfig } from './options.js'
 
@@ -38,61 +34,51 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitConfig): 
   })
   app.addHook('onClose', async () => limiter.close())
 
+  /** Acts on the decision; {@link ANSWERED} when the request was refused here. */
   function apply(
     outcome: RateLimitOutcome,
     request: FastifyRequest,
     reply: FastifyReply,
-    done: HookHandlerDoneFunction,
-  ): void {
+  ): typeof ANSWERED | undefined {
     switch (outcome.action) {
       case 'skip':
-        done()
-        return
+        return undefined
       case 'allow':
         request.rateLimit = outcome.info
         limiter.writeHeaders(outcome.info, outcome.set, reply)
         if (outcome.charge !== undefined)
           limiter.refundWhenDone(outcome.charge, request, reply.raw, reply)
-        done()
-        return
+        return undefined
       case 'reject':
         if (outcome.info !== undefined) request.rateLimit = outcome.info
         // Answer here instead of throwing: cheaper, and the shape is the one
         // every other rejection has, through the same function.
         void sendError(reply, outcome.error)
+        return ANSWERED
     }
   }
 
-  app.addHook(
-    limiter.config.hook,
-    (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-      const config = routeConfigOf(request)
-      const override = config.rateLimit
-      // The route id only names a route override (its cache entry, its error
-      // message): without one, building it would cost a string per request.
-      const routeId =
-        override === undefined || override === false
-          ? ''
-          : `${String(config.method)} ${config.url ?? '*'}`
-      let outcome: RateLimitOutcome | Promise<RateLimitOutcome>
-      try {
-        outcome = limiter.check(request, request.ip, request.url, override, routeId)
-      } catch (err) {
-        // A user callback (skip, max, onExceeded, errorResponseBuilder) threw:
-        // the request fails through the error handler, it is never let through.
-        done(err as Error)
-        return
-      }
-      if (outcome instanceof Promise) {
-        outcome.then(
-          (o) => apply(o, request, reply, done),
-          (err: unknown) => done(err as Error),
-        )
-      } else {
-        apply(outcome, request, reply, done)
-      }
-    },
-  )
+  // A user callback (skip, max, onExceeded, errorResponseBuilder) that throws
+  // fails the request through the error handler (the guard runner turns the
+  // throw or rejection into `done(error)`): it is never let through.
+  const guard: RequestGuard = (request, reply) => {
+    const config = routeConfigOf(request)
+    const override = config.rateLimit
+    // The route id only names a route override (its cache entry, its error
+    // message): without one, building it would cost a string per request.
+    const routeId =
+      override === undefined || override === false
+        ? ''
+        : `${String(config.method)} ${config.url ?? '*'}`
+    const outcome = limiter.check(request, request.ip, request.url, override, routeId)
+    if (outcome instanceof Promise) return outcome.then((o) => apply(o, request, reply))
+    return apply(outcome, request, reply)
+  }
+
+  // In `onRequest` the guard shares one hook with a body limit registered
+  // right before or after it (see guard-hook.ts).
+  if (limiter.config.hook === 'onRequest') addRequestGuard(app, guard)
+  else app.addHook(limiter.config.hook, guardHook(guard))
 }
 
 /**

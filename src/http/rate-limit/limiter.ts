@@ -42,6 +42,11 @@ export interface PolicySet {
   readonly policyHeader: string
   /** `RateLimit-Policy` as drafts 6 and 7 write it: `100;w=60`. */
   readonly unnamedPolicyHeader: string
+  /**
+   * Per policy, the start of its draft-8 `RateLimit` item (`"default";r=`),
+   * rendered once per set so a request only appends its two numbers.
+   */
+  readonly remainingPrefixes: readonly string[]
 }
 
 /** Renders a structured-field string (RFC 8941 §3.3.3); names are validated, so only quoting is needed. */
@@ -53,7 +58,13 @@ function policySet(policies: readonly RateLimitPolicy[], scope: string): PolicyS
     .map((p) => `${sfString(p.name)};q=${p.max};w=${seconds(p)}`)
     .join(', ')
   const unnamedPolicyHeader = policies.map((p) => `${p.max};w=${seconds(p)}`).join(', ')
-  return { policies: Object.freeze([...policies]), scope, policyHeader, unnamedPolicyHeader }
+  return {
+    policies: Object.freeze([...policies]),
+    scope,
+    policyHeader,
+    unnamedPolicyHeader,
+    remainingPrefixes: Object.freeze(policies.map((p) => `${sfString(p.name)};r=`)),
+  }
 }
 
 type KeyGenerator<Req> = (request: Req) => string | Promise<string>
@@ -120,9 +131,13 @@ function setFor<Req>(p: Plan<Req>, units: unknown): PolicySet {
   return set
 }
 
-/** Applies `f` now when `value` is plain, after it settles when it is a promise (no promise per request on the sync path). */
-function chain<T, R>(value: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
-  return value instanceof Promise ? value.then(f) : f(value)
+/** Postcondition of a `keyGenerator`: a key that names one client. */
+function validKey(key: unknown): string {
+  if (typeof key !== 'string' || key === '')
+    throw new ConfigError('rateLimit', [
+      { path: ['keyGenerator'], message: 'must return a non-empty string' },
+    ])
+  return key
 }
 
 /** `ttl` as @fastify/rate-limit's `context.after` reads: `'43 seconds'`. */
@@ -140,30 +155,36 @@ function writeStandardHeaders(
   set: PolicySet,
   target: HeaderTarget,
 ): void {
-  const reset = Math.ceil(info.resetMs / 1000)
   switch (draft) {
-    case 'draft-6':
-      target.header('ratelimit-policy', set.unnamedPolicyHeader)
-      target.header('ratelimit-limit', String(info.limit))
-      target.header('ratelimit-remaining', String(info.remaining))
-      target.header('ratelimit-reset', String(reset))
-      return
-    case 'draft-7':
-      target.header('ratelimit-policy', set.unnamedPolicyHeader)
-      target.header('ratelimit', `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`)
-      return
     case 'draft-8': {
       // One list item per policy (draft 8 §4), so clients see every quota.
       target.header('ratelimit-policy', set.policyHeader)
       const states = info.policies
+      const prefixes = set.remainingPrefixes
+      const names = set.policies
       let value = ''
       for (let i = 0; i < states.length; i++) {
         const s = states[i]!
         if (i > 0) value += ', '
-        value += `${sfString(s.name)};r=${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
+        // The set's pre-rendered item start, unless a store answered out of order.
+        value += names[i]?.name === s.name ? prefixes[i]! : `${sfString(s.name)};r=`
+        value += `${s.remaining};t=${Math.ceil(s.resetMs / 1000)}`
       }
       target.header('ratelimit', value)
+      return
     }
+    case 'draft-7':
+      target.header('ratelimit-policy', set.unnamedPolicyHeader)
+      target.header(
+        'ratelimit',
+        `limit=${info.limit}, remaining=${info.remaining}, reset=${Math.ceil(info.resetMs / 1000)}`,
+      )
+      return
+    case 'draft-6':
+      target.header('ratelimit-policy', set.unnamedPolicyHeader)
+      target.header('ratelimit-limit', String(info.limit))
+      target.header('ratelimit-remaining', String(info.remaining))
+      target.header('ratelimit-reset', String(Math.ceil(info.resetMs / 1000)))
   }
 }
 
@@ -171,7 +192,8 @@ function writeStandardHeaders(
 export function summarize(states: readonly PolicyState[]): RateLimitInfo {
   let decisive: PolicyState | undefined
   let allowed = true
-  for (const s of states) {
+  for (let i = 0; i < states.length; i++) {
+    const s = states[i]!
     if (!s.allowed) {
       if (allowed || decisive === undefined || s.retryAfterMs > decisive.retryAfterMs) decisive = s
       allowed = false
@@ -286,6 +308,12 @@ export class RateLimiter<Req = unknown> {
   readonly #refunded = new WeakSet<RateLimitCharge>()
   /** Refunds (and async success tests) of finished responses still running: `close()` waits for them. */
   readonly #pending = new Set<Promise<void>>()
+  /** The memory store's per-call arguments, reused (see {@link consume}). */
+  readonly #memoryRequest: { policies: readonly RateLimitPolicy[]; weight: number; now: number } = {
+    policies: [],
+    weight: 1,
+    now: 0,
+  }
   #logger: Logger
 
   constructor(options?: RateLimitConfig, logger?: Logger) {
@@ -431,8 +459,15 @@ export class RateLimiter<Req = unknown> {
     const p = this.#planFor(override, routeId)
     const skip = this.#skip
     if (skip === undefined) return this.#checkRequest(request, ip, p)
-    return chain(skip(request), (skipped) => (skipped ? SKIP : this.#checkRequest(request, ip, p)))
+    const skipped = skip(request)
+    if (skipped instanceof Promise)
+      return skipped.then((s) => (s ? SKIP : this.#checkRequest(request, ip, p)))
+    return skipped ? SKIP : this.#checkRequest(request, ip, p)
   }
+
+  // The steps below take the plain value when a callback answered
+  // synchronously and chain on the promise only when it did not: the common
+  // case (no callbacks, memory store) allocates no closure and no promise.
 
   #checkRequest(
     request: Req,
@@ -440,14 +475,10 @@ export class RateLimiter<Req = unknown> {
     p: Plan<Req>,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
     const gen = p.keyGenerator
-    const key = gen === undefined ? ipKey(ip, this.#ipv6Subnet) : gen(request)
-    return chain(key, (k) => {
-      if (typeof k !== 'string' || k === '')
-        throw new ConfigError('rateLimit', [
-          { path: ['keyGenerator'], message: 'must return a non-empty string' },
-        ])
-      return this.#checkKey(request, ip, k, p)
-    })
+    if (gen === undefined) return this.#checkKey(request, ip, ipKey(ip, this.#ipv6Subnet), p)
+    const key = gen(request)
+    if (key instanceof Promise) return key.then((k) => this.#checkKey(request, ip, validKey(k), p))
+    return this.#checkKey(request, ip, validKey(key), p)
   }
 
   #checkKey(
@@ -456,12 +487,22 @@ export class RateLimiter<Req = unknown> {
     key: string,
     p: Plan<Req>,
   ): RateLimitOutcome | Promise<RateLimitOutcome> {
-    return chain(this.isAllowListed(request, ip, key), (listed) => {
-      if (listed) return SKIP
-      const max = p.max
-      if (typeof max === 'number') return this.#charge(request, key, p.fixed!)
-      return chain(max(request, key), (units) => this.#charge(request, key, setFor(p, units)))
-    })
+    const listed = this.isAllowListed(request, ip, key)
+    if (listed instanceof Promise)
+      return listed.then((l) => (l ? SKIP : this.#checkQuota(request, key, p)))
+    return listed ? SKIP : this.#checkQuota(request, key, p)
+  }
+
+  #checkQuota(
+    request: Req,
+    key: string,
+    p: Plan<Req>,
+  ): RateLimitOutcome | Promise<RateLimitOutcome> {
+    const max = p.max
+    if (typeof max === 'number') return this.#charge(request, key, p.fixed!)
+    const units = max(request, key)
+    if (units instanceof Promise) return units.then((u) => this.#charge(request, key, setFor(p, u)))
+    return this.#charge(request, key, setFor(p, units))
   }
 
   #charge(request: Req, key: string, set: PolicySet): RateLimitOutcome | Promise<RateLimitOutcome> {
@@ -540,15 +581,22 @@ export class RateLimiter<Req = unknown> {
     set: PolicySet,
     weight = 1,
   ): RateLimitInfo | Promise<RateLimitInfo | undefined> {
-    const request = { policies: set.policies, weight, now: this.clock() }
     const storeKey = set.scope === '' ? key : set.scope + key
     if (this.#memory !== undefined) {
+      // The memory store reads the request during the call and keeps none of
+      // it (nor does #record: it copies the fields), so one object serves
+      // every request.
+      const request = this.#memoryRequest
+      request.policies = set.policies
+      request.weight = weight
+      request.now = this.clock()
       const states = this.#memory.consumeSync(storeKey, request)
       const info = summarize(states)
       if (this.#refunds)
         this.#record(info, storeKey, request, states, 'memory', !this.#memory.has(storeKey))
       return info
     }
+    const request = { policies: set.policies, weight, now: this.clock() }
     if (!this.#breaker.admits(request.now)) return this.#fallback(storeKey, set, request)
     return this.#consumeShared(storeKey, set, request)
   }

@@ -109,6 +109,39 @@ export function toPolicyState(
   return state
 }
 
+/**
+ * {@link toPolicyState} for a store that always knows the window, taking the
+ * counters as arguments: the in-process store's hit path builds no
+ * intermediate object, and every state it returns has the same shape.
+ */
+export function policyStateAt(
+  policy: RateLimitPolicy,
+  previous: number,
+  current: number,
+  elapsedMs: number,
+  window: number,
+  policyAllowed: boolean,
+  weight: number,
+): PolicyState {
+  const W = policy.windowMs
+  if (!policyAllowed)
+    return toPolicyState(policy, { previous, current, elapsedMs, window }, false, weight)
+  const remaining = Math.max(
+    0,
+    Math.floor(policy.max - ((previous * (W - elapsedMs)) / W + current)),
+  )
+  return {
+    name: policy.name,
+    limit: policy.max,
+    windowMs: W,
+    remaining,
+    resetMs: W - elapsedMs,
+    retryAfterMs: 0,
+    allowed: true,
+    window,
+  }
+}
+
 /** Window index and elapsed time of `now` for a window length. */
 export function windowOf(now: number, windowMs: number): { index: number; elapsedMs: number } {
   const index = Math.floor(now / windowMs)

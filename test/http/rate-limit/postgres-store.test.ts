@@ -40,7 +40,7 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
     const { rows } = await db.pool.query(
       `SELECT count(*)::int AS n FROM "${db.schema}".fraiseql_rate_limit_migrations`,
     )
-    expect(rows[0].n).toBe(3)
+    expect(rows[0].n).toBe(4)
   })
 
   it('migrates a fresh schema when several stores start together', async () => {
@@ -154,6 +154,88 @@ describe.skipIf(!HAS_POSTGRES)('PostgresStore', () => {
     expect(third.ttl).toBeLessThanOrEqual(2 * w - 5_000)
     expect(third.ttl).toBeGreaterThan(2 * w - 6_000)
     await store.close()
+  })
+
+  for (const [label, policies] of [
+    ['one policy (the plain statement)', [{ name: 'default', max: 5, windowMs: 60_000 }]],
+    [
+      'two policies (the function)',
+      [
+        { name: 'default', max: 5, windowMs: 60_000 },
+        { name: 'hour', max: 100, windowMs: 3_600_000 },
+      ],
+    ],
+  ] as const) {
+    it(`admits exactly max of 12 concurrent calls for one key, ${label}`, async () => {
+      const store = new PostgresStore({ pool: db.pool, schema: db.schema, pruneIntervalMs: 0 })
+      const key = randomUUID()
+      const states = await Promise.all(
+        Array.from({ length: 12 }, () => store.consume(key, { policies, weight: 1, now: 0 })),
+      )
+      expect(states.filter((s) => s.every((p) => p.allowed))).toHaveLength(5)
+      expect(states.filter((s) => !s[0]!.allowed)).toHaveLength(7)
+    })
+  }
+
+  it('keeps counters written before migration 0004 (by the consume function) and goes on counting them', async () => {
+    const schema = `${db.schema}_m4`
+    const t = `"${schema}".fraiseql_rate_limit`
+    try {
+      const store = new PostgresStore({ pool: db.pool, schema, pruneIntervalMs: 0 })
+      await store.migrate()
+      // Back to what 0003 left: no decision columns, 0004 not applied.
+      await db.pool.query(`ALTER TABLE ${t} DROP COLUMN last_elapsed, DROP COLUMN last_allowed`)
+      await db.pool.query(
+        `DELETE FROM "${schema}".fraiseql_rate_limit_migrations WHERE name = '0004_single_policy_statement'`,
+      )
+      const W = 60_000
+      const T0 = 1_800_000_000_000 - (1_800_000_000_000 % W)
+      // Counters as the 0003 function writes them: 3 in the current window, 4 then 2.
+      await db.pool.query(
+        `SELECT * FROM "${schema}".fraiseql_rate_limit_consume($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
+        [['default:a'], [5], [W], 3, T0 + 100],
+      )
+      await db.pool.query(
+        `SELECT * FROM "${schema}".fraiseql_rate_limit_consume($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
+        [['default:b'], [10], [W], 4, T0 - W + 100],
+      )
+      await store.migrate()
+      const caller = new PostgresStore({
+        pool: db.pool,
+        schema,
+        timeSource: 'caller',
+        pruneIntervalMs: 0,
+      })
+      const a = { name: 'default', max: 5, windowMs: W }
+      // Two more fit beside the 3 already counted, the third does not.
+      expect(
+        (await caller.consume('a', { policies: [a], weight: 2, now: T0 + 200 }))[0],
+      ).toMatchObject({
+        allowed: true,
+        remaining: 0,
+        window: T0 / W,
+      })
+      expect(
+        (await caller.consume('a', { policies: [a], weight: 1, now: T0 + 300 }))[0]!.allowed,
+      ).toBe(false)
+      // b's 4 from the previous window weigh in at half the window: 4 * 0.5 + 8 = 10.
+      const b = { name: 'default', max: 10, windowMs: W }
+      expect(
+        (await caller.consume('b', { policies: [b], weight: 8, now: T0 + W / 2 }))[0]!.allowed,
+      ).toBe(true)
+      expect(
+        (await caller.consume('b', { policies: [b], weight: 1, now: T0 + W / 2 }))[0]!.allowed,
+      ).toBe(false)
+      // The function (several policies) still works on the migrated table.
+      const states = await caller.consume('c', {
+        policies: [a, { name: 'hour', max: 100, windowMs: 3_600_000 }],
+        weight: 1,
+        now: T0,
+      })
+      expect(states.map((s) => s.allowed)).toEqual([true, true])
+    } finally {
+      await db.pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    }
   })
 
   it('rejects an unsafe schema name with ERR_CONFIG_INVALID naming the field', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { parseOptions } from '../../../internal/options.js'
 import type { PolicyState } from '../../errors.js'
-import { fits, type RateLimitPolicy, toPolicyState } from '../sliding-window.js'
+import { fits, policyStateAt, type RateLimitPolicy } from '../sliding-window.js'
 import type { ConsumeRequest, RateLimitStore, RefundRequest } from '../store.js'
 
 export const MemoryStoreOptionsSchema = z
@@ -134,12 +134,7 @@ export class MemoryStore implements RateLimitStore {
           : fits(policy.max, policy.windowMs, previous, entry.current[i]!, elapsedMs, weight)
       const current = allowed ? entry.current[i]! + weight : entry.current[i]!
       entry.current[i] = current
-      states[i] = toPolicyState(
-        policy,
-        { previous, current, elapsedMs, window: entry.index[i]! },
-        ok,
-        weight,
-      )
+      states[i] = policyStateAt(policy, previous, current, elapsedMs, entry.index[i]!, ok, weight)
     }
     return states
   }

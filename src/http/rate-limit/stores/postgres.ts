@@ -12,7 +12,7 @@ import {
   watchBorrowedPool,
 } from '../../../internal/sql/postgres.js'
 import type { PolicyState } from '../../errors.js'
-import { toPolicyState } from '../sliding-window.js'
+import { type RateLimitPolicy, toPolicyState } from '../sliding-window.js'
 import type { ConsumeRequest, RateLimitStore, RefundRequest } from '../store.js'
 
 export const PostgresStoreOptionsSchema = z
@@ -184,9 +184,71 @@ function refundFunctionDdl(schema: string): string {
      $fn$`
 }
 
+/**
+ * The columns 0004 adds: what the last call decided, kept in the row so the
+ * one-policy statement can hand it back through `RETURNING` (which sees only
+ * the row it wrote). Constant defaults: PostgreSQL adds them without
+ * rewriting the table, and a consume function of an older version, which
+ * names its columns, keeps inserting.
+ */
+function decisionColumnsDdl(schema: string): string {
+  return `ALTER TABLE ${quoteIdent(schema)}.${TABLE}
+      ADD COLUMN IF NOT EXISTS last_elapsed bigint NOT NULL DEFAULT 0,
+      ADD COLUMN IF NOT EXISTS last_allowed boolean NOT NULL DEFAULT true`
+}
+
+/** PostgreSQL's clock in ms, as the consume function reads it, unless the caller's time (`$5`) is given. */
+const NOW_MS = 'COALESCE($5::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)'
+
+/**
+ * The one-policy consume: the same decision as the consume function, as one
+ * `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` (no PL/pgSQL call, no
+ * second statement). Parameters: key, max, windowMs, weight, caller's time.
+ *
+ * The update's values come from one sub-select, evaluated once the conflict
+ * has locked the row and on its latest version: the clock is read there (a
+ * call that waited on the lock across a window edge decides in the newer
+ * window), and read once, so every column agrees on it. As in the function,
+ * a row never moves back to an older window. Concurrent calls for
+ * one key serialize on that lock. A refused call still moves the row to the
+ * current window (an uncharged move: the next call would make the same one)
+ * and records the refusal in `last_allowed`.
+ */
+function consumeStatementText(schema: string): string {
+  const t = `${quoteIdent(schema)}.${TABLE}`
+  const expiry = (elapsed: string) =>
+    `clock_timestamp() + make_interval(secs => (2 * $3::bigint - ${elapsed}) / 1000.0)`
+  return `INSERT INTO ${t} AS t (key, window_index, curr, prev, expires_at, last_elapsed, last_allowed)
+SELECT $1::text, n.x, CASE WHEN n.ok THEN $4::bigint ELSE 0 END, 0, ${expiry('n.e')}, n.e, n.ok
+  FROM (SELECT a.v / $3::bigint AS x, a.v % $3::bigint AS e, $4::bigint <= $2::bigint AS ok
+          FROM (SELECT ${NOW_MS} AS v) a) n
+ON CONFLICT (key) DO UPDATE SET (window_index, curr, prev, expires_at, last_elapsed, last_allowed) = (
+  SELECT d.x, CASE WHEN d.ok THEN d.cur + $4::bigint ELSE d.cur END, d.prv,
+         CASE WHEN t.window_index = d.x THEN t.expires_at ELSE ${expiry('d.e')} END,
+         d.e, d.ok
+    FROM (SELECT c.x, c.e, c.cur, c.prv,
+                 c.prv * ($3::bigint - c.e) + (c.cur + $4::bigint) * $3::bigint <= $2::bigint * $3::bigint AS ok
+            FROM (SELECT b.x, b.e,
+                         CASE WHEN t.window_index = b.x THEN t.curr ELSE 0 END AS cur,
+                         CASE WHEN t.window_index = b.x THEN t.prev
+                              WHEN t.window_index = b.x - 1 THEN t.curr ELSE 0 END AS prv
+                    FROM (SELECT greatest(t.window_index, a.v / $3::bigint) AS x,
+                                 CASE WHEN t.window_index > a.v / $3::bigint THEN 0 ELSE a.v % $3::bigint END AS e
+                            FROM (SELECT ${NOW_MS} AS v) a) b) c) d)
+RETURNING t.last_allowed, t.prev, t.curr, t.last_elapsed, t.window_index`
+}
+
 /** A prepared statement named after a digest of its text (which names the schema). */
 function namedStatement(prefix: string, text: string): { name: string; text: string } {
   return { name: `${prefix}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text }
+}
+
+interface SingleConsumeRow {
+  last_allowed: boolean
+  prev: string | number
+  curr: string | number
+  last_elapsed: string | number
+  window_index: string | number
 }
 
 interface ConsumeRow {
@@ -199,8 +261,9 @@ interface ConsumeRow {
 }
 
 /**
- * PostgreSQL store: exactly one statement per request (a call to a PL/pgSQL
- * function that upserts, locks, checks and charges atomically), its table
+ * PostgreSQL store: exactly one statement per request, which upserts, locks,
+ * checks and charges atomically (with one policy a plain `INSERT ... ON
+ * CONFLICT DO UPDATE`; with several a call to a PL/pgSQL function), its table
  * created by `migrate()`, expired rows pruned in the background.
  *
  * @example
@@ -217,6 +280,7 @@ export class PostgresStore implements RateLimitStore {
   readonly #schema: string
   readonly #callerTime: boolean
   readonly #statement: { name: string; text: string }
+  readonly #singleStatement: { name: string; text: string }
   readonly #refundStatement: { name: string; text: string }
   readonly #logger: Logger
   readonly #durable: boolean
@@ -241,6 +305,7 @@ export class PostgresStore implements RateLimitStore {
       'fsrl_consume',
       `SELECT allowed, policy_ok, prev, curr, elapsed, win FROM ${q}.${FUNCTION}($1::text[], $2::bigint[], $3::bigint[], $4::bigint, $5::bigint)`,
     )
+    this.#singleStatement = namedStatement('fsrl_consume1', consumeStatementText(o.schema))
     this.#refundStatement = namedStatement(
       'fsrl_refund',
       `SELECT ${q}.${REFUND_FUNCTION}($1::text[], $2::bigint[], $3::bigint)`,
@@ -260,6 +325,7 @@ export class PostgresStore implements RateLimitStore {
     const table = tableDdl(this.#schema, this.#durable)
     const consume = consumeFunctionDdl(this.#schema)
     const refund = refundFunctionDdl(this.#schema)
+    const columns = decisionColumnsDdl(this.#schema)
     const s = quoteIdent(this.#schema)
     await migratePostgres(this.#pool, {
       schema: this.#schema,
@@ -292,12 +358,20 @@ export class PostgresStore implements RateLimitStore {
             await sql.raw(refund).execute(db)
           },
         },
+        // The columns the one-policy statement returns its decision in. The
+        // consume function stays, for requests with several policies.
+        '0004_single_policy_statement': {
+          async up(db) {
+            await sql.raw(columns).execute(db)
+          },
+        },
       },
     })
   }
 
   async consume(key: string, request: ConsumeRequest): Promise<readonly PolicyState[]> {
     const { policies, weight } = request
+    if (policies.length === 1) return this.#consumeOne(key, policies[0]!, request)
     const keys = policies.map((p) => `${p.name}:${key}`)
     const { rows } = await this.#pool.query({
       ...this.#statement,
@@ -324,6 +398,42 @@ export class PostgresStore implements RateLimitStore {
         weight,
       ),
     )
+  }
+
+  /** The common case, one policy: one plain statement, scalar parameters, no function call. */
+  async #consumeOne(
+    key: string,
+    policy: RateLimitPolicy,
+    request: ConsumeRequest,
+  ): Promise<readonly PolicyState[]> {
+    const { weight } = request
+    const { rows } = await this.#pool.query({
+      name: this.#singleStatement.name,
+      text: this.#singleStatement.text,
+      values: [
+        `${policy.name}:${key}`,
+        policy.max,
+        policy.windowMs,
+        weight,
+        this.#callerTime ? request.now : null,
+      ],
+    })
+    const row = rows[0] as SingleConsumeRow | undefined
+    if (row === undefined || rows.length !== 1)
+      throw new TypeError('unexpected reply from the rate-limit statement')
+    return [
+      toPolicyState(
+        policy,
+        {
+          previous: Number(row.prev),
+          current: Number(row.curr),
+          elapsedMs: Number(row.last_elapsed),
+          window: Number(row.window_index),
+        },
+        row.last_allowed,
+        weight,
+      ),
+    ]
   }
 
   /** One statement: a call to the refund function, which locks and updates every policy row. */
