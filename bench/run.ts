@@ -18,6 +18,7 @@ const BENCHES: Record<string, () => Promise<BenchDefinition>> = {
   sbom: async () => (await import('./sbom/index.js')).sbomBench,
   'api-keys': async () => (await import('./api-keys/index.js')).apiKeysBench,
   'graphql-tracing': async () => (await import('./graphql/tracing.js')).graphqlTracingBench,
+  'memory-growth': async () => (await import('./http/memory-growth.js')).memoryGrowthBench,
 }
 
 const { names, knobs } = parseArgs(process.argv.slice(2))

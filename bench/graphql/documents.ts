@@ -43,7 +43,7 @@ export const DESCRIPTIONS: Record<Variant, string> = {
 /** The limits both guards enforce; generous enough that every document passes. */
 export const LIMITS = { maxDepth: 15, maxAliases: 100, maxDirectives: 50, maxComplexity: 100_000 }
 
-const SCHEMA = buildSchema(`
+export const SCHEMA = buildSchema(`
   interface Node { id: ID! }
   union SearchResult = User | Post
   type Query {

@@ -14,7 +14,6 @@
 import type { BenchContext, BenchDefinition } from '../lib/bench.js'
 import { knob } from '../lib/options.js'
 import { DRIVER_CORE } from '../lib/pin.js'
-import { coreTimes } from '../lib/proc.js'
 import { absoluteTable, fmt, machineBlock, ratioTable, spread, table } from '../lib/report.js'
 import {
   type ComparisonResult,
@@ -23,7 +22,7 @@ import {
   type RoundsResult,
   williamsOrders,
 } from '../lib/rounds.js'
-import { median, quantile, type Summary, summarize } from '../lib/stats.js'
+import { median, type Summary, summarize } from '../lib/stats.js'
 import {
   DESCRIPTIONS,
   DOCUMENTS,
@@ -34,6 +33,8 @@ import {
   VARIANTS,
   type Variant,
 } from './documents.js'
+import { growthSection } from './growth.js'
+import { interleavedRound } from './interleave.js'
 
 /** Goals from the issue: ours adds less than armor on every document, and at most 15% on the large one. */
 const GOAL_LARGE = 0.15
@@ -42,6 +43,9 @@ const LARGE: DocumentName = 'large'
 const DEFAULT_ROUNDS = 16
 /** One round: this long of interleaved calls (a few hundred per contender on the large document). */
 const DEFAULT_TIME_MS = 2000
+/** The growth section: 5 contenders, so a Williams design over them repeats every 10 cycles. */
+const DEFAULT_GROWTH_ROUNDS = 8
+const DEFAULT_GROWTH_TIME_MS = 1500
 
 interface DocResult {
   readonly name: DocumentName
@@ -53,52 +57,6 @@ interface DocResult {
   readonly armorOverOurs: readonly number[]
 }
 
-/**
- * One round: calls interleaved at the finest grain. Each cycle calls every
- * contender once, in the next Williams order, timing each call; after
- * `timeMs` each contender's figure is the median of its calls. This machine
- * has slow phases lasting seconds that slow everything 2× (the A/A spread of
- * whole-window rounds was 0.5×–1.6×): contenders measured in separate
- * windows see different phases, calls a few milliseconds apart see the same.
- */
-function interleavedRound(
-  calls: Record<Variant, () => unknown>,
-  timeMs: number,
-  pinned: boolean,
-): Record<Variant, Measurement> {
-  const orders = williamsOrders(VARIANTS)
-  const times = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<
-    Variant,
-    number[]
-  >
-  const core0 = pinned ? coreTimes(DRIVER_CORE) : undefined
-  const t0 = performance.now()
-  const deadline = t0 + timeMs
-  for (let cycle = 0; performance.now() < deadline; cycle++) {
-    for (const v of orders[cycle % orders.length]!) {
-      const start = performance.now()
-      calls[v]()
-      times[v].push(performance.now() - start)
-    }
-  }
-  const wall = (performance.now() - t0) / 1000
-  const core1 = pinned ? coreTimes(DRIVER_CORE) : undefined
-  const steal = core0 && core1 ? (core1.steal - core0.steal) / wall : undefined
-  const out = {} as Record<Variant, Measurement>
-  for (const v of VARIANTS) {
-    const us = times[v].map((ms) => ms * 1000)
-    out[v] = {
-      value: median(us),
-      extra: {
-        p99Us: quantile(us, 0.99),
-        samples: us.length,
-        ...(steal === undefined ? {} : { steal }),
-      },
-    }
-  }
-  return out
-}
-
 async function measureDocument(
   ctx: BenchContext,
   name: DocumentName,
@@ -108,13 +66,13 @@ async function measureDocument(
   pinned: boolean,
 ): Promise<DocResult> {
   // Unmeasured: let the JIT settle on every contender before round 1.
-  interleavedRound(calls, timeMs, false)
+  interleavedRound(VARIANTS, calls, timeMs, false)
   const samples = Object.fromEntries(VARIANTS.map((v) => [v, [] as Measurement[]])) as Record<
     Variant,
     Measurement[]
   >
   for (let round = 0; round < rounds; round++) {
-    const r = interleavedRound(calls, timeMs, pinned)
+    const r = interleavedRound(VARIANTS, calls, timeMs, pinned)
     for (const v of VARIANTS) samples[v].push(r[v])
     ctx.log(
       `graphql: ${name} round ${round + 1}/${rounds} ${VARIANTS.map((v) => `${v} ${r[v].value.toFixed(1)} µs`).join(', ')}`,
@@ -256,6 +214,11 @@ export const graphqlBench: BenchDefinition = {
     for (const name of Object.keys(DOCUMENTS) as DocumentName[]) {
       docs.push(await measureDocument(ctx, name, s.calls[name], rounds, timeMs, pinned))
     }
+    // Fewer, shorter rounds than above: the question is a factor of 10 per
+    // step, not a few percent, and four sizes would otherwise double the bench.
+    const growthRounds = knob(ctx.knobs.rounds, DEFAULT_GROWTH_ROUNDS)
+    const growthTimeMs = knob(ctx.knobs.timeMs, DEFAULT_GROWTH_TIME_MS)
+    const growth = await growthSection(ctx, growthRounds, growthTimeMs, pinned)
     return [
       '# GraphQL guards benchmark',
       '',
@@ -278,6 +241,7 @@ export const graphqlBench: BenchDefinition = {
       '"armor added ÷ ours added" divides the two medians: how many times more validation time graphql-armor adds than ours. "armor time ÷ ours time" is per round (above 1.00×: ours faster). The A/A column is the noise floor: a difference no larger than it is not measurable here.',
       '',
       ...docs.flatMap((d) => [docSection(d, pinned), '']),
+      growth,
       '## Settings',
       '',
       table(

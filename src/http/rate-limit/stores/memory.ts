@@ -33,6 +33,13 @@ interface Entry {
   readonly key: string
   /** The policy list the slots are laid out for (the limiter passes the same frozen array). */
   policies: readonly RateLimitPolicy[]
+  /**
+   * Policies of an earlier layout that the current one lacks, their counters
+   * kept past the current slots (`index[policies.length + i]`...): a key used
+   * with another policy list (a route group whose routes differ) must not
+   * lose, and so reset, the count of a policy it will come back to.
+   */
+  parked: readonly RateLimitPolicy[]
   index: number[]
   current: number[]
   previous: number[]
@@ -200,17 +207,22 @@ export class MemoryStore implements RateLimitStore {
 
   /** The same key used with another policy list: keep counters by policy name. */
   #relayout(entry: Entry, policies: readonly RateLimitPolicy[]): void {
-    const byName = new Map(entry.policies.map((p, i) => [p.name, i]))
+    const held = [...entry.policies, ...entry.parked]
+    const byName = new Map(held.map((p, i) => [p.name, i]))
     const index: number[] = []
     const current: number[] = []
     const previous: number[] = []
-    for (const p of policies) {
-      const i = byName.get(p.name)
+    const copy = (i: number | undefined) => {
       index.push(i === undefined ? Number.NaN : entry.index[i]!)
       current.push(i === undefined ? 0 : entry.current[i]!)
       previous.push(i === undefined ? 0 : entry.previous[i]!)
     }
+    for (const p of policies) copy(byName.get(p.name))
+    const names = new Set(policies.map((p) => p.name))
+    const parked = held.filter((p) => !names.has(p.name))
+    for (const p of parked) copy(byName.get(p.name))
     entry.policies = policies
+    entry.parked = parked
     entry.index = index
     entry.current = current
     entry.previous = previous
@@ -279,6 +291,7 @@ function newEntry(
   return {
     key,
     policies,
+    parked: [],
     index: new Array<number>(n).fill(Number.NaN),
     current: new Array<number>(n).fill(0),
     previous: new Array<number>(n).fill(0),
@@ -293,10 +306,12 @@ function newEntry(
  * or the windows still weighed hold zero.
  */
 function isIdle(entry: Entry, now: number): boolean {
-  for (let i = 0; i < entry.policies.length; i++) {
+  const n = entry.policies.length
+  for (let i = 0; i < n + entry.parked.length; i++) {
     const last = entry.index[i]!
     if (Number.isNaN(last)) continue
-    const x = Math.floor(now / entry.policies[i]!.windowMs)
+    const policy = i < n ? entry.policies[i]! : entry.parked[i - n]!
+    const x = Math.floor(now / policy.windowMs)
     if (last < x - 1) continue
     if (last === x - 1 ? entry.current[i] !== 0 : entry.current[i] !== 0 || entry.previous[i] !== 0)
       return false
