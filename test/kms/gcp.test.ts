@@ -131,7 +131,10 @@ describe('GcpKmsProvider network hygiene', () => {
     delete process.env.METADATA_SERVER_DETECTION
     const e = await startGcpKmsEmulator({ keys: ['app'] })
     const guard = guardNetwork()
-    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST })
+    // The default deadline, not FAST's 1.5 s: this is the file's first real
+    // client (channel set-up, auth), which a loaded machine can slow past it,
+    // and the test is about where calls go, not how fast.
+    const kms = new GcpKmsProvider({ ...e.providerOptions(), ...FAST, timeoutMs: 10_000 })
     try {
       const enc = await kms.encrypt('payload', 'app', { t: '1' })
       expect(text(await kms.decrypt(enc))).toBe('payload')

@@ -34,8 +34,12 @@ const run = promisify(execFile)
 const CLI = process.env.FRAISEQL_AWS_CLI ?? (existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws')
 
 const home = mkdtempSync(join(tmpdir(), 'fsl-awscli-'))
+// CLI v2 prints timestamps as ISO 8601 by default, v1 as the service sent
+// them (epoch seconds): the same setting for both, so the tests below check
+// that botocore parsed the emulator's timestamps, whichever CLI is installed.
+writeFileSync(join(home, 'config'), '[default]\ncli_timestamp_format = iso8601\n')
 
-/** Only what the CLI needs: no profile, no config file, no instance metadata, no pager. */
+/** Only what the CLI needs: no profile, no instance metadata, no pager; the config file above. */
 function cliEnv(credentials: {
   accessKeyId: string
   secretAccessKey: string
