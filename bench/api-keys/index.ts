@@ -12,6 +12,7 @@ import { absoluteTable, fmt, machineBlock, ratioTable, table } from '../lib/repo
 import { type Comparison, compare, runRounds, williamsOrders } from '../lib/rounds.js'
 import { median, summarize } from '../lib/stats.js'
 import { ATTEMPTS, DISTURBED, measureWindow, type WindowSettings } from '../lib/window.js'
+import { runGrowth } from './growth-run.js'
 import { DESCRIPTIONS, setup, VARIANTS, type Variant } from './variants.js'
 
 /** The issue's goal for warm-cache `validate()`. */
@@ -43,7 +44,7 @@ const COMPARISONS: readonly Comparison<Variant>[] = [
 export const apiKeysBench: BenchDefinition = {
   name: 'api-keys',
   description:
-    "ApiKeyManager.validate() warm and on a PostgreSQL cache miss vs prefixed-api-key's checkAPIKey and a bare HMAC",
+    "ApiKeyManager.validate() warm and on a PostgreSQL cache miss vs prefixed-api-key's checkAPIKey and a bare HMAC, and its cost as rows and cached keys grow",
   async run(ctx: BenchContext) {
     const windowMs = knob(ctx.knobs.timeMs, DEFAULT_WINDOW_MS)
     const rounds = knob(ctx.knobs.rounds, DEFAULT_ROUNDS)
@@ -77,6 +78,8 @@ export const apiKeysBench: BenchDefinition = {
         onMeasured: (v, round, m) =>
           ctx.log(`api-keys round ${round + 1}/${rounds} ${v.padEnd(8)} ${fmt.int(m.value)} ops/s`),
       })
+      // After the main rounds, whose pool and managers stay idle meanwhile.
+      const growth = await runGrowth(ctx, windowMs, settings)
       const comparisons = COMPARISONS.map((c) => compare(result, c, 'higher-is-better'))
       for (const c of comparisons) ctx.log(`api-keys ${c.label}: ${fmt.ratio(c.summary.median)}`)
       const warm = result.samples.warm.map((m) => m.value)
@@ -141,9 +144,10 @@ export const apiKeysBench: BenchDefinition = {
           },
         ),
         '',
+        ...growth.markdown,
         '## Checks before timing',
         '',
-        ...s.checks.map((c) => `- ${c}`),
+        ...[...s.checks, ...growth.checks].map((c) => `- ${c}`),
         '',
         '## Settings',
         '',
