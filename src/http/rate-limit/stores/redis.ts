@@ -17,6 +17,18 @@ export interface RedisClientLike {
 }
 
 /**
+ * The charge scripts' first lines: the weight (ARGV[1]) and the time in
+ * milliseconds, the caller's (ARGV[2]) or else Redis `TIME`.
+ */
+const LUA_WEIGHT_AND_NOW = `local weight = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+/**
  * One hash per (client, policy): `w` window index, `c` current count, `p`
  * previous count. All policies are checked first and charged only if every one
  * fits, in one atomic script, so the request is all or nothing. The first
@@ -30,13 +42,7 @@ export interface RedisClientLike {
  * Integer comparisons mirror `fits()` in sliding-window.ts exactly.
  */
 export const SLIDING_WINDOW_LUA = `
-local weight = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-if now == nil then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local n = #KEYS
+${LUA_WEIGHT_AND_NOW}local n = #KEYS
 local idx, el, cur, prev, ok, same = {}, {}, {}, {}, {}, {}
 local allowed = 1
 for i = 1, n do
@@ -94,13 +100,7 @@ const SCRIPT_SHA = createHash('sha1').update(SLIDING_WINDOW_LUA).digest('hex')
  * Redis CPU.
  */
 export const SLIDING_WINDOW_ONE_POLICY_LUA = `
-local weight = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-if now == nil then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local max = tonumber(ARGV[3])
+${LUA_WEIGHT_AND_NOW}local max = tonumber(ARGV[3])
 local w = tonumber(ARGV[4])
 local x = math.floor(now / w)
 local e = now - x * w
